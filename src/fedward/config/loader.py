@@ -1,0 +1,180 @@
+"""Read configuration: a TOML file, then the environment, validated once at start.
+
+The seed's variable names keep working: ``NODE_ID``, ``RESEARCHER_ID``, ``MQTT_BROKER``,
+``MQTT_BROKER_PORT``, ``UPLOADS_URL``, ``ENABLE_TRAINING_PLAN_APPROVAL``,
+``ALLOW_DEFAULT_TRAINING_PLANS``. Secrets come from files (``FEDWARD_BROKER_PASSWORD_FILE``,
+``FEDWARD_UPLOADS_TOKEN_FILE`` or the ``*_file`` keys of the TOML), never from a flag.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedward.config.model import (
+    BrokerEndpoint,
+    GpuPolicy,
+    JobLimits,
+    NodeConfig,
+    ResearcherConfig,
+    Secret,
+    UploadsEndpoint,
+)
+from fedward.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(value: str | bool, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def read_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with Path(path).open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+
+
+def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}", hint="check for typos")
+
+
+def _secret(section: Mapping[str, Any], key: str, env: Mapping[str, str], env_name: str, base: Path) -> Secret | None:
+    if env.get(env_name):
+        return Secret.from_file(Path(env[env_name]))
+    if section.get(f"{key}_file"):
+        return Secret.from_file(base / str(section[f"{key}_file"]))
+    return None
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+
+
+def broker_endpoint(section: Mapping[str, Any], env: Mapping[str, str], base: Path) -> BrokerEndpoint:
+    _check_keys(section, {"host", "port", "username", "password_file", "keepalive_s"}, "[broker]")
+    return BrokerEndpoint(
+        host=env.get("MQTT_BROKER") or str(section.get("host", "127.0.0.1")),
+        port=_int(env.get("MQTT_BROKER_PORT") or section.get("port", 1883), "MQTT_BROKER_PORT"),
+        username=env.get("FEDWARD_BROKER_USERNAME") or section.get("username"),
+        password=_secret(section, "password", env, "FEDWARD_BROKER_PASSWORD_FILE", base),
+        keepalive_s=_int(section.get("keepalive_s", 30), "keepalive_s"),
+    )
+
+
+def uploads_endpoint(section: Mapping[str, Any], env: Mapping[str, str], base: Path) -> UploadsEndpoint:
+    _check_keys(section, {"url", "token_file"}, "[uploads]")
+    return UploadsEndpoint(
+        url=env.get("UPLOADS_URL") or str(section.get("url", "http://127.0.0.1:8000")),
+        token=_secret(section, "token", env, "FEDWARD_UPLOADS_TOKEN_FILE", base),
+    )
+
+
+def load_node_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> NodeConfig:
+    """Node configuration from ``path`` (optional), the environment, then ``overrides``."""
+    env = os.environ if env is None else env
+    data = read_toml(path)
+    base = Path(path).parent if path else Path.cwd()
+    _check_keys(
+        data,
+        {"node_id", "state_dir", "data_root", "broker", "uploads", "training", "jobs", "gpu"},
+        str(path),
+    )
+    training = _section(data, "training")
+    _check_keys(
+        training,
+        {"approval_required", "allow_default_plans", "digest_algorithm", "max_message_bytes"},
+        "[training]",
+    )
+    jobs = _section(data, "jobs")
+    _check_keys(jobs, {"memory_mb", "cpu_s", "idle_worker_s"}, "[jobs]")
+    node_id = overrides.pop("node_id", None) or env.get("NODE_ID") or data.get("node_id")
+    if not node_id:
+        raise ConfigError("no node id", hint="set node_id in the config file or NODE_ID")
+    state_dir = overrides.pop("state_dir", None) or env.get("FEDWARD_NODE_DIR") or data.get("state_dir")
+    if not state_dir:
+        state_dir = Path.home() / ".fedward" / "nodes" / str(node_id)
+    data_root = data.get("data_root") or env.get("FEDWARD_DATA_ROOT")
+    approval = training.get("approval_required", True)
+    if "ENABLE_TRAINING_PLAN_APPROVAL" in env:
+        approval = parse_bool(env["ENABLE_TRAINING_PLAN_APPROVAL"], "ENABLE_TRAINING_PLAN_APPROVAL")
+    defaults = training.get("allow_default_plans", True)
+    if "ALLOW_DEFAULT_TRAINING_PLANS" in env:
+        defaults = parse_bool(env["ALLOW_DEFAULT_TRAINING_PLANS"], "ALLOW_DEFAULT_TRAINING_PLANS")
+    fields: dict[str, Any] = {
+        "node_id": str(node_id),
+        "state_dir": Path(state_dir),
+        "data_root": Path(data_root) if data_root else None,
+        "broker": broker_endpoint(_section(data, "broker"), env, base),
+        "uploads": uploads_endpoint(_section(data, "uploads"), env, base),
+        "approval_required": parse_bool(approval, "approval_required"),
+        "allow_default_plans": parse_bool(defaults, "allow_default_plans"),
+        "digest_algorithm": str(training.get("digest_algorithm", "sha256")),
+        "max_message_bytes": _int(training.get("max_message_bytes", 1 << 20), "max_message_bytes"),
+        "jobs": JobLimits(
+            memory_mb=_int(jobs.get("memory_mb", 4096), "memory_mb"),
+            cpu_s=_int(jobs.get("cpu_s", 3600), "cpu_s"),
+            idle_worker_s=float(jobs.get("idle_worker_s", 600.0)),
+        ),
+        "gpu": GpuPolicy(),
+    }
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return NodeConfig(**fields)
+
+
+def load_researcher_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> ResearcherConfig:
+    env = os.environ if env is None else env
+    data = read_toml(path)
+    base = Path(path).parent if path else Path.cwd()
+    _check_keys(data, {"researcher_id", "state_dir", "broker", "uploads"}, str(path))
+    researcher_id = (
+        overrides.pop("researcher_id", None) or env.get("RESEARCHER_ID") or data.get("researcher_id")
+    )
+    if not researcher_id:
+        raise ConfigError("no researcher id", hint="set researcher_id in the config file or RESEARCHER_ID")
+    state_dir = overrides.pop("state_dir", None) or env.get("FEDWARD_RESEARCHER_DIR") or data.get("state_dir")
+    fields: dict[str, Any] = {
+        "researcher_id": str(researcher_id),
+        "state_dir": Path(state_dir) if state_dir else Path.cwd() / ".fedward-researcher",
+        "broker": broker_endpoint(_section(data, "broker"), env, base),
+        "uploads": uploads_endpoint(_section(data, "uploads"), env, base),
+    }
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return ResearcherConfig(**fields)

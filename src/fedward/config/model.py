@@ -1,0 +1,148 @@
+"""Configuration objects. Frozen, validated at construction, secrets never printed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fedward.core.ids import validate_id
+from fedward.core.plan_digest import DEFAULT_ALGORITHM, DIGEST_ALGORITHMS
+from fedward.errors import ConfigError
+
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+
+
+class Secret:
+    """A string that does not show itself in ``repr``, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Secret:
+        try:
+            return cls(Path(path).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+def _check_port(port: int, what: str) -> int:
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{what} port must be 1-65535, got {port!r}")
+    return port
+
+
+@dataclass(frozen=True)
+class BrokerEndpoint:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: Secret | None = None
+    keepalive_s: int = 30
+
+    def __post_init__(self) -> None:
+        _check_port(self.port, "broker")
+        if self.keepalive_s < 5:
+            raise ConfigError("broker keepalive must be at least 5 s")
+
+
+@dataclass(frozen=True)
+class UploadsEndpoint:
+    url: str = "http://127.0.0.1:8000"
+    token: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"upload server URL must start with http:// or https://: {self.url!r}")
+
+    @property
+    def base_url(self) -> str:
+        """The server root; the seed's ``.../upload/`` form is accepted and trimmed."""
+        url = self.url.rstrip("/")
+        if url.endswith("/upload"):
+            url = url[: -len("/upload")]
+        return url
+
+
+GpuMode = Literal["off", "allowed", "only"]
+
+
+@dataclass(frozen=True)
+class GpuPolicy:
+    """REFERENCE: CUDA only if available and (researcher asked and node allows) or node forces."""
+
+    mode: GpuMode = "off"
+    device_index: int = 0
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    memory_mb: int = 4096
+    cpu_s: int = 3600
+    idle_worker_s: float = 600.0  # a warm worker with no job for this long is stopped
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    state_dir: Path
+    data_root: Path | None = None
+    broker: BrokerEndpoint = field(default_factory=BrokerEndpoint)
+    uploads: UploadsEndpoint = field(default_factory=UploadsEndpoint)
+    approval_required: bool = True
+    allow_default_plans: bool = True
+    digest_algorithm: str = DEFAULT_ALGORITHM
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    gpu: GpuPolicy = field(default_factory=GpuPolicy)
+    jobs: JobLimits = field(default_factory=JobLimits)
+
+    def __post_init__(self) -> None:
+        try:
+            validate_id(self.node_id, kind="node id")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        if self.digest_algorithm not in DIGEST_ALGORITHMS:
+            raise ConfigError(
+                f"unknown digest algorithm {self.digest_algorithm!r}",
+                hint="one of " + ", ".join(DIGEST_ALGORITHMS),
+            )
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "node.sqlite3"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+
+@dataclass(frozen=True)
+class ResearcherConfig:
+    researcher_id: str
+    state_dir: Path
+    broker: BrokerEndpoint = field(default_factory=BrokerEndpoint)
+    uploads: UploadsEndpoint = field(default_factory=UploadsEndpoint)
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        try:
+            validate_id(self.researcher_id, kind="researcher id")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc

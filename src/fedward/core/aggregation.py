@@ -1,0 +1,104 @@
+"""Streaming weighted averaging: the arithmetic of FedAvg.
+
+``WeightedMean`` folds updates in one tensor at a time, so the researcher holds one
+running sum per parameter (O(model) memory) whatever the number of nodes, and never a
+whole extra update when the caller streams tensors from a file. Floating parameters are
+summed in their own precision (at least float32) in fixed-size chunks, so no temporary
+the size of a tensor is ever made; integer parameters are summed in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from fedward.core.params import Params
+from fedward.errors import ValidationError
+
+_CHUNK = 1 << 20  # elements per multiply-add step: bounded temporaries, still vectorised
+
+
+def axpy(acc: np.ndarray, value: np.ndarray, weight: float) -> None:
+    """``acc += weight * value`` in place, in chunks, without a full-size temporary."""
+    flat_acc = acc.reshape(-1)
+    flat_val = np.ascontiguousarray(value).reshape(-1)
+    scratch = np.empty(min(_CHUNK, flat_acc.size), dtype=acc.dtype)
+    for start in range(0, flat_acc.size, _CHUNK):
+        stop = min(start + _CHUNK, flat_acc.size)
+        tmp = scratch[: stop - start]
+        np.multiply(flat_val[start:stop], weight, out=tmp, casting="unsafe")
+        flat_acc[start:stop] += tmp
+
+
+def _accumulator_dtype(dtype: np.dtype) -> np.dtype:
+    if np.issubdtype(dtype, np.floating):
+        return np.result_type(dtype, np.float32)
+    return np.dtype(np.float64)
+
+
+Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
+
+
+def layout_of(params: Mapping[str, np.ndarray]) -> Layout:
+    return {name: (tuple(a.shape), a.dtype) for name, a in params.items()}
+
+
+class WeightedMean:
+    """Accumulate ``sum(w_i * x_i) / sum(w_i)`` parameter by parameter.
+
+    ``params`` given to ``add`` may be a lazy mapping (tensors read from a file on
+    access); pass its ``layout`` then, so the whole update is checked before any of it
+    is folded in and a bad update leaves the running sums untouched.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[str, np.ndarray] = {}
+        self._layout: Layout = {}
+        self._total_weight = 0.0
+        self.count = 0
+
+    @property
+    def total_weight(self) -> float:
+        return self._total_weight
+
+    def add(
+        self, params: Mapping[str, np.ndarray], weight: float, layout: Layout | None = None
+    ) -> None:
+        if not np.isfinite(weight) or weight <= 0:
+            raise ValidationError(f"aggregation weight must be positive, got {weight}")
+        layout = layout if layout is not None else layout_of(params)
+        if self.count:
+            self._check_layout(layout)
+        else:
+            self._layout = {n: (shape, np.dtype(dt)) for n, (shape, dt) in layout.items()}
+            self._sums = {
+                n: np.zeros(shape, dtype=_accumulator_dtype(np.dtype(dt)))
+                for n, (shape, dt) in layout.items()
+            }
+        for name in self._layout:
+            axpy(self._sums[name], params[name], weight)
+        self._total_weight += float(weight)
+        self.count += 1
+
+    def _check_layout(self, layout: Layout) -> None:
+        if layout.keys() != self._layout.keys():
+            missing = sorted(set(self._layout) - set(layout))
+            extra = sorted(set(layout) - set(self._layout))
+            raise ValidationError(f"parameter names differ: missing {missing}, unexpected {extra}")
+        for name, (shape, dtype) in self._layout.items():
+            got_shape, got_dtype = layout[name]
+            if tuple(got_shape) != shape or np.dtype(got_dtype) != dtype:
+                raise ValidationError(
+                    f"parameter {name!r} is {np.dtype(got_dtype)}{list(got_shape)}, "
+                    f"expected {dtype}{list(shape)}"
+                )
+
+    def result(self) -> Params:
+        if not self.count:
+            raise ValidationError("no update to aggregate")
+        out: Params = {}
+        for name, acc in self._sums.items():
+            _, dtype = self._layout[name]
+            out[name] = (acc / self._total_weight).astype(dtype, copy=False)
+        return out

@@ -1,0 +1,128 @@
+"""The one exception tree of fedward.
+
+Every error raised on purpose by fedward derives from :class:`FedwardError`. Foreign
+errors (sockets, paho, httpx, sqlite3, safetensors) are translated once, at the boundary
+that meets them, with ``raise ... from``. Subclasses also derive from the builtin that
+fits, so ``except ValueError`` keeps working for callers who do not know fedward.
+
+    FedwardError
+    ├── ConfigError (ValueError)                 bad or missing configuration
+    ├── ValidationError (ValueError)             input that breaks a rule (ids, tags, fields)
+    │   ├── ProtocolError                        bytes that are not a valid message
+    │   │   └── MessageTooLarge
+    │   ├── DatasetError                         a dataset that cannot be added or read
+    │   └── PlanError                            a training plan that cannot be loaded
+    ├── NotFound (LookupError)                   unknown id: dataset, blob, plan, peer, experiment
+    ├── Conflict (ValueError)                    already exists / already decided / already online
+    ├── AccessDenied (PermissionError)           missing or wrong credentials, not a reader
+    ├── IntegrityError (ValueError)              content does not match its hash
+    ├── TransportError (ConnectionError)         broker or upload server unreachable
+    │   └── RequestTimeout (TimeoutError)        no answer before the deadline
+    ├── PlanNotApproved (PermissionError)        a plan whose digest is not Approved
+    ├── JobError (RuntimeError)                  a training job failed, was killed or timed out
+    ├── FederationError (RuntimeError)           a round could not gather enough replies
+    └── VpnError (RuntimeError)                  WireGuard / address allocation / registry failures
+
+Each error carries an ``exit_code`` used by the CLI and a stable ``code`` sent in
+``ErrorReply`` messages, so a researcher can branch on it without parsing text.
+"""
+
+from __future__ import annotations
+
+
+class FedwardError(Exception):
+    """Root of every error fedward raises on purpose."""
+
+    code: str = "error"
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(FedwardError, ValueError):
+    code = "config"
+    exit_code = 78  # EX_CONFIG
+
+
+class ValidationError(FedwardError, ValueError):
+    code = "invalid"
+    exit_code = 65  # EX_DATAERR
+
+
+class ProtocolError(ValidationError):
+    code = "protocol"
+
+
+class MessageTooLarge(ProtocolError):
+    code = "too_large"
+
+
+class DatasetError(ValidationError):
+    code = "dataset"
+
+
+class PlanError(ValidationError):
+    code = "plan"
+
+
+class NotFound(FedwardError, LookupError):
+    code = "not_found"
+    exit_code = 66  # EX_NOINPUT
+
+
+class Conflict(FedwardError, ValueError):
+    code = "conflict"
+    exit_code = 73  # EX_CANTCREAT
+
+
+class AccessDenied(FedwardError, PermissionError):
+    code = "access_denied"
+    exit_code = 77  # EX_NOPERM
+
+
+class IntegrityError(FedwardError, ValueError):
+    code = "integrity"
+    exit_code = 65
+
+
+class TransportError(FedwardError, ConnectionError):
+    code = "transport"
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    code = "timeout"
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class PlanNotApproved(FedwardError, PermissionError):
+    code = "plan_not_approved"
+    exit_code = 77
+
+    def __init__(self, message: str, *, status: str, notes: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.notes = notes
+
+
+class JobError(FedwardError, RuntimeError):
+    code = "job_failed"
+    exit_code = 70  # EX_SOFTWARE
+
+
+class FederationError(FedwardError, RuntimeError):
+    code = "federation"
+    exit_code = 70
+
+
+class VpnError(FedwardError, RuntimeError):
+    code = "vpn"
+    exit_code = 71  # EX_OSERR

@@ -1,0 +1,81 @@
+"""The contract between fedward and a researcher's training plan.
+
+A plan class is instantiated on the researcher (to make the initial parameters) and in
+the node's job worker (to train). The worker calls ``train`` once per round with the
+global parameters; the plan returns new parameters, the number of samples it trained
+on (the FedAvg weight) and metrics. Validation on the node's held-out share is part of
+``train`` so that it uses exactly the split the plan trained against.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fedward.core.params import Params
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """What a plan sees of a node dataset. ``path`` exists only inside the node."""
+
+    dataset_id: str
+    data_type: str
+    path: Path
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Progress(Protocol):
+    """Live reporting from inside ``train`` (streamed to the researcher's TensorBoard)."""
+
+    def scalar(self, name: str, value: float, step: int) -> None: ...
+
+    def log(self, level: str, message: str) -> None: ...
+
+
+class NullProgress:
+    def scalar(self, name: str, value: float, step: int) -> None:
+        pass
+
+    def log(self, level: str, message: str) -> None:
+        pass
+
+
+@dataclass
+class TrainOutcome:
+    params: Params
+    sample_count: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    # Named extra tensors for aggregators that need them (e.g. SCAFFOLD control deltas).
+    extras: dict[str, Params] = field(default_factory=dict)
+
+
+class TrainingPlan(ABC):
+    """Base of every training plan. Subclasses must be importable from their own source."""
+
+    #: Shown in approval requests and node listings.
+    framework: str = "generic"
+
+    def __init__(self, model_args: Mapping[str, Any] | None = None) -> None:
+        self.model_args: dict[str, Any] = dict(model_args or {})
+
+    @abstractmethod
+    def init_params(self, seed: int = 0) -> Params:
+        """Initial global parameters, deterministic for a given ``seed``."""
+
+    @abstractmethod
+    def train(
+        self,
+        params: Params,
+        dataset: DatasetView,
+        training_args: Mapping[str, Any],
+        progress: Progress,
+    ) -> TrainOutcome:
+        """One round of local training from ``params`` on ``dataset``."""
+
+    def device(self) -> str:
+        """Where training runs; torch plans override (``cuda:N`` when the GPU policy allows)."""
+        return "cpu"
