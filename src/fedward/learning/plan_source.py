@@ -1,0 +1,179 @@
+"""A training plan as source text: extracted on the researcher, loaded on the node.
+
+What travels is the plan's *file imports* followed by the plan *class*, nothing else:
+module-level script code (data loading, an experiment run, prints) never reaches a
+hospital, and the node hashes and runs exactly that text. A plan therefore keeps its
+helpers inside the class or in an installed package it imports.
+
+In a notebook the "file" of a class is the cell that defined it, so that cell must hold
+the imports the plan needs.
+
+Loading writes the source to a file in the job's work folder and imports it with
+``importlib`` (never ``exec``/``eval`` of strings in our code), so tracebacks, ``inspect``
+and ``dataclasses`` see a real module.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import inspect
+import itertools
+import linecache
+import sys
+import textwrap
+from pathlib import Path
+
+from fedward.errors import PlanError
+from fedward.learning.plan import TrainingPlan
+from fedward.storage.atomic import atomic_write_text
+
+_MODULE_PREFIX = "fedward_loaded_plan_"
+_load_serial = itertools.count(1)
+
+
+def plan_source(cls: type[TrainingPlan]) -> str:
+    """The text a researcher sends for ``cls``: its file's top-level imports + the class."""
+    if not (isinstance(cls, type) and issubclass(cls, TrainingPlan)):
+        raise PlanError(f"{cls!r} is not a TrainingPlan subclass")
+    if cls.__qualname__ != cls.__name__:
+        raise PlanError(
+            f"plan class {cls.__qualname__!r} is nested in another definition",
+            hint="define the plan class at the top level of its file",
+        )
+    try:
+        class_text = textwrap.dedent(inspect.getsource(cls))
+        filename = inspect.getsourcefile(cls) or inspect.getfile(cls)
+    except (OSError, TypeError) as exc:
+        raise PlanError(
+            f"cannot find the source of plan class {cls.__name__!r} ({exc})",
+            hint="define the plan in a .py file or a notebook cell, not in an interactive shell",
+        ) from exc
+    file_text = "".join(linecache.getlines(filename))
+    try:
+        file_tree = ast.parse(file_text) if file_text else ast.Module(body=[], type_ignores=[])
+    except SyntaxError as exc:
+        raise PlanError(f"cannot parse {filename}: line {exc.lineno}: {exc.msg}") from exc
+    imports = _top_level_imports(file_tree, filename)
+    _refuse_module_level_names(file_tree, class_text, cls.__name__)
+    header = "\n".join(ast.unparse(node) for node in imports)
+    return f"{header}\n\n\n{class_text}" if header else class_text
+
+
+def _top_level_imports(tree: ast.Module, filename: str) -> list[ast.stmt]:
+    imports: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            raise PlanError(
+                f"{filename} uses a relative import (line {node.lineno}) that cannot work "
+                "once the plan is sent to a node",
+                hint="import from the installed package by its full name",
+            )
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            imports.append(node)
+    return imports
+
+
+def _refuse_module_level_names(tree: ast.Module, class_text: str, class_name: str) -> None:
+    """Fail on the researcher's side, not on a node, when the class needs what stays behind."""
+    left_behind: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name != class_name:
+                left_behind.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                left_behind.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    class_tree = ast.parse(class_text)
+    local_names = _names_bound_inside(class_tree)
+    used = {
+        n.id
+        for n in ast.walk(class_tree)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    missing = sorted((used & left_behind) - local_names)
+    if missing:
+        raise PlanError(
+            f"plan class {class_name!r} uses module-level name(s) {', '.join(missing)} "
+            "that are not sent with the plan",
+            hint="move them into the class, or import them from an installed package",
+        )
+
+
+def _names_bound_inside(tree: ast.AST) -> set[str]:
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+    return bound
+
+
+def source_file_name(source: str) -> str:
+    """``plan_<digest-prefix>.py``: the same bytes always land in the same file."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    return f"plan_{digest[:16]}.py"
+
+
+def load_plan_class(source: str, class_name: str, workdir: Path) -> type[TrainingPlan]:
+    """Import ``source`` from a file under ``workdir`` and return its plan class.
+
+    Every failure (syntax, a missing package, an error raised while the module runs, a
+    missing or wrong class) becomes a PlanError whose message says why, without the
+    traceback, which could carry node paths.
+    """
+    if not class_name.isidentifier():
+        raise PlanError(f"plan class name {class_name!r} is not a Python identifier")
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        raise PlanError(f"training plan is not valid Python: line {exc.lineno}: {exc.msg}") from exc
+    except ValueError as exc:  # e.g. NUL bytes
+        raise PlanError(f"training plan is not valid Python: {exc}") from exc
+    path = Path(workdir) / source_file_name(source)
+    if not path.is_file() or path.read_text(encoding="utf-8") != source:
+        atomic_write_text(path, source)
+    module = _import_file(path)
+    found = getattr(module, class_name, None)
+    if found is None:
+        raise PlanError(f"training plan source defines no {class_name!r}")
+    if not (isinstance(found, type) and issubclass(found, TrainingPlan)):
+        raise PlanError(f"{class_name!r} in the training plan is not a TrainingPlan subclass")
+    if inspect.isabstract(found):
+        missing = ", ".join(sorted(getattr(found, "__abstractmethods__", ())))
+        raise PlanError(f"plan class {class_name!r} does not implement: {missing}")
+    return found
+
+
+def _import_file(path: Path) -> object:
+    # One module name per load, so two experiments (or two versions of a plan) loaded in
+    # the same worker never replace each other in sys.modules.
+    module_name = f"{_MODULE_PREFIX}{path.stem}_{next(_load_serial)}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PlanError(f"cannot import training plan file {path.name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        sys.modules.pop(module_name, None)
+        missing = exc.name or str(exc)
+        raise PlanError(
+            f"training plan imports {missing!r}, which is not available on this node",
+            hint="use packages the node has installed",
+        ) from exc
+    except SyntaxError as exc:
+        sys.modules.pop(module_name, None)
+        raise PlanError(f"training plan is not valid Python: line {exc.lineno}: {exc.msg}") from exc
+    # Module code is foreign: anything it raises is a plan failure, reported by type and
+    # message only.
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise PlanError(f"training plan failed while loading: {type(exc).__name__}: {exc}") from exc
+    return module
