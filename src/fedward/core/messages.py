@@ -105,6 +105,8 @@ class ApprovalRequest(Message, frozen=True, tag="approval_request"):
 
 
 class PlanStatusRequest(Message, frozen=True, tag="plan_status_request"):
+    # The node hashes the source itself, with its own algorithm; the digest is informative.
+    plan_blob: Sha256
     plan_digest: PlanDigest
 
 

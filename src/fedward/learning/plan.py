@@ -76,6 +76,9 @@ class TrainingPlan(ABC):
     ) -> TrainOutcome:
         """One round of local training from ``params`` on ``dataset``."""
 
+    #: Set by the node's job worker from its GPU policy before ``train`` ("cpu", "cuda:0", ...).
+    assigned_device: str = "cpu"
+
     def device(self) -> str:
-        """Where training runs; torch plans override (``cuda:N`` when the GPU policy allows)."""
-        return "cpu"
+        """Where training runs: the device the node's GPU policy assigned."""
+        return self.assigned_device

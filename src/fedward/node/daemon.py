@@ -1,0 +1,186 @@
+"""The node daemon: presence, request dispatch, replies.
+
+Control requests (ping, list, search, plan status, approval) are answered on the
+channel's delivery thread, in arrival order; they are quick. Training requests go to a
+small pool of threads, each driving one job worker, so the node keeps answering pings
+while it trains. Every request gets exactly one reply: its result or an ``ErrorReply``.
+Nothing a researcher sends can stop the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+
+from fedward import __version__
+from fedward.core.ids import ID_PATTERN, new_id
+from fedward.core.messages import (
+    ApprovalRequest,
+    ErrorReply,
+    ListRequest,
+    Message,
+    NodePresence,
+    PingRequest,
+    PlanStatusRequest,
+    Reply,
+    Request,
+    SearchRequest,
+    TrainRequest,
+)
+from fedward.errors import Conflict, FedwardError, ProtocolError
+from fedward.node import handlers
+from fedward.node.handlers import NodeContext
+from fedward.protocol import topics
+from fedward.protocol.codec import decode_presence, decode_request, encode, encode_presence
+from fedward.transport.channel import Channel, Will
+
+log = logging.getLogger("fedward.node")
+
+ChannelFactory = Callable[[str, Will], Channel]
+"""(client_id, will) -> a connected channel."""
+
+Handler = Callable[[NodeContext, str, Any], Reply]
+
+_HANDLERS: dict[type[Message], Handler] = {
+    PingRequest: handlers.handle_ping,
+    ListRequest: handlers.handle_list,
+    SearchRequest: handlers.handle_search,
+    PlanStatusRequest: handlers.handle_plan_status,
+    ApprovalRequest: handlers.handle_approval,
+    TrainRequest: handlers.handle_train,
+}
+_SLOW = (TrainRequest, ApprovalRequest, PlanStatusRequest)
+
+
+class _LooseRequestId(msgspec.Struct):
+    request_id: Any = None
+
+
+def _request_id_of(payload: bytes) -> str:
+    """Best effort: the request id of a message we could not decode, to address the error."""
+    try:
+        value = msgspec.json.decode(payload, type=_LooseRequestId).request_id
+    except msgspec.DecodeError:
+        return "unknown"
+    return value if isinstance(value, str) and ID_PATTERN.fullmatch(value) else "unknown"
+
+
+class NodeDaemon:
+    def __init__(self, context: NodeContext, channel_factory: ChannelFactory, max_jobs: int = 2) -> None:
+        self._ctx = context
+        self._node_id = context.config.node_id
+        self._instance_id = new_id("inst")
+        self._channel_factory = channel_factory
+        self._channel: Channel | None = None
+        self._jobs = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="train")
+        self._stopped = threading.Event()
+        self._send_lock = threading.Lock()
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    def start(self, presence_wait_s: float = 0.5) -> None:
+        """Connect, refuse to run if the same node id is already online, announce presence."""
+        offline = encode_presence(NodePresence(state="offline", instance_id=self._instance_id))
+        presence = topics.presence_topic(self._node_id)
+        channel = self._channel_factory(f"node-{self._node_id}-{self._instance_id}", Will(presence, offline))
+        seen: list[NodePresence] = []
+        got = threading.Event()
+
+        def on_presence(topic: str, payload: bytes) -> None:
+            try:
+                seen.append(decode_presence(payload))
+            except ProtocolError:
+                log.warning("ignoring malformed presence message on %s", topic)
+            got.set()
+
+        channel.subscribe(presence, on_presence)
+        got.wait(presence_wait_s)  # a retained message, if any, arrives right after subscribing
+        online = [p for p in seen if p.state == "online" and p.instance_id != self._instance_id]
+        if online:
+            channel.close()
+            raise Conflict(
+                f"node {self._node_id!r} is already online (instance {online[-1].instance_id})",
+                hint="stop the other node first, or give this one another NODE_ID",
+            )
+        for topic_filter in topics.node_subscriptions(self._node_id):
+            channel.subscribe(topic_filter, self._on_message)
+        channel.publish(
+            presence,
+            encode_presence(NodePresence(state="online", instance_id=self._instance_id, version=__version__)),
+            retain=True,
+        )
+        self._channel = channel
+        log.info("node %s online", self._node_id)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            researcher_id = topics.sender_of_request(topic, self._node_id)
+        except (ProtocolError, ValueError):
+            log.warning("ignoring message on unexpected topic %r", topic)
+            return
+        try:
+            request = decode_request(payload, self._ctx.config.max_message_bytes)
+        except ProtocolError as exc:
+            log.warning("refused a message from %s: %s", researcher_id, exc)
+            self._reply(researcher_id, ErrorReply(request_id=_request_id_of(payload), code=exc.code, message=str(exc)))
+            return
+        if isinstance(request, _SLOW):
+            self._jobs.submit(self._handle, researcher_id, request)
+        else:
+            self._handle(researcher_id, request)
+
+    def _handle(self, researcher_id: str, request: Request) -> None:
+        handler = _HANDLERS[type(request)]
+        try:
+            reply = handler(self._ctx, researcher_id, request)
+        except FedwardError as exc:
+            log.info("request %s from %s refused: %s", request.request_id, researcher_id, exc)
+            reply = ErrorReply(request_id=request.request_id, code=exc.code, message=str(exc)[:20_000])
+        except Exception:  # noqa: BLE001 - process top for one request: never crash the daemon
+            log.exception("internal error while handling %s", type(request).__name__)
+            reply = ErrorReply(
+                request_id=request.request_id,
+                code="internal",
+                message="internal error on the node; the node's log has the details",
+            )
+        self._reply(researcher_id, reply)
+
+    def _reply(self, researcher_id: str, reply: Message) -> None:
+        channel = self._channel
+        if channel is None:
+            return
+        try:
+            with self._send_lock:
+                channel.publish(topics.reply_topic(researcher_id, self._node_id), encode(reply))
+        except FedwardError as exc:
+            log.error("could not send reply to %s: %s", researcher_id, exc)
+
+    def send_event(self, researcher_id: str, event: Message) -> None:
+        self._reply(researcher_id, event)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._stopped.wait(timeout_s)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        channel = self._channel
+        if channel is not None:
+            try:
+                offline = NodePresence(state="offline", instance_id=self._instance_id, version=__version__)
+                channel.publish(topics.presence_topic(self._node_id), encode_presence(offline), retain=True)
+            except FedwardError:
+                pass
+        self._jobs.shutdown(wait=False, cancel_futures=True)
+        self._ctx.runner.close()
+        if channel is not None:
+            channel.close()
+        log.info("node %s stopped", self._node_id)

@@ -1,0 +1,161 @@
+"""The job worker: a separate process that runs approved plan code for one experiment.
+
+It is started by ``runner.JobRunner`` with a scrubbed environment, resource limits and
+(where the kernel allows) a file-system sandbox, then stays warm: it reads one
+``JobSpec`` per line on stdin, and writes progress and one result per job on a private
+copy of stdout. Anything the plan prints goes to stderr (the node's job log), never into
+the protocol stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import IO
+
+from fedward.errors import FedwardError, PlanError
+from fedward.learning.plan import DatasetView, TrainingPlan
+from fedward.learning.plan_source import load_plan_class
+from fedward.node.jobs import wire
+from fedward.protocol.params_wire import load_params, save_params
+
+log = logging.getLogger("fedward.worker")
+
+
+class PipeProgress:
+    def __init__(self, out: IO[bytes], job_id: str) -> None:
+        self._out = out
+        self._job_id = job_id
+
+    def scalar(self, name: str, value: float, step: int) -> None:
+        _send(self._out, wire.ScalarOut(job_id=self._job_id, name=name, value=float(value), step=step))
+
+    def log(self, level: str, message: str) -> None:
+        lvl = level if level in ("debug", "info", "warning", "error") else "info"
+        _send(self._out, wire.LogOut(job_id=self._job_id, level=lvl, message=message[:2000]))  # type: ignore[arg-type]
+
+
+def _send(out: IO[bytes], message: wire.FromWorker) -> None:
+    out.write(wire.encoder.encode(message) + b"\n")
+    out.flush()
+
+
+class Worker:
+    def __init__(self, out: IO[bytes], workdir: Path) -> None:
+        self._out = out
+        self._workdir = workdir
+        self._classes: dict[str, type[TrainingPlan]] = {}
+
+    def _plan_class(self, spec: wire.JobSpec) -> type[TrainingPlan]:
+        key = f"{spec.plan_sha256}:{spec.plan_class}"
+        cls = self._classes.get(key)
+        if cls is None:
+            data = Path(spec.plan_path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != spec.plan_sha256:
+                raise PlanError("plan file changed after approval; refusing to run it")
+            cls = load_plan_class(data.decode("utf-8"), spec.plan_class, self._workdir)
+            self._classes[key] = cls
+        return cls
+
+    def run(self, spec: wire.JobSpec) -> None:
+        started = time.perf_counter()
+        _limit_cpu(spec.cpu_seconds)
+        cls = self._plan_class(spec)
+        plan = cls(spec.model_args)
+        plan.assigned_device = spec.device
+        params = load_params(Path(spec.params_in))
+        loaded = time.perf_counter()
+        dataset = DatasetView(
+            dataset_id=spec.dataset_id,
+            data_type=spec.data_type,
+            path=Path(spec.dataset_path),
+            metadata=spec.dataset_metadata,
+        )
+        outcome = plan.train(params, dataset, spec.training_args, PipeProgress(self._out, spec.job_id))
+        trained = time.perf_counter()
+        save_params(outcome.params, Path(spec.params_out))
+        extras_out: dict[str, str] = {}
+        for name, extra in outcome.extras.items():
+            path = Path(spec.extras_out_dir or self._workdir) / f"{spec.job_id}-{name}.safetensors"
+            save_params(extra, path)
+            extras_out[name] = str(path)
+        done = time.perf_counter()
+        _send(
+            self._out,
+            wire.ResultOut(
+                job_id=spec.job_id,
+                sample_count=int(outcome.sample_count),
+                metrics={k: float(v) for k, v in outcome.metrics.items()},
+                timings={
+                    "load_s": loaded - started,
+                    "train_s": trained - loaded,
+                    "save_s": done - trained,
+                },
+                extras_out=extras_out,
+            ),
+        )
+
+
+def _limit_cpu(seconds: int) -> None:
+    """CPU budget for the next job: the time used so far plus this job's allowance."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = int(used.ru_utime + used.ru_stime) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = spent + max(1, seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
+    # Only the error class and fedward's own messages travel: a plan's exception text can
+    # quote data, so it stays in the node's job log.
+    if isinstance(exc, MemoryError):
+        return wire.FailureOut(job_id=job_id, code="memory_limit", message="the job ran out of its memory limit")
+    if isinstance(exc, FedwardError):
+        return wire.FailureOut(job_id=job_id, code=exc.code, message=exc.message)
+    return wire.FailureOut(
+        job_id=job_id,
+        code="job_failed",
+        message=f"training plan raised {type(exc).__name__}; details are in the node's job log ({job_id})",
+    )
+
+
+def main() -> None:
+    # Keep a private handle on the real stdout for the protocol, then point fd 1 at stderr
+    # so that print() in plan code cannot corrupt it.
+    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(message)s")
+    workdir = Path.cwd()
+    if len(sys.argv) > 1:
+        from fedward.node.jobs.sandbox import apply_sandbox_from_argv
+
+        apply_sandbox_from_argv(sys.argv[1:])
+    worker = Worker(protocol_out, workdir)
+    for line in sys.stdin.buffer:
+        try:
+            message = wire.to_worker_decoder.decode(line)
+        except Exception as exc:  # noqa: BLE001 - the daemon is the only writer; log and go on
+            log.error("unreadable job message: %s", exc)
+            continue
+        if isinstance(message, wire.Shutdown):
+            return
+        try:
+            worker.run(message)
+        except BaseException as exc:  # noqa: BLE001 - process top: report, keep serving
+            traceback.print_exc()
+            _send(protocol_out, _failure(message.job_id, exc))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                return
+
+
+if __name__ == "__main__":
+    main()

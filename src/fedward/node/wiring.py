@@ -1,0 +1,81 @@
+"""Build a running node from its configuration: the only place concrete adapters are chosen."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fedward.config.model import NodeConfig
+from fedward.errors import ConfigError
+from fedward.node.default_plans import default_plans
+from fedward.node.daemon import ChannelFactory, NodeDaemon
+from fedward.node.handlers import NodeContext
+from fedward.node.jobs.runner import JobRunner
+from fedward.node.services import NodeServices, open_node_services
+from fedward.transport.blobs import BlobStore
+from fedward.transport.channel import Will
+
+log = logging.getLogger("fedward.node")
+
+
+def mqtt_channel_factory(config: NodeConfig) -> ChannelFactory:
+    from fedward.transport.mqtt import MqttChannel  # noqa: PLC0415 - adapter chosen at wiring time
+
+    def factory(client_id: str, will: Will) -> MqttChannel:
+        return MqttChannel(config.broker, client_id=client_id, will=will)
+
+    return factory
+
+
+def http_blob_store(config: NodeConfig) -> BlobStore:
+    from fedward.transport.http_blobs import HttpBlobStore  # noqa: PLC0415
+
+    if config.uploads.token is None:
+        raise ConfigError(
+            "no upload-server token for this node",
+            hint="set FEDWARD_UPLOADS_TOKEN_FILE or uploads.token_file in the node config",
+        )
+    return HttpBlobStore(config.uploads.base_url, config.uploads.token.reveal())
+
+
+def node_services(config: NodeConfig) -> NodeServices:
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return open_node_services(
+        config.database_path,
+        config.data_root,
+        digest_algorithm=config.digest_algorithm,
+        approval_required=config.approval_required,
+    )
+
+
+def build_node_daemon(
+    config: NodeConfig,
+    *,
+    channel_factory: ChannelFactory | None = None,
+    blobs: BlobStore | None = None,
+    services: NodeServices | None = None,
+    sandbox: bool = True,
+    warn: Callable[[str], None] = log.warning,
+) -> NodeDaemon:
+    if not config.approval_required:
+        warn(
+            "training-plan approval is DISABLED (ENABLE_TRAINING_PLAN_APPROVAL=false): "
+            "any plan a researcher sends will run on this node's data"
+        )
+    services = services or node_services(config)
+    if config.allow_default_plans:
+        services.plans.sync_defaults(default_plans())
+    else:
+        services.plans.sync_defaults([])
+    runner = JobRunner(config.jobs_dir, config.jobs, sandbox=sandbox)
+    holder: list[NodeDaemon] = []
+    context = NodeContext(
+        config=config,
+        services=services,
+        blobs=blobs or http_blob_store(config),
+        runner=runner,
+        send_event=lambda researcher_id, event: holder[0].send_event(researcher_id, event),
+    )
+    daemon = NodeDaemon(context, channel_factory or mqtt_channel_factory(config))
+    holder.append(daemon)
+    return daemon

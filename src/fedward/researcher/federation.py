@@ -1,0 +1,220 @@
+"""A researcher's connection to the federation: requests out, replies in.
+
+Replies are routed by ``request_id`` to the call waiting for them. Every wait has a
+deadline: a node that does not answer in time is reported as late, never waited for
+forever (the seed's researcher hung on a silent node).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from fedward.core.ids import new_id
+from fedward.core.messages import (
+    DatasetsReply,
+    DatasetSummary,
+    ErrorReply,
+    ListRequest,
+    Message,
+    NodePresence,
+    PingRequest,
+    PongReply,
+    Reply,
+    ScalarEvent,
+    SearchRequest,
+    LogEvent,
+)
+from fedward.errors import ProtocolError
+from fedward.protocol import topics
+from fedward.protocol.codec import decode_presence, decode_reply, encode
+from fedward.transport.blobs import BlobStore
+from fedward.transport.channel import Channel
+
+log = logging.getLogger("fedward.researcher")
+
+EventSink = Callable[[str, ScalarEvent | LogEvent], None]
+
+
+@dataclass(frozen=True)
+class NodeAnswer:
+    node_id: str
+    reply: Reply
+
+
+class PendingRequests:
+    """Where replies wait for the call that asked for them."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, queue.Queue[NodeAnswer]] = {}
+        self._lock = threading.Lock()
+
+    def open(self, request_ids: Iterable[str]) -> queue.Queue[NodeAnswer]:
+        inbox: queue.Queue[NodeAnswer] = queue.Queue()
+        with self._lock:
+            for request_id in request_ids:
+                self._queues[request_id] = inbox
+        return inbox
+
+    def close(self, request_ids: Iterable[str]) -> None:
+        with self._lock:
+            for request_id in request_ids:
+                self._queues.pop(request_id, None)
+
+    def deliver(self, answer: NodeAnswer) -> bool:
+        with self._lock:
+            inbox = self._queues.get(answer.reply.request_id)
+        if inbox is None:
+            return False
+        inbox.put(answer)
+        return True
+
+
+class Federation:
+    """Talk to nodes. Owns neither the channel's nor the blob store's life unless told to."""
+
+    def __init__(self, researcher_id: str, channel: Channel, blobs: BlobStore, *, max_message_bytes: int = 1 << 20) -> None:
+        self.researcher_id = researcher_id
+        self.blobs = blobs
+        self._channel = channel
+        self._max_bytes = max_message_bytes
+        self._pending = PendingRequests()
+        self._presence: dict[str, NodePresence] = {}
+        self._presence_lock = threading.Lock()
+        self._event_sinks: list[EventSink] = []
+        for topic_filter in topics.researcher_subscriptions(researcher_id):
+            channel.subscribe(topic_filter, self._on_reply)
+        channel.subscribe(topics.PRESENCE_FILTER, self._on_presence)
+        self._closers: list[Callable[[], None]] = []
+
+    # --- inbound --------------------------------------------------------------------
+
+    def _on_reply(self, topic: str, payload: bytes) -> None:
+        try:
+            node_id = topics.sender_of_reply(topic, self.researcher_id)
+            reply = decode_reply(payload, self._max_bytes)
+        except (ProtocolError, ValueError) as exc:
+            log.warning("ignoring an invalid reply on %s: %s", topic, exc)
+            return
+        if isinstance(reply, (ScalarEvent, LogEvent)):
+            for sink in list(self._event_sinks):
+                try:
+                    sink(node_id, reply)
+                except Exception:  # noqa: BLE001 - a monitoring sink must not break replies
+                    log.exception("event sink failed")
+            return
+        if not self._pending.deliver(NodeAnswer(node_id, reply)):
+            log.debug("late or unexpected reply %s from %s", reply.request_id, node_id)
+
+    def _on_presence(self, topic: str, payload: bytes) -> None:
+        try:
+            node_id = topics.node_of_presence(topic)
+            presence = decode_presence(payload)
+        except (ProtocolError, ValueError):
+            return
+        with self._presence_lock:
+            self._presence[node_id] = presence
+
+    def add_event_sink(self, sink: EventSink) -> None:
+        self._event_sinks.append(sink)
+
+    def remove_event_sink(self, sink: EventSink) -> None:
+        if sink in self._event_sinks:
+            self._event_sinks.remove(sink)
+
+    def online_nodes(self) -> list[str]:
+        with self._presence_lock:
+            return sorted(n for n, p in self._presence.items() if p.state == "online")
+
+    # --- outbound -------------------------------------------------------------------
+
+    def new_request_id(self) -> str:
+        return new_id("req")
+
+    def send(self, node_id: str | None, message: Message) -> None:
+        """To one node, or to every node when ``node_id`` is None."""
+        topic = (
+            topics.broadcast_topic(self.researcher_id)
+            if node_id is None
+            else topics.node_topic(node_id, self.researcher_id)
+        )
+        self._channel.publish(topic, encode(message))
+
+    def ask(self, requests: dict[str, Message], timeout_s: float) -> Iterator[NodeAnswer]:
+        """Send one request per node; yield answers as they come, until all or the deadline."""
+        by_id = {m.request_id: node for node, m in requests.items()}
+        inbox = self._pending.open(by_id)
+        try:
+            for node_id, message in requests.items():
+                self.send(node_id, message)
+            yield from self._collect(inbox, by_id, timeout_s, expect=len(requests))
+        finally:
+            self._pending.close(by_id)
+
+    def broadcast(self, message: Message, timeout_s: float) -> list[NodeAnswer]:
+        """Ask every node; gather what arrives before ``timeout_s`` (nobody knows how many)."""
+        inbox = self._pending.open([message.request_id])
+        try:
+            self.send(None, message)
+            return list(self._collect(inbox, None, timeout_s, expect=None))
+        finally:
+            self._pending.close([message.request_id])
+
+    def _collect(
+        self,
+        inbox: queue.Queue[NodeAnswer],
+        by_id: dict[str, str] | None,
+        timeout_s: float,
+        expect: int | None,
+    ) -> Iterator[NodeAnswer]:
+        deadline = time.monotonic() + timeout_s
+        answered: set[str] = set()
+        while expect is None or len(answered) < expect:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                answer = inbox.get(timeout=remaining)
+            except queue.Empty:
+                return
+            # A node may only answer the request that was sent to it.
+            if by_id is not None and by_id.get(answer.reply.request_id) != answer.node_id:
+                log.warning("ignoring a reply from %s to a request sent elsewhere", answer.node_id)
+                continue
+            if answer.node_id in answered:
+                continue
+            answered.add(answer.node_id)
+            yield answer
+
+    # --- conveniences -----------------------------------------------------------------
+
+    def ping(self, timeout_s: float = 2.0) -> dict[str, PongReply]:
+        answers = self.broadcast(PingRequest(request_id=self.new_request_id()), timeout_s)
+        return {a.node_id: a.reply for a in answers if isinstance(a.reply, PongReply)}
+
+    def search(self, tags: list[str], timeout_s: float = 3.0) -> dict[str, list[DatasetSummary]]:
+        """Datasets carrying all ``tags``, per node that has at least one."""
+        answers = self.broadcast(SearchRequest(request_id=self.new_request_id(), tags=tags), timeout_s)
+        found: dict[str, list[DatasetSummary]] = {}
+        for answer in answers:
+            if isinstance(answer.reply, DatasetsReply) and answer.reply.datasets:
+                found[answer.node_id] = list(answer.reply.datasets)
+            elif isinstance(answer.reply, ErrorReply):
+                log.warning("node %s could not search: %s", answer.node_id, answer.reply.message)
+        return found
+
+    def list_datasets(self, timeout_s: float = 3.0) -> dict[str, list[DatasetSummary]]:
+        answers = self.broadcast(ListRequest(request_id=self.new_request_id()), timeout_s)
+        return {a.node_id: list(a.reply.datasets) for a in answers if isinstance(a.reply, DatasetsReply)}
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            closer()
