@@ -1,0 +1,52 @@
+"""``open_node_services``: the one place that picks SQLite for the node's services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedward.node.services.audit import AuditService
+from fedward.node.services.dataset_inspection import DatasetInspector
+from fedward.node.services.datasets import DatasetService
+from fedward.node.services.jobs import JobService
+from fedward.node.services.plans import PlanService
+from fedward.storage.sqlite_audit import SqliteAuditStore
+from fedward.storage.sqlite_database import SqliteDatabase
+from fedward.storage.sqlite_datasets import SqliteDatasetStore
+from fedward.storage.sqlite_jobs import SqliteJobStore
+from fedward.storage.sqlite_plans import SqlitePlanStore
+
+
+@dataclass(frozen=True)
+class NodeServices:
+    datasets: DatasetService
+    plans: PlanService
+    jobs: JobService
+    audit: AuditService
+    database: SqliteDatabase
+
+    def close(self) -> None:
+        """Close this process's connections to the database."""
+        self.database.close()
+
+
+def open_node_services(
+    database_path: Path,
+    data_root: Path | None,
+    digest_algorithm: str = "sha256",
+    approval_required: bool = True,
+    *,
+    inspector: DatasetInspector | None = None,
+) -> NodeServices:
+    """Open (creating and migrating if needed) the node database and build every service."""
+    database = SqliteDatabase(database_path)
+    plans = PlanService(SqlitePlanStore(database), digest_algorithm, approval_required)
+    # A changed digest_algorithm must not leave approved plans unreachable.
+    plans.rehash()
+    return NodeServices(
+        datasets=DatasetService(SqliteDatasetStore(database), data_root, inspector=inspector),
+        plans=plans,
+        jobs=JobService(SqliteJobStore(database)),
+        audit=AuditService(SqliteAuditStore(database)),
+        database=database,
+    )

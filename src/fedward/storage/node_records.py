@@ -1,0 +1,127 @@
+"""The node's durable records: datasets, training plans, jobs and audit events.
+
+Plain frozen values, shared by the store interfaces (``node_stores``), their SQLite
+implementations and the node services that apply the rules. Times are timezone-aware
+UTC ``datetime`` objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from fedward.core.messages import DatasetSummary
+
+PlanKind = Literal["requested", "registered", "default"]
+PlanStatus = Literal["approved", "pending", "rejected"]
+# What a node answers about a digest: "unknown" for one it never saw.
+PlanStatusOrUnknown = Literal["approved", "pending", "rejected", "unknown"]
+JobOutcome = Literal["succeeded", "failed", "killed", "timeout"]
+JobState = Literal["running", "succeeded", "failed", "killed", "timeout"]
+
+PLAN_KINDS: tuple[str, ...] = get_args(PlanKind)
+PLAN_STATUSES: tuple[str, ...] = get_args(PlanStatus)
+JOB_OUTCOMES: tuple[str, ...] = get_args(JobOutcome)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset the node offers. ``path`` never leaves the node: see ``summary``."""
+
+    dataset_id: str
+    name: str
+    data_type: str
+    tags: list[str]
+    description: str
+    path: Path
+    shape: list[int]
+    dtypes: dict[str, str]
+    sample_count: int
+    created_at: datetime
+    # Type-specific reading options (e.g. a medical folder's demographics file), JSON values.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> DatasetSummary:
+        """What a researcher may see: no path, no content."""
+        return DatasetSummary(
+            dataset_id=self.dataset_id,
+            name=self.name,
+            data_type=self.data_type,
+            tags=list(self.tags),
+            description=self.description,
+            shape=list(self.shape),
+            dtypes=dict(self.dtypes),
+            sample_count=self.sample_count,
+        )
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """One version of a training plan and the decision about it.
+
+    ``digest`` binds the normalised source (see ``fedward.core.plan_digest``); only a plan
+    whose status is ``approved`` authorises training with that digest.
+    """
+
+    plan_id: str
+    name: str
+    class_name: str
+    source: str
+    digest: str
+    kind: PlanKind
+    status: PlanStatus
+    notes: str = ""
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    created_at: datetime = field(default_factory=utc_now)
+    researcher_id: str | None = None
+    description: str = ""
+    previous_plan_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One training job: who asked, on what, with which plan, and how it ended."""
+
+    job_id: str
+    experiment_id: str
+    round_index: int
+    researcher_id: str
+    dataset_id: str
+    plan_digest: str
+    started_at: datetime
+    outcome: JobState = "running"
+    finished_at: datetime | None = None
+    message: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end; ``None`` while the job runs."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Something an administrator, a researcher or the node itself did, to be recorded."""
+
+    at: datetime
+    kind: str
+    actor: str
+    subject: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuditEvent(AuditEntry):
+    """An ``AuditEntry`` as recorded, with its position in the log."""
+
+    event_id: int = 0

@@ -1,0 +1,57 @@
+"""``AuditStore`` on SQLite; ``insert_audit_entry`` audits inside another store's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from fedward.storage.node_records import AuditEntry, AuditEvent
+from fedward.storage.sqlite_database import SqliteDatabase, from_epoch, to_epoch
+
+
+def insert_audit_entry(connection: sqlite3.Connection, entry: AuditEntry) -> AuditEvent:
+    cursor = connection.execute(
+        "INSERT INTO audit_events (at, kind, actor, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        (to_epoch(entry.at), entry.kind, entry.actor, entry.subject, entry.detail),
+    )
+    event_id = cursor.lastrowid
+    if event_id is None:  # pragma: no cover - sqlite always sets it after an INSERT
+        raise RuntimeError("sqlite returned no row id for an audit event")
+    return AuditEvent(
+        at=entry.at,
+        kind=entry.kind,
+        actor=entry.actor,
+        subject=entry.subject,
+        detail=entry.detail,
+        event_id=event_id,
+    )
+
+
+def _event(row: sqlite3.Row) -> AuditEvent:
+    return AuditEvent(
+        at=from_epoch(row["at"]),
+        kind=row["kind"],
+        actor=row["actor"],
+        subject=row["subject"],
+        detail=row["detail"],
+        event_id=row["event_id"],
+    )
+
+
+class SqliteAuditStore:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+
+    def record(self, entry: AuditEntry) -> AuditEvent:
+        with self._database.write() as connection:
+            return insert_audit_entry(connection, entry)
+
+    def list(self, limit: int, kind: str | None = None) -> list[AuditEvent]:
+        query = "SELECT * FROM audit_events"
+        parameters: tuple[object, ...] = ()
+        if kind is not None:
+            query += " WHERE kind = ?"
+            parameters = (kind,)
+        query += " ORDER BY event_id DESC LIMIT ?"
+        with self._database.read() as connection:
+            rows = connection.execute(query, (*parameters, limit)).fetchall()
+        return [_event(row) for row in rows]
