@@ -1,0 +1,165 @@
+"""``fedward broker``: render, run and reload the MQTT broker (``mqtt`` in the seed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import click
+
+from fedward.broker.embedded import EmbeddedBroker, serve_in_foreground
+from fedward.broker.peers import load_peers_file
+from fedward.broker.process import find_mosquitto
+from fedward.broker.render import BrokerFiles, render_broker_config
+from fedward.config.model import DEFAULT_MAX_MESSAGE_BYTES
+from fedward.errors import ConfigError, NotFound, TransportError
+from fedward.storage.atomic import atomic_write_text
+
+PID_NAME = "broker.pid"
+_DIR = click.Path(path_type=Path, file_okay=False)
+
+
+@click.group("broker")
+def broker() -> None:
+    """Render and run the MQTT broker: Mosquitto with passwords and an ACL."""
+
+
+@broker.command("config")
+@click.option(
+    "--peers",
+    "peers_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Peers file (TOML, format below).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=_DIR,
+    required=True,
+    help="Directory to write mosquitto.conf, passwords and acl into.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Listen address: the broker's VPN address (10.220.0.2 in the seed).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True)
+@click.option(
+    "--max-message-bytes",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    show_default=True,
+    help="Largest message payload; larger ones are dropped.",
+)
+@click.option(
+    "--run-as", default=None, help="User Mosquitto switches to when started as root [default: you]."
+)
+def config(
+    peers_file: Path,
+    out_dir: Path,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    run_as: str | None,
+) -> None:
+    """Write the broker configuration for the peers in the peers file.
+
+    \b
+    The peers file lists one table per peer; each password file holds
+    that peer's broker password (the username is the peer id):
+        [[peers]]
+        role = "node"            # or "researcher"
+        id = "node1"
+        password_file = "secrets/node1.password"   # relative to the peers file
+
+    Running it again after a change rewrites the files atomically; then
+    'fedward broker reload' makes a running broker use them.
+    """
+    peers = load_peers_file(peers_file)
+    files = render_broker_config(peers, out_dir, host, port, max_message_bytes, run_as=run_as)
+    click.echo(
+        f"wrote {files.conf}, {files.passwords.name} and {files.acl.name} for {len(peers)} peers"
+    )
+
+
+@broker.command("run")
+@click.option(
+    "--config-dir", type=_DIR, required=True, help="Directory written by 'fedward broker config'."
+)
+@click.option(
+    "--embedded", is_flag=True, help="Run the embedded Python broker instead of Mosquitto."
+)
+@click.option(
+    "--pid-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"[default: CONFIG_DIR/{PID_NAME}]",
+)
+def run(config_dir: Path, embedded: bool, pid_file: Path | None) -> None:
+    """Run the broker in the foreground (Mosquitto replaces this process)."""
+    files = BrokerFiles.in_dir(config_dir)
+    if not files.conf.is_file():
+        raise ConfigError(f"{files.conf} does not exist", hint="run 'fedward broker config' first")
+    pid_path = pid_file or files.conf.parent / PID_NAME
+    if embedded:
+        _run_embedded(config_dir, pid_path)
+        return
+    executable = find_mosquitto()
+    if executable is None:
+        raise TransportError(
+            "mosquitto is not installed",
+            hint="install the 'mosquitto' package, or pass --embedded for the Python broker",
+        )
+    # exec keeps our pid, so the pid file names the broker itself.
+    atomic_write_text(pid_path, f"{os.getpid()}\n")
+    os.execv(executable, [executable, "-c", str(files.conf)])  # noqa: S606 - fixed argv
+
+
+@broker.command("reload")
+@click.option(
+    "--config-dir", type=_DIR, default=None, help=f"Find the pid in CONFIG_DIR/{PID_NAME}."
+)
+@click.option("--pid-file", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def reload(config_dir: Path | None, pid_file: Path | None) -> None:
+    """Make a running broker re-read its passwords and ACL (SIGHUP)."""
+    if pid_file is None:
+        if config_dir is None:
+            raise click.UsageError("give --config-dir or --pid-file")
+        pid_file = config_dir / PID_NAME
+    pid = _running_broker_pid(pid_file)
+    os.kill(pid, signal.SIGHUP)
+    click.echo(f"broker {pid} reloads its passwords and ACL")
+
+
+def _run_embedded(config_dir: Path, pid_path: Path) -> None:
+    broker_ = EmbeddedBroker.from_config_dir(config_dir)
+    atomic_write_text(pid_path, f"{os.getpid()}\n")
+    try:
+        asyncio.run(serve_in_foreground(broker_))
+    finally:
+        with contextlib.suppress(OSError):
+            pid_path.unlink()
+
+
+def _running_broker_pid(pid_file: Path) -> int:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except FileNotFoundError as exc:
+        raise NotFound(f"no pid file {pid_file}", hint="is the broker running?") from exc
+    except ValueError as exc:
+        raise ConfigError(f"pid file {pid_file} does not hold a process id") from exc
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        command = cmdline.read_bytes().replace(b"\0", b" ")
+    except FileNotFoundError as exc:
+        raise NotFound(f"no broker runs as pid {pid} (stale {pid_file})") from exc
+    except OSError:
+        return pid  # no /proc here: trust the pid file
+    if b"mosquitto" not in command and b"fedward" not in command:
+        raise NotFound(f"pid {pid} from {pid_file} is not a broker (stale pid file)")
+    return pid

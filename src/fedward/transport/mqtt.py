@@ -1,0 +1,308 @@
+"""``MqttChannel``: the ``Channel`` contract on paho-mqtt 2.x (the only paho import).
+
+How it keeps the contract:
+
+- MQTT 3.1.1, QoS 1 both ways, clean sessions. The broker forgets us when we go, so every
+  (re)connection subscribes again to everything :meth:`MqttChannel.subscribe` was given.
+- paho's network thread only queues incoming messages; one dispatcher thread per channel
+  calls the handlers, one at a time, in arrival order. A slow handler therefore never
+  stalls keepalives or acknowledgements, and a handler may call ``subscribe`` or
+  ``publish``. A handler's exception is logged and the next message is handled.
+- Lost connections are retried by paho with exponential backoff (1 s doubling to 30 s).
+  ``publish`` never waits for the broker: while disconnected, messages wait in paho's
+  queue (up to ``MAX_QUEUED_MESSAGES``) and go out after the reconnection; a full queue
+  or a closed channel raises ``TransportError``.
+- ``subscribe`` waits for the broker's SUBACK while connected, so a message published by
+  anyone after ``subscribe`` returns reaches us.
+- TCP_NODELAY on every socket: control messages are small and latency-bound.
+
+A publish that the broker's ACL refuses is acknowledged and dropped by Mosquitto (MQTT
+3.1.1 has no way to say "denied"), so it is indistinguishable from one nobody reads:
+senders learn of it only through the missing reply and its deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from fedward.config.model import BrokerEndpoint
+from fedward.errors import AccessDenied, TransportError, ValidationError
+from fedward.protocol.topics import topic_matches
+from fedward.transport.channel import Handler, Will
+
+log = logging.getLogger(__name__)
+
+QOS = 1
+MAX_QUEUED_MESSAGES = 1000
+RECONNECT_MIN_DELAY_S = 1
+RECONNECT_MAX_DELAY_S = 30
+CLOSE_FLUSH_S = 2.0
+_HINT = "is the broker running? check MQTT_BROKER / MQTT_BROKER_PORT"
+_CREDENTIAL_REFUSALS = {"Bad user name or password", "Not authorized"}
+
+
+class MqttChannel:
+    """A connected MQTT client; the constructor returns only once the broker accepted us."""
+
+    def __init__(
+        self,
+        endpoint: BrokerEndpoint,
+        client_id: str,
+        will: Will | None = None,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self._address = f"{endpoint.host}:{endpoint.port}"
+        self._timeout_s = connect_timeout_s
+        self._lock = threading.Condition()
+        self._subscriptions: list[tuple[str, Handler]] = []
+        self._pending_subacks: dict[int, list[ReasonCode] | None] = {}
+        self._unacked: list[paho.MQTTMessageInfo] = []
+        self._first_connack: ReasonCode | None = None
+        self._connected = False
+        self._closed = False
+        self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._client = self._make_client(endpoint, client_id, will)
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name=f"mqtt-dispatch-{client_id}", daemon=True
+        )
+        self._dispatcher.start()
+        try:
+            self._connect()
+        except BaseException:
+            self._shut_down()
+            raise
+
+    # -- Channel -------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler) -> None:
+        with self._lock:
+            if self._closed:
+                raise TransportError(f"MQTT channel {self.client_id} is closed")
+            self._subscriptions.append((topic_filter, handler))
+        try:
+            result, mid = self._client.subscribe(topic_filter, qos=QOS)
+        except ValueError as exc:
+            self._forget(topic_filter, handler)
+            raise ValidationError(f"invalid MQTT topic filter {topic_filter!r}") from exc
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            return  # not connected: on_connect subscribes once we are
+        codes = self._wait_for_suback(mid)
+        if codes is not None and any(code.is_failure for code in codes):
+            self._forget(topic_filter, handler)
+            raise AccessDenied(f"the broker refused the subscription to {topic_filter!r}")
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        if self._closed:
+            raise TransportError(f"MQTT channel {self.client_id} is closed")
+        try:
+            info = self._client.publish(topic, payload, qos=QOS, retain=retain)
+        except ValueError as exc:
+            raise ValidationError(f"cannot publish to MQTT topic {topic!r}: {exc}") from exc
+        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+                log.debug("not connected to %s; message to %s queued", self._address, topic)
+            with self._lock:
+                if len(self._unacked) >= MAX_QUEUED_MESSAGES:
+                    self._unacked = [i for i in self._unacked if not i.is_published()]
+                self._unacked.append(info)
+        else:
+            raise TransportError(
+                f"cannot publish to {topic!r} via {self._address}: {paho.error_string(info.rc)}",
+                hint=f"{MAX_QUEUED_MESSAGES} messages already wait for the broker"
+                if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+                else _HINT,
+            )
+
+    def close(self) -> None:
+        """Send what is pending (up to 2 s), then disconnect cleanly: no will. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.flush(CLOSE_FLUSH_S)
+        self._shut_down()
+
+    # -- extras --------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the broker acknowledged every publish; False on timeout or disconnect."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                self._unacked = [info for info in self._unacked if not info.is_published()]
+                remaining = deadline - time.monotonic()
+                if not self._unacked or not self._connected or remaining <= 0:
+                    return not self._unacked
+                # paho marks a message published just after on_publish: poll briefly too.
+                self._lock.wait(min(remaining, 0.05))
+
+    # -- connection ----------------------------------------------------------------
+
+    def _make_client(
+        self, endpoint: BrokerEndpoint, client_id: str, will: Will | None
+    ) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
+        if endpoint.username is not None:
+            password = endpoint.password.reveal() if endpoint.password is not None else None
+            client.username_pw_set(endpoint.username, password)
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
+        client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
+        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        client.connect_timeout = self._timeout_s
+        client.on_socket_open = self._on_socket_open
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self) -> None:
+        try:
+            self._client.connect(self.endpoint.host, self.endpoint.port, self.endpoint.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise TransportError(
+                f"cannot connect to the MQTT broker at {self._address}: {exc}", hint=_HINT
+            ) from exc
+        self._client.loop_start()
+        deadline = time.monotonic() + self._timeout_s
+        with self._lock:
+            while self._first_connack is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransportError(
+                        f"the MQTT broker at {self._address} did not answer within "
+                        f"{self._timeout_s:g} s",
+                        hint=_HINT,
+                    )
+                self._lock.wait(remaining)
+            reason = self._first_connack
+        if reason.is_failure:
+            message = f"the MQTT broker at {self._address} refused {self.client_id!r}: {reason}"
+            if reason.getName() in _CREDENTIAL_REFUSALS:
+                raise AccessDenied(message, hint="check the broker username and password file")
+            raise TransportError(message)
+
+    def _shut_down(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._inbox.put(None)
+        if threading.current_thread() is not self._dispatcher:
+            self._dispatcher.join(timeout=10)
+
+    def _wait_for_suback(self, mid: int) -> list[ReasonCode] | None:
+        """SUBACK codes; None if the connection dropped first (on_connect resubscribes)."""
+        deadline = time.monotonic() + self._timeout_s
+        with self._lock:
+            self._pending_subacks.setdefault(mid, None)
+            try:
+                while self._pending_subacks[mid] is None:
+                    remaining = deadline - time.monotonic()
+                    if not self._connected or self._closed:
+                        return None
+                    if remaining <= 0:
+                        raise TransportError(
+                            f"no SUBACK from the MQTT broker at {self._address}", hint=_HINT
+                        )
+                    self._lock.wait(remaining)
+                return self._pending_subacks[mid]
+            finally:
+                self._pending_subacks.pop(mid, None)
+
+    def _forget(self, topic_filter: str, handler: Handler) -> None:
+        with self._lock:
+            if (topic_filter, handler) in self._subscriptions:
+                self._subscriptions.remove((topic_filter, handler))
+
+    # -- paho callbacks (paho's network thread) --------------------------------------
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        with self._lock:
+            first = self._first_connack is None
+            if first:
+                self._first_connack = reason
+            if reason.is_failure:
+                if not first:
+                    log.error(
+                        "MQTT broker %s refused %s: %s", self._address, self.client_id, reason
+                    )
+                self._lock.notify_all()
+                return
+            filters = sorted({topic_filter for topic_filter, _ in self._subscriptions})
+            self._connected = True
+            self._lock.notify_all()
+        if not first:
+            log.info("reconnected to MQTT broker %s as %s", self._address, self.client_id)
+        if filters:
+            client.subscribe([(topic_filter, QOS) for topic_filter in filters])
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        with self._lock:
+            was_connected, self._connected = self._connected, False
+            self._lock.notify_all()
+        if was_connected and not self._closed:
+            log.warning("lost MQTT broker %s (%s); reconnecting", self._address, reason)
+
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
+    ) -> None:
+        with self._lock:
+            if mid in self._pending_subacks:
+                self._pending_subacks[mid] = codes
+                self._lock.notify_all()
+        if any(code.is_failure for code in codes):
+            log.error("MQTT broker %s refused a subscription of %s", self._address, self.client_id)
+
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        with self._lock:
+            self._lock.notify_all()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._inbox.put((message.topic, bytes(message.payload)))
+
+    # -- dispatcher thread -----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            topic, payload = item
+            with self._lock:
+                handlers = [h for f, h in self._subscriptions if topic_matches(f, topic)]
+            for handler in handlers:
+                try:
+                    handler(topic, payload)
+                except Exception:  # a worker loop: one bad message must not stop the others
+                    log.exception("handler for %s on %s failed", topic, self.client_id)
