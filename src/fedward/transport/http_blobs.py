@@ -1,0 +1,207 @@
+"""``HttpBlobStore``: the ``BlobStore`` of the upload server, over HTTP (the only httpx import).
+
+Every httpx error is translated here, once: 401 becomes AccessDenied, 404 NotFound,
+413 ValidationError (with the server's limit), a body that does not hash to its id
+IntegrityError, an unreachable server TransportError. Bodies are streamed both ways in
+1 MiB chunks over one keep-alive connection, and downloads are hashed as they arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import httpx
+
+from fedward.core.ids import validate_id, validate_sha256
+from fedward.errors import (
+    AccessDenied,
+    IntegrityError,
+    NotFound,
+    RequestTimeout,
+    TransportError,
+    ValidationError,
+)
+from fedward.storage.atomic import fsync_dir
+
+CHUNK_BYTES = 1024 * 1024
+_URL_HINT = "check UPLOADS_URL and that the upload server is running"
+
+
+class HttpBlobStore:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 60) -> None:
+        base_url = base_url.rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValidationError(
+                f"upload server URL must start with http:// or https://: {base_url!r}"
+            )
+        self.base_url = base_url
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+            trust_env=False,  # a proxy from the environment must not see VPN traffic or tokens
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"HttpBlobStore({self.base_url!r})"
+
+    def put_bytes(self, data: bytes, readers: Sequence[str]) -> str:
+        blob_id = hashlib.sha256(data).hexdigest()
+        self._put(blob_id, _memory_chunks(bytes(data)), len(data), readers)
+        return blob_id
+
+    def put_file(self, path: Path, readers: Sequence[str]) -> str:
+        """Hash the file, then stream it from disk: memory stays O(chunk)."""
+        path = Path(path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+            size = os.fstat(handle.fileno()).st_size
+        blob_id = digest.hexdigest()
+        self._put(blob_id, _file_chunks(path), size, readers)
+        return blob_id
+
+    def get_bytes(self, blob_id: str) -> bytes:
+        parts: list[bytes] = []
+        self._download(blob_id, parts.append)
+        return b"".join(parts)
+
+    def get_file(self, blob_id: str, dest: Path) -> Path:
+        """Stream the blob into a temporary file beside ``dest`` while hashing it, then
+        rename it over ``dest``. On any failure nothing is left behind."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self._download(blob_id, out.write)
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.replace(dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(dest.parent)
+        return dest
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpBlobStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _put(
+        self, blob_id: str, content: bytes | Iterator[bytes], size: int, readers: Sequence[str]
+    ) -> None:
+        for reader in readers:
+            validate_id(reader, kind="reader id")
+        headers = {
+            "Content-Length": str(size),  # also keeps httpx from chunking a streamed body
+            "Content-Type": "application/octet-stream",
+            "X-Fedward-Readers": ",".join(readers),
+        }
+        with self._translated():
+            response = self._client.put(f"/blobs/{blob_id}", content=content, headers=headers)
+        _raise_for_status(response, blob_id)
+        try:
+            stored = response.json().get("blob_id")
+        except (ValueError, AttributeError) as exc:
+            raise TransportError(
+                f"upload server gave an unreadable answer for blob {blob_id}", hint=_URL_HINT
+            ) from exc
+        if stored != blob_id:
+            raise IntegrityError(f"upload server stored {stored!r} instead of blob {blob_id}")
+
+    def _download(self, blob_id: str, sink: Callable[[bytes], object]) -> None:
+        """Feed the blob's bytes to ``sink`` as they arrive; IntegrityError if they do not
+        hash to ``blob_id`` (the caller then drops what it got)."""
+        validate_sha256(blob_id)
+        digest = hashlib.sha256()
+        with self._translated(), self._client.stream("GET", f"/blobs/{blob_id}") as response:
+            _raise_for_status(response, blob_id)
+            # Raw chunks skip httpx's decoding layer; we asked for identity encoding.
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            for chunk in response.iter_bytes() if encoded else response.iter_raw():
+                digest.update(chunk)
+                sink(chunk)
+        _check_digest(blob_id, digest.hexdigest())
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(
+                f"upload server at {self.base_url} did not answer in time", hint=_URL_HINT
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"cannot talk to the upload server at {self.base_url}: {exc}", hint=_URL_HINT
+            ) from exc
+
+
+def _memory_chunks(data: bytes) -> Iterator[bytes]:
+    # httpcore re-slices the unsent rest of a buffer after every send(), which is
+    # quadratic for one large body; 1 MiB pieces keep it linear.
+    view = memoryview(data)
+    for start in range(0, len(data), CHUNK_BYTES):
+        yield bytes(view[start : start + CHUNK_BYTES])
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+
+
+def _check_digest(blob_id: str, actual: str) -> None:
+    if actual != blob_id:
+        raise IntegrityError(
+            f"downloaded content of blob {blob_id} hashes to {actual}",
+            hint="the upload server or the network altered it; nothing was kept",
+        )
+
+
+def _raise_for_status(response: httpx.Response, blob_id: str) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    response.read()
+    try:
+        body = response.json()
+        code, message = str(body.get("error", "")), str(body.get("message", ""))
+    except ValueError:
+        code, message = "", response.text[:200]
+    _raise_error(status, code, message, blob_id)
+
+
+def _raise_error(status: int, code: str, message: str, blob_id: str) -> NoReturn:
+    if status == 401:
+        raise AccessDenied(
+            f"upload server refused this peer's token: {message}",
+            hint="check the uploads token file (FEDWARD_UPLOADS_TOKEN_FILE) for this peer",
+        )
+    if status == 404:
+        raise NotFound(f"blob {blob_id} not found, or this peer is not one of its readers")
+    if status == 413:
+        raise ValidationError(f"upload server refused blob {blob_id}: {message}")
+    if code == "integrity":
+        raise IntegrityError(f"upload server refused blob {blob_id}: {message}")
+    if status == 400:
+        raise ValidationError(f"upload server refused the request: {message}")
+    raise TransportError(
+        f"upload server answered HTTP {status} for blob {blob_id}: {message or code}",
+        hint=_URL_HINT if status >= 500 else None,
+    )

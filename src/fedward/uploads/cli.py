@@ -1,0 +1,145 @@
+"""``fedward uploads``: run the upload server and manage its peers' tokens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from fedward.errors import NotFound
+
+_TOKENS_HELP = "The tokens file (JSON peer id -> token hash, mode 0600)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def uploads() -> None:
+    """The upload server (restful in the seed): content-addressed blobs behind bearer tokens."""
+
+
+@uploads.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one; the URL is printed).",
+)
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where blobs and their reader lists are kept (created if missing).",
+)
+@click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=_TOKENS_HELP + " Re-read whenever it changes.",
+)
+@click.option(
+    "--max-blob-mb",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest blob accepted, in MiB.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="uvicorn's log level.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log one line per request.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    tokens_file: Path,
+    max_blob_mb: int,
+    log_level: str,
+    access_log: bool,
+) -> None:
+    """Run the upload server in the foreground until interrupted."""
+    import uvicorn
+
+    from fedward.uploads.app import create_app
+    from fedward.uploads.server import bind_listener, listener_url, uvicorn_config
+
+    app = create_app(data_dir, tokens_file, max_blob_mb * 1024 * 1024)
+    if not tokens_file.exists():
+        click.echo(
+            f"warning: {tokens_file} does not exist yet; nobody can connect until "
+            f"'fedward uploads token add PEER --tokens {tokens_file}'",
+            err=True,
+        )
+    sock = bind_listener(host, port)
+    # One line on stdout, so a parent process that asked for port 0 learns the address.
+    click.echo(f"fedward uploads listening on {listener_url(sock)}")
+    sys.stdout.flush()
+    uvicorn.Server(uvicorn_config(app, log_level=log_level, access_log=access_log)).run(
+        sockets=[sock]
+    )
+
+
+@uploads.group()
+def token() -> None:
+    """Give peers tokens and revoke them (the server notices without a restart)."""
+
+
+@token.command("add")
+@click.argument("peer_id")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=_TOKENS_HELP,
+)
+def token_add(peer_id: str, tokens_file: Path) -> None:
+    """Make a new token for PEER_ID (replacing its old one) and print it once."""
+    from fedward.uploads.tokens import add_token
+
+    click.echo(add_token(tokens_file, peer_id))
+
+
+@token.command("remove")
+@click.argument("peer_id")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=_TOKENS_HELP,
+)
+def token_remove(peer_id: str, tokens_file: Path) -> None:
+    """Revoke PEER_ID's token."""
+    from fedward.uploads.tokens import remove_token
+
+    if not remove_token(tokens_file, peer_id):
+        raise NotFound(f"peer {peer_id!r} has no uploads token in {tokens_file}")
+    click.echo(f"revoked the uploads token of {peer_id}", err=True)
+
+
+@token.command("list")
+@click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=_TOKENS_HELP,
+)
+def token_list(tokens_file: Path) -> None:
+    """Print the peers that hold a token, one per line."""
+    from fedward.uploads.tokens import read_token_hashes
+
+    for peer_id in sorted(read_token_hashes(tokens_file)):
+        click.echo(peer_id)

@@ -1,0 +1,96 @@
+"""Blobs on disk: atomic commit, reader lists that only grow, clean-up of dead uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from fedward.errors import NotFound, ValidationError
+from fedward.uploads.blob_space import DiskBlobSpace
+
+
+def store(space: DiskBlobSpace, data: bytes, readers: list[str]) -> str:
+    incoming = space.begin_upload(keep_content=True)
+    try:
+        incoming.write(data)
+        space.commit(incoming, readers)
+    finally:
+        incoming.discard()
+    return incoming.blob_id()
+
+
+def test_committed_blob_is_readable_by_its_readers_only(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    blob_id = store(space, b"weights", ["alice", "bob"])
+    assert blob_id == hashlib.sha256(b"weights").hexdigest()
+    handle, size = space.open_for(blob_id, "bob")
+    with handle:
+        assert handle.read() == b"weights"
+    assert size == len(b"weights")
+    with pytest.raises(NotFound):
+        space.open_for(blob_id, "carol")
+
+
+def test_readers_accumulate_and_survive_a_new_instance(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    blob_id = store(space, b"weights", ["alice"])
+    space.add_readers(blob_id, 7, ["bob"])
+    assert DiskBlobSpace(tmp_path).readers_of(blob_id) == {"alice", "bob"}
+
+
+def test_unknown_blob_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        DiskBlobSpace(tmp_path).open_for("0" * 64, "alice")
+
+
+def test_discarded_upload_leaves_no_file(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    incoming = space.begin_upload(keep_content=True)
+    incoming.write(b"half an upload")
+    incoming.discard()
+    incoming.discard()
+    assert list((tmp_path / "incoming").iterdir()) == []
+    assert not space.has(incoming.blob_id())
+
+
+def test_hash_only_upload_writes_nothing(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    incoming = space.begin_upload(keep_content=False)
+    incoming.write(b"abc")
+    assert incoming.blob_id() == hashlib.sha256(b"abc").hexdigest()
+    assert list((tmp_path / "incoming").iterdir()) == []
+
+
+def test_uploads_abandoned_by_a_crash_are_removed_at_start(tmp_path: Path) -> None:
+    DiskBlobSpace(tmp_path)
+    leftover = tmp_path / "incoming" / "dead.part"
+    leftover.write_bytes(b"x")
+    DiskBlobSpace(tmp_path)
+    assert not leftover.exists()
+
+
+def test_damaged_reader_list_fails_closed(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    blob_id = store(space, b"weights", ["alice"])
+    sidecar = tmp_path / "readers" / blob_id[:2] / f"{blob_id}.json"
+    sidecar.write_text("{broken")
+    with pytest.raises(NotFound):
+        space.open_for(blob_id, "alice")
+
+
+def test_reader_list_is_small_json_with_the_size(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    blob_id = store(space, b"weights", ["bob", "alice"])
+    sidecar = tmp_path / "readers" / blob_id[:2] / f"{blob_id}.json"
+    assert json.loads(sidecar.read_text()) == {"size": 7, "readers": ["alice", "bob"]}
+
+
+def test_ids_that_are_not_sha256_never_become_paths(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    with pytest.raises(ValidationError):
+        space.has("../../etc/passwd")
+    with pytest.raises(ValidationError):
+        space.open_for("../" + "0" * 61, "alice")
