@@ -28,7 +28,7 @@ def _contiguous(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         arr = np.asarray(value)
         if arr.dtype == object:
             raise ProtocolError(f"parameter {name!r} has dtype object; only numeric arrays travel")
-        out[name] = np.ascontiguousarray(arr)
+        out[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # keeps 0-d shapes
     return out
 
 
@@ -39,7 +39,7 @@ def params_to_bytes(params: Mapping[str, np.ndarray]) -> bytes:
 def params_from_bytes(data: bytes) -> Params:
     try:
         return dict(load(data))
-    except (SafetensorError, ValueError, TypeError) as exc:
+    except (SafetensorError, ValueError, TypeError, KeyError) as exc:
         raise ProtocolError(f"parameters are not valid safetensors: {exc}") from exc
 
 
@@ -93,7 +93,6 @@ _SAFETENSORS_DTYPES = {
     "F64": "float64",
     "F32": "float32",
     "F16": "float16",
-    "BF16": "float32",  # numpy has no bfloat16; safetensors' numpy loader refuses it anyway
     "I64": "int64",
     "I32": "int32",
     "I16": "int16",
