@@ -29,7 +29,15 @@ from fedward.errors import (
     NotFound,
     ValidationError,
 )
-from fedward.uploads.asgi import Receive, Scope, Send, request_header, send_error, send_json
+from fedward.uploads.asgi import (
+    Message,
+    Receive,
+    Scope,
+    Send,
+    request_header,
+    send_error,
+    send_json,
+)
 from fedward.uploads.blob_space import DiskBlobSpace, IncomingBlob
 from fedward.uploads.tokens import TokenRegistry
 
@@ -71,26 +79,26 @@ class UploadApp:
             await self._answer(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
-            await self._route(scope, receive, send)
+            await self._route(scope, receive, send_tracked)
         except _ClientGoneError:
             pass
-        except ConfigError:
-            # Details (with the tokens file path) are in the server log, not in the reply.
-            await send_error(send, 503, "unavailable", "the server's token list is unusable")
-        except FedwardError as exc:
-            status = next((s for kind, s in _STATUS_OF_ERROR if isinstance(exc, kind)), 500)
+        except Exception as exc:  # the top of one request: every failure gets an answer
+            if started:
+                # Too late for an error reply; uvicorn closes the connection mid-body and
+                # the client's hash check catches the short read.
+                log.exception("failed while sending %s %s", scope["method"], scope["path"])
+                return
+            status, code, message = _error_reply(exc, scope)
             extra = [_BEARER_CHALLENGE] if status == 401 else []
-            await send_error(send, status, exc.code, exc.message, extra)
-        except OSError as exc:
-            log.exception("storage failure on %s %s", scope["method"], scope["path"])
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            await send_error(
-                send,
-                507 if full else 500,
-                "storage",
-                "the server is out of space" if full else "the server could not store or read it",
-            )
+            await send_error(send, status, code, message, extra)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
@@ -215,6 +223,20 @@ def create_app(data_dir: Path, tokens_file: Path, max_blob_bytes: int) -> Upload
     return UploadApp(
         DiskBlobSpace(Path(data_dir)), TokenRegistry(Path(tokens_file)), max_blob_bytes
     )
+
+
+def _error_reply(exc: Exception, scope: Scope) -> tuple[int, str, str]:
+    """Status, code and message for a failure; only our own words reach the peer."""
+    if isinstance(exc, ConfigError):
+        # Details (with the tokens file path) are in the server log, not in the reply.
+        return 503, "unavailable", "the server's token list is unusable"
+    if isinstance(exc, FedwardError):
+        status = next((s for kind, s in _STATUS_OF_ERROR if isinstance(exc, kind)), 500)
+        return status, exc.code, exc.message
+    log.exception("failure on %s %s", scope["method"], scope["path"])
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 507, "storage", "the server is out of space"
+    return 500, "internal", "the server failed to answer; its log says why"
 
 
 def _blob_id_from(text: str) -> str:
