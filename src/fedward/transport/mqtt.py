@@ -66,10 +66,13 @@ class MqttChannel:
         self._timeout_s = connect_timeout_s
         self._lock = threading.Condition()
         self._subscriptions: list[tuple[str, Handler]] = []
-        self._pending_subacks: dict[int, list[ReasonCode] | None] = {}
-        self._unacked: list[paho.MQTTMessageInfo] = []
+        self._subacks: dict[int, list[ReasonCode]] = {}  # SUBACKs a subscribe() waits for
+        self._unwaited_subacks: set[int] = set()  # SUBACKs nobody waits for
+        self._unacked: set[int] = set()  # mids of our publishes not yet acknowledged
+        self._early_acks: set[int] = set()  # acknowledged before publish() recorded them
         self._first_connack: ReasonCode | None = None
         self._connected = False
+        self._connections = 0  # counts CONNACKs, so waiters notice a reconnection
         self._closed = False
         self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self._client = self._make_client(endpoint, client_id, will)
@@ -113,9 +116,10 @@ class MqttChannel:
             if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
                 log.debug("not connected to %s; message to %s queued", self._address, topic)
             with self._lock:
-                if len(self._unacked) >= MAX_QUEUED_MESSAGES:
-                    self._unacked = [i for i in self._unacked if not i.is_published()]
-                self._unacked.append(info)
+                if info.mid in self._early_acks:
+                    self._early_acks.discard(info.mid)
+                else:
+                    self._unacked.add(info.mid)
         else:
             raise TransportError(
                 f"cannot publish to {topic!r} via {self._address}: {paho.error_string(info.rc)}",
@@ -143,13 +147,12 @@ class MqttChannel:
         """Wait until the broker acknowledged every publish; False on timeout or disconnect."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while True:
-                self._unacked = [info for info in self._unacked if not info.is_published()]
+            while self._unacked and self._connected:
                 remaining = deadline - time.monotonic()
-                if not self._unacked or not self._connected or remaining <= 0:
-                    return not self._unacked
-                # paho marks a message published just after on_publish: poll briefly too.
-                self._lock.wait(min(remaining, 0.05))
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+            return not self._unacked
 
     # -- connection ----------------------------------------------------------------
 
@@ -215,20 +218,19 @@ class MqttChannel:
         """SUBACK codes; None if the connection dropped first (on_connect resubscribes)."""
         deadline = time.monotonic() + self._timeout_s
         with self._lock:
-            self._pending_subacks.setdefault(mid, None)
-            try:
-                while self._pending_subacks[mid] is None:
-                    remaining = deadline - time.monotonic()
-                    if not self._connected or self._closed:
-                        return None
-                    if remaining <= 0:
+            connection = self._connections
+            while mid not in self._subacks:
+                remaining = deadline - time.monotonic()
+                reconnected = self._connections != connection
+                if not self._connected or reconnected or self._closed or remaining <= 0:
+                    self._unwaited_subacks.add(mid)
+                    if remaining <= 0 and self._connected:
                         raise TransportError(
                             f"no SUBACK from the MQTT broker at {self._address}", hint=_HINT
                         )
-                    self._lock.wait(remaining)
-                return self._pending_subacks[mid]
-            finally:
-                self._pending_subacks.pop(mid, None)
+                    return None
+                self._lock.wait(remaining)
+            return self._subacks.pop(mid)
 
     def _forget(self, topic_filter: str, handler: Handler) -> None:
         with self._lock:
@@ -257,11 +259,18 @@ class MqttChannel:
                 return
             filters = sorted({topic_filter for topic_filter, _ in self._subscriptions})
             self._connected = True
+            self._connections += 1
+            self._subacks.clear()  # a new connection: no SUBACK of the old one will come
+            self._unwaited_subacks.clear()
             self._lock.notify_all()
         if not first:
             log.info("reconnected to MQTT broker %s as %s", self._address, self.client_id)
         if filters:
-            client.subscribe([(topic_filter, QOS) for topic_filter in filters])
+            # Runs on the network thread, so its SUBACK cannot overtake this bookkeeping.
+            _, mid = client.subscribe([(topic_filter, QOS) for topic_filter in filters])
+            if mid is not None:
+                with self._lock:
+                    self._unwaited_subacks.add(mid)
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
@@ -276,8 +285,10 @@ class MqttChannel:
         self, client: paho.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
     ) -> None:
         with self._lock:
-            if mid in self._pending_subacks:
-                self._pending_subacks[mid] = codes
+            if mid in self._unwaited_subacks:
+                self._unwaited_subacks.discard(mid)
+            else:  # a subscribe() waits for it, or will soon
+                self._subacks[mid] = codes
                 self._lock.notify_all()
         if any(code.is_failure for code in codes):
             log.error("MQTT broker %s refused a subscription of %s", self._address, self.client_id)
@@ -286,7 +297,11 @@ class MqttChannel:
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
         with self._lock:
-            self._lock.notify_all()
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+                self._lock.notify_all()
+            else:  # PUBACK overtook publish() returning: let publish() know
+                self._early_acks.add(mid)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._inbox.put((message.topic, bytes(message.payload)))
