@@ -127,7 +127,7 @@ def load_node_config(
     state_dir = overrides.pop("state_dir", None) or env.get("FEDWARD_NODE_DIR") or data.get("state_dir")
     if not state_dir:
         state_dir = Path.home() / ".fedward" / "nodes" / str(node_id)
-    data_root = data.get("data_root") or env.get("FEDWARD_DATA_ROOT")
+    data_root = env.get("FEDWARD_DATA_ROOT") or data.get("data_root")
     approval = training.get("approval_required", True)
     if "ENABLE_TRAINING_PLAN_APPROVAL" in env:
         approval = parse_bool(env["ENABLE_TRAINING_PLAN_APPROVAL"], "ENABLE_TRAINING_PLAN_APPROVAL")
