@@ -18,13 +18,14 @@ import builtins
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fedward.core.ids import new_id, validate_id
 from fedward.errors import DatasetError, NotFound
-from fedward.node.services.dataset_inspection import DatasetInspector, default_inspector
+from fedward.node.services.dataset_inspection import DatasetInspector, LearningInspector
 from fedward.node.services.dataset_paths import resolve_dataset_path
 from fedward.storage.node_records import AuditEntry, DatasetRecord, utc_now
 from fedward.storage.node_stores import DatasetStore
@@ -36,6 +37,9 @@ MAX_TAGS = 64
 MAX_FROM_FILE_BYTES = 1 << 20
 FROM_FILE_KEYS = frozenset({"data_type", "path", "name", "tags", "description", "options"})
 MAX_OPTIONS_CHARS = 20_000
+# Options whose value is a file the reader opens (a medical folder's demographics CSV):
+# held to the same rules as the dataset path, and stored resolved.
+PATH_OPTIONS = frozenset({"demographics"})
 ADMIN = "admin"
 
 
@@ -88,7 +92,7 @@ class DatasetService:
     ) -> None:
         self._store = store
         self.data_root = data_root
-        self._inspector = inspector or default_inspector()
+        self._inspector = inspector or LearningInspector()
         self._clock = clock
 
     def data_types(self) -> list[str]:
@@ -114,7 +118,7 @@ class DatasetService:
         name = _checked_text(name, "name", MAX_NAME_CHARS, required=True)
         description = _checked_text(description, "description", MAX_DESCRIPTION_CHARS)
         tag_list = parse_tags(tags)
-        checked_options = _checked_options(options or {})
+        checked_options = self._checked_options(options or {})
         resolved = resolve_dataset_path(path, self.data_root)
         found = self._inspector.inspect(data_type, resolved, checked_options)
         if found.sample_count <= 0:
@@ -160,15 +164,19 @@ class DatasetService:
                 raise DatasetError(f"{key!r} in {json_path} must be a string")
         if not isinstance(spec["tags"], str | list):
             raise DatasetError(f"'tags' in {json_path} must be a list or a comma-separated string")
-        if not isinstance(spec.get("options", {}), dict):
+        options = spec.get("options", {})
+        if not isinstance(options, dict):
             raise DatasetError(f"'options' in {json_path} must be a JSON object")
+        for key in PATH_OPTIONS & set(options):
+            if isinstance(options[key], str):
+                options[key] = str(json_path.parent / options[key])
         return self.add(
             spec["data_type"],
             json_path.parent / spec["path"],
             spec["name"],
             spec["tags"],
             spec.get("description", ""),
-            options=spec.get("options"),
+            options=options,
             by=by,
         )
 
@@ -195,21 +203,41 @@ class DatasetService:
     def delete_all(self, *, by: str = ADMIN) -> int:
         return self._store.delete_all(self._audit("datasets_cleared", by, "", "every dataset"))
 
+    def checked(self, dataset_id: str) -> DatasetRecord:
+        """The record with its path and file options re-checked now, just before a use.
+
+        The file system may have changed since the dataset was added (a symlink swapped
+        to point outside the data root, a file removed): ``DatasetError`` says so.
+        """
+        record = self.get(dataset_id)
+        return replace(
+            record,
+            path=resolve_dataset_path(record.path, self.data_root),
+            options=self._checked_options(record.options),
+        )
+
     def checked_path(self, dataset_id: str) -> Path:
-        """The dataset's path, re-checked now: still there, readable, inside the data root."""
-        return resolve_dataset_path(self.get(dataset_id).path, self.data_root)
+        """``checked(dataset_id).path``."""
+        return self.checked(dataset_id).path
 
     def preview(self, dataset_id: str) -> dict[str, Any]:
         """What ``dataset show`` prints: the stored facts and a fresh look at the content."""
-        record = self.get(dataset_id)
-        path = self.checked_path(dataset_id)
-        found = self._inspector.inspect(record.data_type, path, record.options)
+        record = self.checked(dataset_id)
+        found = self._inspector.inspect(record.data_type, record.path, record.options)
         return {
             "shape": found.shape,
             "dtypes": found.dtypes,
             "sample_count": found.sample_count,
             **found.preview,
         }
+
+    def _checked_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        checked = _checked_options(options)
+        for key in PATH_OPTIONS & set(checked):
+            if not isinstance(checked[key], str):
+                raise DatasetError(f"dataset option {key!r} must be a file path")
+            checked[key] = str(resolve_dataset_path(checked[key], self.data_root))
+        return checked
 
     def _audit(self, kind: str, actor: str, subject: str, detail: str) -> AuditEntry:
         return AuditEntry(at=self._clock(), kind=kind, actor=actor, subject=subject, detail=detail)
