@@ -17,6 +17,18 @@ from typing import Any, Protocol
 
 from fedward.core.params import Params
 
+#: Parameters named ``buffer:<name>`` are statistics of the data, not trained weights
+#: (BatchNorm running mean/var, the feature moments of the sklearn plans). They travel
+#: and are averaged by sample count like any parameter, which for moments is exact, but
+#: server optimisers (FedAdam, FedYogi, FedAdagrad), SCAFFOLD corrections, FedProx terms
+#: and robust rules SHOULD take their plain weighted mean instead of stepping them.
+BUFFER_PREFIX = "buffer:"
+
+
+def is_buffer(name: str) -> bool:
+    """True for a parameter that is a data statistic (see ``BUFFER_PREFIX``)."""
+    return name.startswith(BUFFER_PREFIX)
+
 
 @dataclass(frozen=True)
 class DatasetView:

@@ -12,6 +12,7 @@ names the file (relative to the dataset when it is inside it) and what to fix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -102,3 +103,25 @@ def visible_files_below(folder: Path) -> Iterator[Path]:
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(root) / name
+
+
+@contextlib.contextmanager
+def dataset_paths_hidden(path: Path) -> Iterator[None]:
+    """Inside training jobs: DatasetError messages with the dataset's location masked.
+
+    Job failures are reported to the researcher, who must never learn where a node keeps
+    its data.
+    """
+    try:
+        yield
+    except DatasetError as exc:
+        raise DatasetError(
+            _mask(exc.message, path), hint=_mask(exc.hint, path) if exc.hint else None
+        ) from exc
+
+
+def _mask(text: str, path: Path) -> str:
+    for location in sorted({str(path), str(path.parent)}, key=len, reverse=True):
+        if location not in ("/", "."):
+            text = text.replace(location, "<dataset>")
+    return text
