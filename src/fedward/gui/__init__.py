@@ -1,0 +1,18 @@
+"""The node's web GUI: datasets, training plans, jobs and users behind real authentication.
+
+- ``cli``            ``fedward gui serve`` / ``fedward gui adduser``
+- ``server``         uvicorn, TLS when given a certificate
+- ``app``            ``create_app(context)``: routes, security headers, error pages
+- ``context``        ``open_gui_context(node_config, settings)``: services + accounts
+- ``settings``       ``GuiSettings``: address, TLS, session lifetimes, throttle policy
+- ``roles``          viewer < approver < admin, as permissions
+- ``accounts``       argon2id accounts (``AccountService``); ``account_database`` its file
+- ``sessions``       server-side sessions with a CSRF token each
+- ``login_throttle`` growing delays after failed sign-ins
+- ``guards``         ``@page(permission)``: session, CSRF and role checks for handlers
+- ``pages``          one module per area (login, dashboard, datasets, plans, jobs, ...)
+- ``folder_browser``, ``connectivity``, ``source_view``, ``metrics_chart``: page helpers
+
+The GUI reaches node state only through ``fedward.node.services``; it never imports
+``fedward.storage`` or ``fedward.transport`` (an import-linter contract checks it).
+"""

@@ -1,0 +1,48 @@
+"""The dashboard: which node this is, whether it reaches its peers, what it holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fedward.gui.connectivity import check_all
+from fedward.gui.guards import Visit, page
+from fedward.gui.roles import Permission
+
+RECENT_JOBS = 10
+
+
+def _summary(visit: Visit) -> dict[str, Any]:
+    services = visit.context.services
+    plans = services.plans.list()
+    jobs = services.jobs.list(RECENT_JOBS)
+    datasets = services.datasets.list()
+    return {
+        "dataset_count": len(datasets),
+        "dataset_names": {d.dataset_id: d.name for d in datasets},
+        "plan_counts": Counter(plan.status for plan in plans),
+        "recent_jobs": jobs,
+    }
+
+
+@page(Permission.VIEW)
+async def dashboard(visit: Visit) -> Response:
+    node = visit.context.node
+    summary = await run_in_threadpool(_summary, visit)
+    reachability = await run_in_threadpool(check_all, node.broker, node.uploads)
+    return await visit.render(
+        "dashboard.html",
+        {
+            "node": node,
+            "reachability": reachability,
+            "approval_required": node.approval_required,
+            **summary,
+        },
+    )
+
+
+routes = [Route("/", dashboard, methods=["GET"])]
