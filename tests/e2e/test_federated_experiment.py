@@ -5,7 +5,6 @@ from __future__ import annotations
 from fedward.demo.breast_cancer import demo_training_args
 from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
-from fedward.learning.sklearn_plan import evaluate_params
 from fedward.researcher import Experiment, FedAvg
 
 from .conftest import TAGS
@@ -30,9 +29,7 @@ def test_three_nodes_train_logistic_regression_to_high_held_out_accuracy(federat
         assert record.succeeded == ["node1", "node2", "node3"]
         assert all(r.sample_count > 0 for r in record.nodes.values())
         assert "local_accuracy" in record.metrics
-    metrics = evaluate_params(
-        SGDClassifierPlan, experiment.model_args, experiment.aggregated_params(), split.test_x, split.test_y
-    )
+    metrics = SGDClassifierPlan(experiment.model_args).evaluate(experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"])
     print(f"held-out accuracy after 5 rounds: {metrics['accuracy']:.4f}")
     assert metrics["accuracy"] >= 0.93
 

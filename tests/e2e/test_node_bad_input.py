@@ -37,15 +37,16 @@ class RawResearcher:
     def send_raw(self, payload: bytes, node_id: str = "node1") -> None:
         self.channel.publish(topics.node_topic(node_id, self.researcher_id), payload)
 
-    def next_reply(self, timeout_s: float = 15.0) -> object:
-        return self.replies.get(timeout=timeout_s)
+    def next_reply(self, request_id: str | None = None, timeout_s: float = 15.0) -> object:
+        """The next reply (to ``request_id`` when given; the test's other calls share the topic)."""
+        while True:
+            reply = self.replies.get(timeout=timeout_s)
+            if request_id is None or getattr(reply, "request_id", None) == request_id:
+                return reply
 
     def assert_node_answers_ping(self) -> None:
         self.send_raw(encode(PingRequest(request_id="ping-after")))
-        reply = self.next_reply()
-        while not isinstance(reply, PongReply):  # skip events that may still be in flight
-            reply = self.next_reply()
-        assert reply.request_id == "ping-after"
+        assert isinstance(self.next_reply("ping-after"), PongReply)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def _train_request(fed: LocalFederation, **overrides: object) -> TrainRequest:
 
 def test_unknown_dataset_id_is_refused(federation: LocalFederation, raw: RawResearcher) -> None:
     raw.send_raw(encode(_train_request(federation, dataset_id="no-such-dataset")))
-    reply = raw.next_reply()
+    reply = raw.next_reply("train-bad")
     assert isinstance(reply, ErrorReply)
     assert reply.code == "not_found" and "no-such-dataset" in reply.message
     raw.assert_node_answers_ping()
@@ -111,7 +112,7 @@ def test_unknown_dataset_id_is_refused(federation: LocalFederation, raw: RawRese
 
 def test_missing_params_blob_is_refused(federation: LocalFederation, raw: RawResearcher) -> None:
     raw.send_raw(encode(_train_request(federation, params_blob="f" * 64)))
-    reply = raw.next_reply()
+    reply = raw.next_reply("train-bad")
     assert isinstance(reply, ErrorReply) and reply.code == "not_found"
     raw.assert_node_answers_ping()
 
@@ -120,7 +121,7 @@ def test_blob_the_node_may_not_read_is_refused(federation: LocalFederation, raw:
     blobs = federation.researcher().blobs
     private = blobs.put_bytes(params_to_bytes({"w": __import__("numpy").zeros(3)}), readers=["node2"])
     raw.send_raw(encode(_train_request(federation, params_blob=private)))
-    reply = raw.next_reply()
+    reply = raw.next_reply("train-bad")
     assert isinstance(reply, ErrorReply) and reply.code == "not_found"
     raw.assert_node_answers_ping()
 
@@ -129,7 +130,7 @@ def test_params_that_are_not_safetensors_are_refused(federation: LocalFederation
     blobs = federation.researcher().blobs
     garbage = blobs.put_bytes(b"\x80\x04 definitely not safetensors" * 4, readers=["node1"])
     raw.send_raw(encode(_train_request(federation, params_blob=garbage)))
-    reply = raw.next_reply()
+    reply = raw.next_reply("train-bad")
     assert isinstance(reply, ErrorReply)
     assert "Traceback" not in reply.message and "/" not in reply.message
     raw.assert_node_answers_ping()

@@ -8,7 +8,6 @@ from pathlib import Path
 from fedward.demo.data import breast_cancer_split
 from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
-from fedward.learning.sklearn_plan import evaluate_params
 from fedward.researcher import Experiment, FedAvg
 
 TAGS = ["breast-cancer", "demo"]
@@ -56,5 +55,5 @@ def run_breast_cancer_demo(
             on_round=lambda record: echo(format_round(record, node_ids, METRIC)),
         )
         experiment.run()
-        metrics = evaluate_params(SGDClassifierPlan, experiment.model_args, experiment.aggregated_params(), split.test_x, split.test_y)
+        metrics = SGDClassifierPlan(experiment.model_args).evaluate(experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"])
         return float(metrics["accuracy"])

@@ -80,7 +80,12 @@ class LocalFederation:
         passwords = {peer: self._secret(f"{peer}.broker-password") for peer in [*self.node_ids, self.researcher_id]}
         peers = [BrokerPeer("node", n, Secret(passwords[n])) for n in self.node_ids]
         peers.append(BrokerPeer("researcher", self.researcher_id, Secret(passwords[self.researcher_id])))
-        self.broker = start_broker(peers, self.workdir / "broker", host=self.host, port=0, embedded=self.embedded_broker)
+        # The broker's own limit sits above the nodes' (1 MiB) so that an oversized request
+        # reaches the node and gets a clear error reply instead of vanishing in the broker.
+        self.broker = start_broker(
+            peers, self.workdir / "broker", host=self.host, port=0,
+            embedded=self.embedded_broker, max_message_bytes=2 << 20,
+        )
         self._start_uploads()
         for node_id in self.node_ids:
             self.nodes[node_id] = self._prepare_node(node_id)

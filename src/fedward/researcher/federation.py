@@ -156,11 +156,13 @@ class Federation:
             self._pending.close(by_id)
 
     def broadcast(self, message: Message, timeout_s: float) -> list[NodeAnswer]:
-        """Ask every node; gather what arrives before ``timeout_s`` (nobody knows how many)."""
+        """Ask every node; gather answers until every node known to be online answered,
+        or ``timeout_s`` passed (a node may be online without our having seen it yet)."""
+        online = len(self.online_nodes())
         inbox = self._pending.open([message.request_id])
         try:
             self.send(None, message)
-            return list(self._collect(inbox, None, timeout_s, expect=None))
+            return list(self._collect(inbox, None, timeout_s, expect=online or None))
         finally:
             self._pending.close([message.request_id])
 
