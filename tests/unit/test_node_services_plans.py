@@ -288,6 +288,14 @@ def test_update_makes_a_pending_version_and_retires_the_old_one(services: NodeSe
     assert services.plans.status_of(new.digest) == ("pending", "")
 
 
+def test_updating_a_rejected_plan_keeps_the_rejection_notes(services: NodeServices) -> None:
+    old = services.plans.register(SOURCE, "LinearPlan", "linear")
+    services.plans.reject(old.plan_id, "bob", "reads too much")
+    new = services.plans.update(old.plan_id, CHANGED_CONSTANT)
+    assert services.plans.get(old.plan_id).notes == "reads too much"
+    assert new.previous_plan_id == old.plan_id
+
+
 def test_update_with_the_same_code_is_a_conflict(services: NodeServices) -> None:
     old = services.plans.register(SOURCE, "LinearPlan", "linear")
     before = snapshot(services)

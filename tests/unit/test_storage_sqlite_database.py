@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import stat
 import threading
@@ -100,14 +101,14 @@ def test_sql_errors_become_storage_errors(tmp_path: Path) -> None:
 
 def test_each_thread_gets_its_own_connection_and_no_write_is_lost(tmp_path: Path) -> None:
     database = SqliteDatabase(tmp_path / "node.sqlite3")
-    seen: set[int] = set()
+    seen: dict[int, set[int]] = {}
     errors: list[BaseException] = []
 
     def writer(index: int) -> None:
         try:
             for step in range(25):
                 with database.write() as connection:
-                    seen.add(id(connection))
+                    seen.setdefault(index, set()).add(id(connection))
                     connection.execute(
                         "INSERT INTO audit_events (at, kind, actor) VALUES (?, 'w', ?)",
                         (float(step), f"thread-{index}"),
@@ -121,7 +122,44 @@ def test_each_thread_gets_its_own_connection_and_no_write_is_lost(tmp_path: Path
     for thread in threads:
         thread.join()
     assert not errors
-    assert len(seen) == 4
+    assert all(len(connections) == 1 for connections in seen.values())  # one per thread
     with database.read() as connection:
         assert connection.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0] == 100
+    database.close()
+
+
+def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
+    database = SqliteDatabase(tmp_path / "node.sqlite3")
+
+    def read_once() -> None:
+        with database.read() as connection:
+            connection.execute("SELECT 1")
+
+    for _ in range(20):
+        thread = threading.Thread(target=read_once)
+        thread.start()
+        thread.join()
+    read_once()
+    assert len(database._connections) <= 2  # this thread's, and at most the last one's
+    database.close()
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    database = SqliteDatabase(tmp_path / "node.sqlite3")
+    with database.write() as connection:
+        connection.execute("INSERT INTO audit_events (at, kind, actor) VALUES (1.0, 'p', 'parent')")
+
+    def child() -> None:
+        with database.write() as connection:
+            connection.execute(
+                "INSERT INTO audit_events (at, kind, actor) VALUES (2.0, 'c', 'child')"
+            )
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    with database.read() as connection:
+        actors = [row[0] for row in connection.execute("SELECT actor FROM audit_events")]
+    assert actors == ["parent", "child"]
     database.close()

@@ -46,8 +46,9 @@ class SqliteDatabase:
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
         self._create_file()
         with self.write() as connection:
             migrate(connection)
@@ -66,7 +67,9 @@ class SqliteDatabase:
 
     def _connection(self) -> sqlite3.Connection:
         if os.getpid() != self._pid:
-            # Forked child: the parent's connections are not ours to use or close.
+            # Forked child: the parent's connections are not ours to use, nor to close
+            # (closing could checkpoint the parent's WAL); keep them referenced, untouched.
+            self._inherited.extend(connection for _, connection in self._connections)
             self._local = threading.local()
             self._connections = []
             self._lock = threading.Lock()
@@ -76,7 +79,12 @@ class SqliteDatabase:
             connection = self._connect()
             self._local.connection = connection
             with self._lock:
-                self._connections.append(connection)
+                # Threads come and go (request pools); their connections must not pile up.
+                finished = [pair for pair in self._connections if not pair[0].is_alive()]
+                self._connections = [p for p in self._connections if p[0].is_alive()]
+                self._connections.append((threading.current_thread(), connection))
+            for _, stale in finished:
+                stale.close()
         return connection
 
     def _connect(self) -> sqlite3.Connection:
@@ -135,7 +143,7 @@ class SqliteDatabase:
         """Close every connection this process opened (any thread)."""
         with self._lock:
             connections, self._connections = self._connections, []
-        for connection in connections:
+        for _, connection in connections:
             connection.close()
         self._local = threading.local()
 

@@ -114,14 +114,11 @@ class PlanService:
         )
         # Retired in the admin's name: an admin's decision sticks (see sync_defaults).
         retired = self._decided(old, "rejected", by, f"superseded by {new.plan_id}", now)
-        self._store.commit(
-            inserts=[new],
-            changes=[PlanChange(old, retired)] if old.status != "rejected" else [],
-            audit=[
-                self._audit(new, f"updated from {old.plan_id}", by),
-                self._audit(retired, "retired", by, retired.notes),
-            ],
-        )
+        changes, audit = [], [self._audit(new, f"updated from {old.plan_id}", by)]
+        if old.status != "rejected":  # a rejected version keeps its own notes
+            changes.append(PlanChange(old, retired))
+            audit.append(self._audit(retired, "retired", by, retired.notes))
+        self._store.commit(inserts=[new], changes=changes, audit=audit)
         return new
 
     def request(
