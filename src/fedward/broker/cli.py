@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -153,13 +154,22 @@ def _running_broker_pid(pid_file: Path) -> int:
         raise NotFound(f"no pid file {pid_file}", hint="is the broker running?") from exc
     except ValueError as exc:
         raise ConfigError(f"pid file {pid_file} does not hold a process id") from exc
-    cmdline = Path(f"/proc/{pid}/cmdline")
     try:
-        command = cmdline.read_bytes().replace(b"\0", b" ")
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except FileNotFoundError as exc:
         raise NotFound(f"no broker runs as pid {pid} (stale {pid_file})") from exc
     except OSError:
         return pid  # no /proc here: trust the pid file
-    if b"mosquitto" not in command and b"fedward" not in command:
+    if not _is_broker_command(args):
         raise NotFound(f"pid {pid} from {pid_file} is not a broker (stale pid file)")
     return pid
+
+
+def _is_broker_command(args: list[str]) -> bool:
+    """Mosquitto, 'fedward broker run' or 'python -m fedward.broker.embedded'."""
+    pairs = itertools.pairwise(args)
+    return (
+        Path(args[0]).name == "mosquitto"
+        or ("broker", "run") in pairs
+        or "fedward.broker.embedded" in args
+    )

@@ -53,6 +53,12 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(_derive(password, salt, iterations), key)
 
 
+def hash_iterations(encoded: str) -> int | None:
+    """The iteration count of a ``$7$`` encoding; None for any other format."""
+    parsed = _parse(encoded)
+    return parsed[0] if parsed is not None else None
+
+
 def render_password_file(hashes: Mapping[str, str]) -> str:
     """One ``username:hash`` line per user, sorted by username."""
     for username in hashes:

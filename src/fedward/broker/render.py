@@ -2,7 +2,8 @@
 
 ``render_broker_config`` writes all three atomically, in a deterministic order so that
 re-rendering an unchanged peer set changes no byte: a user's password hash is kept when
-the password still matches it (a fresh salt would change the file on every render).
+the password and iteration count still match it (a fresh salt would change the file on
+every render).
 ``read_broker_settings`` reads back what the embedded broker needs from the same files.
 """
 
@@ -17,6 +18,7 @@ from fedward.broker.acl import render_acl
 from fedward.broker.passwords import (
     DEFAULT_ITERATIONS,
     SaltSource,
+    hash_iterations,
     hash_password,
     parse_password_file,
     render_password_file,
@@ -168,7 +170,11 @@ def _password_hashes(
     for peer in peers:
         password = peer.password.reveal()
         old = existing.get(peer.username)
-        if old is not None and verify_password(password, old):
+        if (
+            old is not None
+            and hash_iterations(old) == iterations
+            and verify_password(password, old)
+        ):
             hashes[peer.username] = old
         elif salt_source is None:
             hashes[peer.username] = hash_password(password, iterations=iterations)
