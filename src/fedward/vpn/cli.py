@@ -20,6 +20,7 @@ import click
 
 from fedward.vpn.enrolment import Outcome, VpnServer
 from fedward.vpn.interface import RunState
+from fedward.vpn.peer_config import read_peer_config
 from fedward.vpn.settings import parse_peer_type
 from fedward.vpn.status import format_peer_list, format_status, interface_status, peer_names
 from fedward.vpn.tunnels import (
@@ -206,7 +207,10 @@ def status(obj: VpnContext, folder: Path | None) -> None:
     state = RunState.load(_run_state_path(obj, folder))
     if state is None:
         raise click.ClickException("no tunnel is up here ('fedward vpn up' or 'connect' first)")
-    names = {} if folder else peer_names(obj.server().peers())
+    if folder:
+        names = {read_peer_config(folder).server_public_key: "vpn server"}
+    else:
+        names = peer_names(obj.server().peers())
     click.echo(f"interface {state.interface} ({state.kind})")
     click.echo(format_status(interface_status(state.interface), names))
 

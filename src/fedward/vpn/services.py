@@ -64,8 +64,8 @@ class FedwardServices:
 
         if not (out_dir / PID_NAME).exists():
             return (
-                "no broker runs from this folder on this machine; where it runs: "
-                f"fedward broker reload --config-dir {out_dir.name}"
+                f"no broker runs from {out_dir} on this machine; copy the mqtt folder to "
+                "where it runs, then: fedward broker reload --config-dir mqtt/broker"
             )
         command = [sys.executable, "-m", "fedward.cli", "broker", "reload"]
         done = subprocess.run(
