@@ -20,7 +20,11 @@ from fedward.errors import FedwardError
 _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("fedward.demo.cli", "demo", "Run a real federated experiment on this machine."),
     "node": ("fedward.node.cli", "node", "Run a node: datasets, training plans, jobs."),
-    "researcher": ("fedward.researcher.cli", "researcher", "Researcher tools: nodes, run, notebook."),
+    "researcher": (
+        "fedward.researcher.cli",
+        "researcher",
+        "Researcher tools: nodes, run, notebook.",
+    ),
     "uploads": ("fedward.uploads.cli", "uploads", "The upload server (restful in the seed)."),
     "broker": ("fedward.broker.cli", "broker", "Render and run the Mosquitto broker (mqtt)."),
     "vpn": ("fedward.vpn.cli", "vpn", "WireGuard VPN: server, peers, interfaces (vpnserver)."),

@@ -10,7 +10,9 @@ from fedward.researcher import Experiment, FedAvg
 from .conftest import TAGS
 
 
-def test_three_nodes_train_logistic_regression_to_high_held_out_accuracy(federation: LocalFederation) -> None:
+def test_three_nodes_train_logistic_regression_to_high_held_out_accuracy(
+    federation: LocalFederation,
+) -> None:
     split = federation.split  # type: ignore[attr-defined]
     experiment = Experiment(
         tags=TAGS,
@@ -29,7 +31,9 @@ def test_three_nodes_train_logistic_regression_to_high_held_out_accuracy(federat
         assert record.succeeded == ["node1", "node2", "node3"]
         assert all(r.sample_count > 0 for r in record.nodes.values())
         assert "local_accuracy" in record.metrics
-    metrics = SGDClassifierPlan(experiment.model_args).evaluate(experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"])
+    metrics = SGDClassifierPlan(experiment.model_args).evaluate(
+        experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"]
+    )
     print(f"held-out accuracy after 5 rounds: {metrics['accuracy']:.4f}")
     assert metrics["accuracy"] >= 0.93
 

@@ -117,16 +117,22 @@ def test_missing_params_blob_is_refused(federation: LocalFederation, raw: RawRes
     raw.assert_node_answers_ping()
 
 
-def test_blob_the_node_may_not_read_is_refused(federation: LocalFederation, raw: RawResearcher) -> None:
+def test_blob_the_node_may_not_read_is_refused(
+    federation: LocalFederation, raw: RawResearcher
+) -> None:
     blobs = federation.researcher().blobs
-    private = blobs.put_bytes(params_to_bytes({"w": __import__("numpy").zeros(3)}), readers=["node2"])
+    private = blobs.put_bytes(
+        params_to_bytes({"w": __import__("numpy").zeros(3)}), readers=["node2"]
+    )
     raw.send_raw(encode(_train_request(federation, params_blob=private)))
     reply = raw.next_reply("train-bad")
     assert isinstance(reply, ErrorReply) and reply.code == "not_found"
     raw.assert_node_answers_ping()
 
 
-def test_params_that_are_not_safetensors_are_refused(federation: LocalFederation, raw: RawResearcher) -> None:
+def test_params_that_are_not_safetensors_are_refused(
+    federation: LocalFederation, raw: RawResearcher
+) -> None:
     blobs = federation.researcher().blobs
     garbage = blobs.put_bytes(b"\x80\x04 definitely not safetensors" * 4, readers=["node1"])
     raw.send_raw(encode(_train_request(federation, params_blob=garbage)))
@@ -136,7 +142,9 @@ def test_params_that_are_not_safetensors_are_refused(federation: LocalFederation
     raw.assert_node_answers_ping()
 
 
-def test_second_node_with_an_online_id_is_refused(federation: LocalFederation, raw: RawResearcher) -> None:
+def test_second_node_with_an_online_id_is_refused(
+    federation: LocalFederation, raw: RawResearcher
+) -> None:
     node = federation.nodes["node1"]
     result = subprocess.run(
         [sys.executable, "-m", "fedward.cli", "node", "start", "--config", str(node.config_file)],

@@ -65,7 +65,9 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise ConfigError(f"unknown key(s) {unknown} in {where}", hint="check for typos")
 
 
-def _secret(section: Mapping[str, Any], key: str, env: Mapping[str, str], env_name: str, base: Path) -> Secret | None:
+def _secret(
+    section: Mapping[str, Any], key: str, env: Mapping[str, str], env_name: str, base: Path
+) -> Secret | None:
     if env.get(env_name):
         return Secret.from_file(Path(env[env_name]))
     if section.get(f"{key}_file"):
@@ -80,7 +82,16 @@ def _int(value: Any, name: str) -> int:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
 
 
-def broker_endpoint(section: Mapping[str, Any], env: Mapping[str, str], base: Path) -> BrokerEndpoint:
+def _float(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+
+
+def broker_endpoint(
+    section: Mapping[str, Any], env: Mapping[str, str], base: Path
+) -> BrokerEndpoint:
     _check_keys(section, {"host", "port", "username", "password_file", "keepalive_s"}, "[broker]")
     return BrokerEndpoint(
         host=env.get("MQTT_BROKER") or str(section.get("host", "127.0.0.1")),
@@ -91,7 +102,9 @@ def broker_endpoint(section: Mapping[str, Any], env: Mapping[str, str], base: Pa
     )
 
 
-def uploads_endpoint(section: Mapping[str, Any], env: Mapping[str, str], base: Path) -> UploadsEndpoint:
+def uploads_endpoint(
+    section: Mapping[str, Any], env: Mapping[str, str], base: Path
+) -> UploadsEndpoint:
     _check_keys(section, {"url", "token_file"}, "[uploads]")
     return UploadsEndpoint(
         url=env.get("UPLOADS_URL") or str(section.get("url", "http://127.0.0.1:8000")),
@@ -124,7 +137,9 @@ def load_node_config(
     node_id = overrides.pop("node_id", None) or env.get("NODE_ID") or data.get("node_id")
     if not node_id:
         raise ConfigError("no node id", hint="set node_id in the config file or NODE_ID")
-    state_dir = overrides.pop("state_dir", None) or env.get("FEDWARD_NODE_DIR") or data.get("state_dir")
+    state_dir = (
+        overrides.pop("state_dir", None) or env.get("FEDWARD_NODE_DIR") or data.get("state_dir")
+    )
     if not state_dir:
         state_dir = Path.home() / ".fedward" / "nodes" / str(node_id)
     data_root = env.get("FEDWARD_DATA_ROOT") or data.get("data_root")
@@ -147,12 +162,20 @@ def load_node_config(
         "jobs": JobLimits(
             memory_mb=_int(jobs.get("memory_mb", 4096), "memory_mb"),
             cpu_s=_int(jobs.get("cpu_s", 3600), "cpu_s"),
-            idle_worker_s=float(jobs.get("idle_worker_s", 600.0)),
+            idle_worker_s=_float(jobs.get("idle_worker_s", 600.0), "idle_worker_s"),
         ),
-        "gpu": GpuPolicy(),
+        "gpu": _gpu_policy(_section(data, "gpu")),
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return NodeConfig(**fields)
+
+
+def _gpu_policy(section: Mapping[str, Any]) -> GpuPolicy:
+    _check_keys(section, {"mode", "device_index"}, "[gpu]")
+    mode = str(section.get("mode", "off"))
+    if mode not in ("off", "allowed", "only"):
+        raise ConfigError(f"[gpu] mode must be off, allowed or only, got {mode!r}")
+    return GpuPolicy(mode=mode, device_index=_int(section.get("device_index", 0), "device_index"))  # type: ignore[arg-type]
 
 
 def load_researcher_config(
@@ -165,11 +188,19 @@ def load_researcher_config(
     base = Path(path).parent if path else Path.cwd()
     _check_keys(data, {"researcher_id", "state_dir", "broker", "uploads"}, str(path))
     researcher_id = (
-        overrides.pop("researcher_id", None) or env.get("RESEARCHER_ID") or data.get("researcher_id")
+        overrides.pop("researcher_id", None)
+        or env.get("RESEARCHER_ID")
+        or data.get("researcher_id")
     )
     if not researcher_id:
-        raise ConfigError("no researcher id", hint="set researcher_id in the config file or RESEARCHER_ID")
-    state_dir = overrides.pop("state_dir", None) or env.get("FEDWARD_RESEARCHER_DIR") or data.get("state_dir")
+        raise ConfigError(
+            "no researcher id", hint="set researcher_id in the config file or RESEARCHER_ID"
+        )
+    state_dir = (
+        overrides.pop("state_dir", None)
+        or env.get("FEDWARD_RESEARCHER_DIR")
+        or data.get("state_dir")
+    )
     fields: dict[str, Any] = {
         "researcher_id": str(researcher_id),
         "state_dir": Path(state_dir) if state_dir else Path.cwd() / ".fedward-researcher",

@@ -70,7 +70,9 @@ class UploadsEndpoint:
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"upload server URL must start with http:// or https://: {self.url!r}")
+            raise ConfigError(
+                f"upload server URL must start with http:// or https://: {self.url!r}"
+            )
 
     @property
     def base_url(self) -> str:

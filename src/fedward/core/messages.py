@@ -156,8 +156,12 @@ class ScalarEvent(Message, frozen=True, tag="scalar_event"):
     step: NonNegativeInt
 
 
-Request = PingRequest | ListRequest | SearchRequest | TrainRequest | ApprovalRequest | PlanStatusRequest
-Reply = PongReply | DatasetsReply | TrainReply | PlanStatusReply | ErrorReply | LogEvent | ScalarEvent
+Request = (
+    PingRequest | ListRequest | SearchRequest | TrainRequest | ApprovalRequest | PlanStatusRequest
+)
+Reply = (
+    PongReply | DatasetsReply | TrainReply | PlanStatusReply | ErrorReply | LogEvent | ScalarEvent
+)
 AnyMessage = Request | Reply
 
 REQUEST_TYPES: tuple[type[Message], ...] = (

@@ -27,17 +27,27 @@ def run_breast_cancer_demo(
     echo: Callable[[str], None] = print,
 ) -> float:
     """Run the demo in ``workdir``; return the global model's held-out accuracy."""
-    from fedward.demo.cli import format_round  # noqa: PLC0415 - shared table formatting
+    from fedward.demo.cli import format_round
 
     node_ids = [f"node{i + 1}" for i in range(n_nodes)]
     split = breast_cancer_split(workdir / "data", n_nodes)
     with LocalFederation(workdir, node_ids=node_ids, embedded_broker=embedded_broker) as federation:
-        broker_kind = "embedded broker" if federation.broker and federation.broker.embedded else "Mosquitto"
-        echo(f"{broker_kind} on {federation.broker.host}:{federation.broker.port}, "  # type: ignore[union-attr]
-             f"upload server on {federation.uploads_url}")
+        broker_kind = (
+            "embedded broker" if federation.broker and federation.broker.embedded else "Mosquitto"
+        )
+        echo(
+            f"{broker_kind} on {federation.broker.host}:{federation.broker.port}, "  # type: ignore[union-attr]
+            f"upload server on {federation.uploads_url}"
+        )
         for node_id, path in zip(node_ids, split.node_files, strict=True):
-            federation.add_dataset(node_id, data_type="csv", path=path, name="breast cancer (Wisconsin)",
-                                   tags=TAGS, description="scikit-learn's breast-cancer table, one hospital's share")
+            federation.add_dataset(
+                node_id,
+                data_type="csv",
+                path=path,
+                name="breast cancer (Wisconsin)",
+                tags=TAGS,
+                description="scikit-learn's breast-cancer table, one hospital's share",
+            )
         federation.start_nodes()
         echo(f"{n_nodes} nodes online: {', '.join(node_ids)}")
         header = "round  " + "  ".join(f"{n:>9}" for n in node_ids) + "   weighted  seconds"
@@ -55,5 +65,7 @@ def run_breast_cancer_demo(
             on_round=lambda record: echo(format_round(record, node_ids, METRIC)),
         )
         experiment.run()
-        metrics = SGDClassifierPlan(experiment.model_args).evaluate(experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"])
+        metrics = SGDClassifierPlan(experiment.model_args).evaluate(
+            experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"]
+        )
         return float(metrics["accuracy"])

@@ -13,30 +13,54 @@ from fedward.researcher.history import RoundRecord
 
 
 @click.command("demo")
-@click.option("--nodes", "n_nodes", type=click.IntRange(1, 20), default=3, show_default=True, help="Number of hospital nodes.")
-@click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True, help="Federated rounds.")
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Keep state here (default: a temporary folder, removed at the end).")
-@click.option("--embedded-broker", is_flag=True, help="Use the embedded Python broker even if Mosquitto is installed.")
+@click.option(
+    "--nodes",
+    "n_nodes",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Number of hospital nodes.",
+)
+@click.option(
+    "--rounds", type=click.IntRange(1, 100), default=5, show_default=True, help="Federated rounds."
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep state here (default: a temporary folder, removed at the end).",
+)
+@click.option(
+    "--embedded-broker",
+    is_flag=True,
+    help="Use the embedded Python broker even if Mosquitto is installed.",
+)
 def demo(n_nodes: int, rounds: int, workdir: Path | None, embedded_broker: bool) -> None:
     """Start a broker, the upload server and N nodes on loopback, then run federated
     logistic regression on scikit-learn's breast-cancer table split across the nodes.
 
     Every process it starts is stopped at the end, also on error or Ctrl-C.
     """
-    from fedward.demo.breast_cancer import run_breast_cancer_demo  # noqa: PLC0415
+    from fedward.demo.breast_cancer import run_breast_cancer_demo
 
     temporary = workdir is None
     root = Path(tempfile.mkdtemp(prefix="fedward-demo-")) if temporary else Path(workdir)  # type: ignore[arg-type]
     started = time.monotonic()
     try:
         accuracy = run_breast_cancer_demo(
-            root, n_nodes=n_nodes, rounds=rounds, embedded_broker=True if embedded_broker else None,
+            root,
+            n_nodes=n_nodes,
+            rounds=rounds,
+            embedded_broker=True if embedded_broker else None,
             echo=click.echo,
         )
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
-    click.echo(f"\nfinal held-out accuracy of the global model: {accuracy:.4f}  ({time.monotonic() - started:.1f} s in all)")
+    click.echo(
+        f"\nfinal held-out accuracy of the global model: {accuracy:.4f}  "
+        f"({time.monotonic() - started:.1f} s in all)"
+    )
 
 
 def format_round(record: RoundRecord, node_ids: list[str], metric: str) -> str:
@@ -48,4 +72,8 @@ def format_round(record: RoundRecord, node_ids: list[str], metric: str) -> str:
         else:
             cells.append(f"{result.metrics.get(metric, float('nan')):9.4f}")
     weighted = record.metrics.get(metric, float("nan"))
-    return f"{record.round_index + 1:>5}  " + "  ".join(cells) + f"  {weighted:9.4f}  {record.duration_s:7.2f}"
+    return (
+        f"{record.round_index + 1:>5}  "
+        + "  ".join(cells)
+        + f"  {weighted:9.4f}  {record.duration_s:7.2f}"
+    )

@@ -31,15 +31,17 @@ def write_csv(path: Path, header: list[str], x: np.ndarray, y: np.ndarray) -> No
             writer.writerow([*(f"{v:.6g}" for v in row), int(target)])
 
 
-def breast_cancer_split(out_dir: Path, n_nodes: int, *, test_ratio: float = 0.2, seed: int = 0) -> SplitTable:
+def breast_cancer_split(
+    out_dir: Path, n_nodes: int, *, test_ratio: float = 0.2, seed: int = 0
+) -> SplitTable:
     """Wisconsin breast-cancer table: a held-out test split, the rest in unequal node shares."""
-    from sklearn.datasets import load_breast_cancer  # noqa: PLC0415 - heavy, only for the demo
+    from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.target))
     x, y = data.data[order], data.target[order]
-    n_test = int(round(len(y) * test_ratio))
+    n_test = round(len(y) * test_ratio)
     test_x, test_y = x[:n_test], y[:n_test]
     train_x, train_y = x[n_test:], y[n_test:]
     # Unequal shares (hospitals differ in size), so sample weighting matters.

@@ -26,7 +26,13 @@ from typing import Any
 
 from fedward.broker.peers import BrokerPeer
 from fedward.broker.process import RunningBroker, start_broker
-from fedward.config.model import BrokerEndpoint, NodeConfig, ResearcherConfig, Secret, UploadsEndpoint
+from fedward.config.model import (
+    BrokerEndpoint,
+    NodeConfig,
+    ResearcherConfig,
+    Secret,
+    UploadsEndpoint,
+)
 from fedward.errors import TransportError
 from fedward.node.wiring import node_services
 from fedward.researcher.connect import connect
@@ -77,14 +83,23 @@ class LocalFederation:
     def start(self) -> LocalFederation:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
-        passwords = {peer: self._secret(f"{peer}.broker-password") for peer in [*self.node_ids, self.researcher_id]}
+        passwords = {
+            peer: self._secret(f"{peer}.broker-password")
+            for peer in [*self.node_ids, self.researcher_id]
+        }
         peers = [BrokerPeer("node", n, Secret(passwords[n])) for n in self.node_ids]
-        peers.append(BrokerPeer("researcher", self.researcher_id, Secret(passwords[self.researcher_id])))
+        peers.append(
+            BrokerPeer("researcher", self.researcher_id, Secret(passwords[self.researcher_id]))
+        )
         # The broker's own limit sits above the nodes' (1 MiB) so that an oversized request
         # reaches the node and gets a clear error reply instead of vanishing in the broker.
         self.broker = start_broker(
-            peers, self.workdir / "broker", host=self.host, port=0,
-            embedded=self.embedded_broker, max_message_bytes=2 << 20,
+            peers,
+            self.workdir / "broker",
+            host=self.host,
+            port=0,
+            embedded=self.embedded_broker,
+            max_message_bytes=2 << 20,
         )
         self._start_uploads()
         for node_id in self.node_ids:
@@ -105,10 +120,24 @@ class LocalFederation:
         self.uploads_url = f"http://{self.host}:{port}"
         log_file = (self.workdir / "uploads.log").open("ab")
         self.uploads_process = subprocess.Popen(
-            [sys.executable, "-m", "fedward.cli", "uploads", "serve", "--host", self.host, "--port", str(port),
-             "--data-dir", str(self.workdir / "uploads" / "data"), "--tokens", str(tokens),
-             *(["--max-blob-mb", str(self.max_blob_mb)] if self.max_blob_mb else [])],
-            stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "fedward.cli",
+                "uploads",
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(port),
+                "--data-dir",
+                str(self.workdir / "uploads" / "data"),
+                "--tokens",
+                str(tokens),
+                *(["--max-blob-mb", str(self.max_blob_mb)] if self.max_blob_mb else []),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         log_file.close()
         _wait_http(f"{self.uploads_url}/health", self.uploads_process, timeout_s=30)
@@ -120,26 +149,39 @@ class LocalFederation:
         config_file = state_dir / "node.toml"
         atomic_write_text(
             config_file,
-            "\n".join([
-                f'node_id = "{node_id}"',
-                f'state_dir = "{state_dir}"',
-                "[broker]",
-                f'host = "{self.broker.host}"',
-                f"port = {self.broker.port}",
-                f'username = "{node_id}"',
-                f'password_file = "{self.secrets_dir / (node_id + ".broker-password")}"',
-                "[uploads]",
-                f'url = "{self.uploads_url}"',
-                f'token_file = "{self.secrets_dir / (node_id + ".upload-token")}"',
-                "[training]",
-                f"approval_required = {'true' if self.approval_required else 'false'}",
-                "",
-            ]),
+            "\n".join(
+                [
+                    f'node_id = "{node_id}"',
+                    f'state_dir = "{state_dir}"',
+                    "[broker]",
+                    f'host = "{self.broker.host}"',
+                    f"port = {self.broker.port}",
+                    f'username = "{node_id}"',
+                    f'password_file = "{self.secrets_dir / (node_id + ".broker-password")}"',
+                    "[uploads]",
+                    f'url = "{self.uploads_url}"',
+                    f'token_file = "{self.secrets_dir / (node_id + ".upload-token")}"',
+                    "[training]",
+                    f"approval_required = {'true' if self.approval_required else 'false'}",
+                    "",
+                ]
+            ),
         )
-        config = NodeConfig(node_id=node_id, state_dir=state_dir, approval_required=self.approval_required)
+        config = NodeConfig(
+            node_id=node_id, state_dir=state_dir, approval_required=self.approval_required
+        )
         return NodeProcess(node_id, config_file, config)
 
-    def add_dataset(self, node_id: str, *, data_type: str, path: Path, name: str, tags: Sequence[str], description: str = "") -> str:
+    def add_dataset(
+        self,
+        node_id: str,
+        *,
+        data_type: str,
+        path: Path,
+        name: str,
+        tags: Sequence[str],
+        description: str = "",
+    ) -> str:
         services = node_services(self.nodes[node_id].config)
         record = services.datasets.add(data_type, Path(path), name, list(tags), description)
         return record.dataset_id
@@ -148,11 +190,27 @@ class LocalFederation:
         node = self.nodes[node_id]
         node.log_file = node.config.state_dir / "node.log"
         out = node.log_file.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTT_", "UPLOADS_", "NODE_ID", "FEDWARD_", "ENABLE_TRAINING", "ALLOW_DEFAULT"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(
+                ("MQTT_", "UPLOADS_", "NODE_ID", "FEDWARD_", "ENABLE_TRAINING", "ALLOW_DEFAULT")
+            )
+        }
         env.update(self.node_env)
         node.process = subprocess.Popen(
-            [sys.executable, "-m", "fedward.cli", "node", "start", "--config", str(node.config_file)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "fedward.cli",
+                "node",
+                "start",
+                "--config",
+                str(node.config_file),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         out.close()
         return node
@@ -171,7 +229,10 @@ class LocalFederation:
             for node_id in node_ids:
                 process = self.nodes[node_id].process
                 if process is not None and process.poll() is not None:
-                    raise TransportError(f"node {node_id} exited with status {process.returncode}; see {self.nodes[node_id].log_file}")
+                    raise TransportError(
+                        f"node {node_id} exited with status {process.returncode}; "
+                        f"see {self.nodes[node_id].log_file}"
+                    )
             time.sleep(0.05)
         raise TransportError(f"nodes {node_ids} did not come online within {timeout_s:.0f} s")
 
@@ -195,10 +256,14 @@ class LocalFederation:
             researcher_id=self.researcher_id,
             state_dir=self.workdir / "researcher",
             broker=BrokerEndpoint(
-                host=self.broker.host, port=self.broker.port, username=self.researcher_id,
+                host=self.broker.host,
+                port=self.broker.port,
+                username=self.researcher_id,
                 password=Secret(self._secret(f"{self.researcher_id}.broker-password")),
             ),
-            uploads=UploadsEndpoint(self.uploads_url, Secret(self._secret(f"{self.researcher_id}.upload-token"))),
+            uploads=UploadsEndpoint(
+                self.uploads_url, Secret(self._secret(f"{self.researcher_id}.upload-token"))
+            ),
         )
 
     def researcher(self) -> Federation:

@@ -71,7 +71,9 @@ def _request_id_of(payload: bytes) -> str:
 
 
 class NodeDaemon:
-    def __init__(self, context: NodeContext, channel_factory: ChannelFactory, max_jobs: int = 2) -> None:
+    def __init__(
+        self, context: NodeContext, channel_factory: ChannelFactory, max_jobs: int = 2
+    ) -> None:
         self._ctx = context
         self._node_id = context.config.node_id
         self._instance_id = new_id("inst")
@@ -89,7 +91,9 @@ class NodeDaemon:
         """Connect, refuse to run if the same node id is already online, announce presence."""
         offline = encode_presence(NodePresence(state="offline", instance_id=self._instance_id))
         presence = topics.presence_topic(self._node_id)
-        channel = self._channel_factory(f"node-{self._node_id}-{self._instance_id}", Will(presence, offline))
+        channel = self._channel_factory(
+            f"node-{self._node_id}-{self._instance_id}", Will(presence, offline)
+        )
         seen: list[NodePresence] = []
         got = threading.Event()
 
@@ -109,11 +113,15 @@ class NodeDaemon:
                 f"node {self._node_id!r} is already online (instance {online[-1].instance_id})",
                 hint="stop the other node first, or give this one another NODE_ID",
             )
+        # Jobs left "running" by a previous instance that died can never finish now.
+        self._ctx.services.jobs.finish_interrupted()
         for topic_filter in topics.node_subscriptions(self._node_id):
             channel.subscribe(topic_filter, self._on_message)
         channel.publish(
             presence,
-            encode_presence(NodePresence(state="online", instance_id=self._instance_id, version=__version__)),
+            encode_presence(
+                NodePresence(state="online", instance_id=self._instance_id, version=__version__)
+            ),
             retain=True,
         )
         self._channel = channel
@@ -129,7 +137,10 @@ class NodeDaemon:
             request = decode_request(payload, self._ctx.config.max_message_bytes)
         except ProtocolError as exc:
             log.warning("refused a message from %s: %s", researcher_id, exc)
-            self._reply(researcher_id, ErrorReply(request_id=_request_id_of(payload), code=exc.code, message=str(exc)))
+            self._reply(
+                researcher_id,
+                ErrorReply(request_id=_request_id_of(payload), code=exc.code, message=str(exc)),
+            )
             return
         if isinstance(request, _SLOW):
             self._jobs.submit(self._handle, researcher_id, request)
@@ -142,8 +153,10 @@ class NodeDaemon:
             reply = handler(self._ctx, researcher_id, request)
         except FedwardError as exc:
             log.info("request %s from %s refused: %s", request.request_id, researcher_id, exc)
-            reply = ErrorReply(request_id=request.request_id, code=exc.code, message=str(exc)[:20_000])
-        except Exception:  # noqa: BLE001 - process top for one request: never crash the daemon
+            reply = ErrorReply(
+                request_id=request.request_id, code=exc.code, message=str(exc)[:20_000]
+            )
+        except Exception:
             log.exception("internal error while handling %s", type(request).__name__)
             reply = ErrorReply(
                 request_id=request.request_id,
@@ -175,8 +188,12 @@ class NodeDaemon:
         channel = self._channel
         if channel is not None:
             try:
-                offline = NodePresence(state="offline", instance_id=self._instance_id, version=__version__)
-                channel.publish(topics.presence_topic(self._node_id), encode_presence(offline), retain=True)
+                offline = NodePresence(
+                    state="offline", instance_id=self._instance_id, version=__version__
+                )
+                channel.publish(
+                    topics.presence_topic(self._node_id), encode_presence(offline), retain=True
+                )
             except FedwardError:
                 pass
         self._jobs.shutdown(wait=False, cancel_futures=True)

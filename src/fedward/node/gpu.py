@@ -18,12 +18,14 @@ DeviceProbe = Callable[[], int]
 def cuda_device_count() -> int:
     if importlib.util.find_spec("torch") is None:
         return 0
-    import torch  # noqa: PLC0415 - optional, heavy
+    import torch
 
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
-def choose_device(policy: GpuPolicy, researcher_wants_gpu: bool, probe: DeviceProbe = cuda_device_count) -> str:
+def choose_device(
+    policy: GpuPolicy, researcher_wants_gpu: bool, probe: DeviceProbe = cuda_device_count
+) -> str:
     if policy.mode == "off":
         return "cpu"
     if policy.mode == "allowed" and not researcher_wants_gpu:

@@ -85,21 +85,21 @@ def handle_plan_status(ctx: NodeContext, researcher_id: str, request: PlanStatus
     return PlanStatusReply(
         request_id=request.request_id,
         plan_digest=digest,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         approval_required=ctx.config.approval_required,
         notes=notes,
     )
 
 
 def handle_approval(ctx: NodeContext, researcher_id: str, request: ApprovalRequest) -> Reply:
-    data, digest = _fetch_plan(ctx, request.plan_blob)
+    data, _ = _fetch_plan(ctx, request.plan_blob)
     record = ctx.services.plans.request(
         data.decode("utf-8"), request.plan_class, request.description, researcher_id
     )
     return PlanStatusReply(
         request_id=request.request_id,
         plan_digest=record.digest,
-        status=record.status,  # type: ignore[arg-type]
+        status=record.status,
         approval_required=ctx.config.approval_required,
         notes=record.notes,
     )
@@ -121,7 +121,7 @@ def _check_approved(ctx: NodeContext, digest: str) -> None:
 
 
 def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) -> Reply:
-    dataset = ctx.services.datasets.get(request.dataset_id)
+    dataset = ctx.services.datasets.checked(request.dataset_id)
     plan_bytes, digest = _fetch_plan(ctx, request.plan_blob)
     _check_approved(ctx, digest)
     experiment_dir = ctx.runner.job_dir(request.experiment_id)
@@ -135,7 +135,9 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
     ctx.blobs.get_file(request.params_blob, params_in)
     extras_in: dict[str, str] = {}
     for name, blob_id in request.extra_blobs.items():
-        extras_in[name] = str(ctx.blobs.get_file(blob_id, experiment_dir / f"{job_id}-x-{name}.safetensors"))
+        extras_in[name] = str(
+            ctx.blobs.get_file(blob_id, experiment_dir / f"{job_id}-x-{name}.safetensors")
+        )
     wants_gpu = bool(request.training_args.get("use_gpu", False))
     device = choose_device(ctx.config.gpu, wants_gpu)
     spec = wire.JobSpec(
@@ -148,6 +150,7 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         dataset_id=dataset.dataset_id,
         data_type=dataset.data_type,
         dataset_path=str(dataset.path),
+        dataset_metadata=dict(dataset.options),
         params_in=str(params_in),
         params_out=str(params_out),
         extras_in=extras_in,
@@ -186,8 +189,9 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             for name, path in result.extras_out.items()
         }
     except JobError as exc:
-        outcome = "timeout" if exc.hint == "timeout" else "failed"
-        ctx.services.jobs.finish(audit_id, outcome, message=str(exc))
+        ctx.services.jobs.finish(
+            audit_id, "timeout" if exc.hint == "timeout" else "failed", message=str(exc)
+        )
         raise
     except Exception:
         ctx.services.jobs.finish(audit_id, "failed", message="internal error")
@@ -208,5 +212,3 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         timings=result.timings,
         extra_blobs=extra_blobs,
     )
-
-

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from fedward.config.model import NodeConfig
 from fedward.errors import ConfigError
-from fedward.node.default_plans import default_plans
 from fedward.node.daemon import ChannelFactory, NodeDaemon
+from fedward.node.default_plans import default_plans
 from fedward.node.handlers import NodeContext
 from fedward.node.jobs.runner import JobRunner
 from fedward.node.services import NodeServices, open_node_services
@@ -19,7 +19,7 @@ log = logging.getLogger("fedward.node")
 
 
 def mqtt_channel_factory(config: NodeConfig) -> ChannelFactory:
-    from fedward.transport.mqtt import MqttChannel  # noqa: PLC0415 - adapter chosen at wiring time
+    from fedward.transport.mqtt import MqttChannel
 
     def factory(client_id: str, will: Will) -> MqttChannel:
         return MqttChannel(config.broker, client_id=client_id, will=will)
@@ -28,7 +28,7 @@ def mqtt_channel_factory(config: NodeConfig) -> ChannelFactory:
 
 
 def http_blob_store(config: NodeConfig) -> BlobStore:
-    from fedward.transport.http_blobs import HttpBlobStore  # noqa: PLC0415
+    from fedward.transport.http_blobs import HttpBlobStore
 
     if config.uploads.token is None:
         raise ConfigError(

@@ -37,9 +37,9 @@ class _Envelope(msgspec.Struct):
 
 _encoder = msgspec.json.Encoder()
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
-_request_decoder = msgspec.json.Decoder(Request)  # type: ignore[arg-type]
-_reply_decoder = msgspec.json.Decoder(Reply)  # type: ignore[arg-type]
-_any_decoder = msgspec.json.Decoder(AnyMessage)  # type: ignore[arg-type]
+_request_decoder = msgspec.json.Decoder(Request)
+_reply_decoder = msgspec.json.Decoder(Reply)
+_any_decoder = msgspec.json.Decoder(AnyMessage)
 _REQUEST_KEYS = frozenset(wire_type(c) for c in REQUEST_TYPES)
 _REPLY_KEYS = frozenset(wire_type(c) for c in REPLY_TYPES)
 

@@ -69,7 +69,7 @@ class LazyParams(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
-            return self._file.get_tensor(name)  # type: ignore[no-any-return]
+            return self._file.get_tensor(name)
         except SafetensorError as exc:
             raise KeyError(name) from exc
 

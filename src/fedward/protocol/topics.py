@@ -57,6 +57,13 @@ def _levels(topic: str) -> list[str]:
     return topic.split("/")
 
 
+def _sender(level: str, kind: str) -> str:
+    try:
+        return validate_id(level, kind=kind)
+    except ValueError as exc:
+        raise ProtocolError(f"topic names an invalid {kind}: {level!r}") from exc
+
+
 def sender_of_request(topic: str, node_id: str) -> str:
     """The researcher id of a request received by ``node_id``; ProtocolError otherwise."""
     levels = _levels(topic)
@@ -64,9 +71,9 @@ def sender_of_request(topic: str, node_id: str) -> str:
     rest = levels[len(prefix) :]
     if levels[: len(prefix)] == prefix:
         if len(rest) == 2 and rest[0] == "nodes":
-            return validate_id(rest[1], kind="researcher id")
+            return _sender(rest[1], "researcher id")
         if len(rest) == 3 and rest[0] == "node" and rest[1] == node_id:
-            return validate_id(rest[2], kind="researcher id")
+            return _sender(rest[2], "researcher id")
     raise ProtocolError(f"topic {topic!r} is not a request topic of node {node_id!r}")
 
 
@@ -75,9 +82,9 @@ def sender_of_reply(topic: str, researcher_id: str) -> str:
     levels = _levels(topic)
     prefix = _levels(PREFIX)
     rest = levels[len(prefix) :]
-    if levels[: len(prefix)] == prefix and len(rest) == 3:
-        if rest[0] == "researcher" and rest[1] == researcher_id:
-            return validate_id(rest[2], kind="node id")
+    is_reply = len(rest) == 3 and rest[0] == "researcher" and rest[1] == researcher_id
+    if levels[: len(prefix)] == prefix and is_reply:
+        return _sender(rest[2], "node id")
     raise ProtocolError(f"topic {topic!r} is not a reply topic of researcher {researcher_id!r}")
 
 
@@ -86,7 +93,7 @@ def node_of_presence(topic: str) -> str:
     prefix = _levels(PREFIX)
     rest = levels[len(prefix) :]
     if levels[: len(prefix)] == prefix and len(rest) == 2 and rest[0] == "presence":
-        return validate_id(rest[1], kind="node id")
+        return _sender(rest[1], "node id")
     raise ProtocolError(f"topic {topic!r} is not a presence topic")
 
 

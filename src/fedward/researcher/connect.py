@@ -26,7 +26,9 @@ def connect(config: ResearcherConfig | None = None, config_file: Path | None = N
     except BaseException:
         channel.close()
         raise
-    federation = Federation(config.researcher_id, channel, blobs, max_message_bytes=config.max_message_bytes)
+    federation = Federation(
+        config.researcher_id, channel, blobs, max_message_bytes=config.max_message_bytes
+    )
     federation.on_close(channel.close)
     federation.on_close(blobs.close)
     return federation

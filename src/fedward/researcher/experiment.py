@@ -81,7 +81,7 @@ class Experiment:
     @property
     def federation(self) -> Federation:
         if self._federation is None:
-            from fedward.researcher.connect import connect  # noqa: PLC0415 - wiring, on demand
+            from fedward.researcher.connect import connect
 
             self._federation = connect()
         return self._federation
@@ -115,7 +115,12 @@ class Experiment:
             chosen: dict[str, DatasetSummary] = {}
             for node_id, datasets in sorted(found.items()):
                 if len(datasets) > 1:
-                    log.warning("node %s has %d datasets with these tags; using %s", node_id, len(datasets), datasets[0].dataset_id)
+                    log.warning(
+                        "node %s has %d datasets with these tags; using %s",
+                        node_id,
+                        len(datasets),
+                        datasets[0].dataset_id,
+                    )
                 chosen[node_id] = datasets[0]
             self._datasets = chosen
         return dict(self._datasets)
@@ -141,21 +146,35 @@ class Experiment:
         params_blob = federation.blobs.put_bytes(params_to_bytes(global_params), readers=selected)
         self.aggregator.begin_round(global_params, round_index)
         requests = {
-            node_id: self._train_request(node_id, datasets[node_id], round_index, plan_blob, params_blob)
+            node_id: self._train_request(
+                node_id, datasets[node_id], round_index, plan_blob, params_blob
+            )
             for node_id in selected
         }
         results: dict[str, NodeRound] = {}
         with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
             for answer in federation.ask(requests, self.round_timeout_s):
                 elapsed = time.monotonic() - started
-                results[answer.node_id] = self._fold(answer.node_id, answer.reply, Path(scratch), elapsed)
+                results[answer.node_id] = self._fold(
+                    answer.node_id, answer.reply, Path(scratch), elapsed
+                )
         for node_id in selected:
             if node_id not in results:
-                results[node_id] = NodeRound(node_id, "late", error=f"no reply within {self.round_timeout_s:.0f} s")
-                log.warning("round %d: node %s did not answer in time; dropped from this round", round_index, node_id)
+                results[node_id] = NodeRound(
+                    node_id, "late", error=f"no reply within {self.round_timeout_s:.0f} s"
+                )
+                log.warning(
+                    "round %d: node %s did not answer in time; dropped from this round",
+                    round_index,
+                    node_id,
+                )
         record = RoundRecord(round_index, results, duration_s=time.monotonic() - started)
         if len(record.succeeded) < self.min_replies:
-            details = "; ".join(f"{r.node_id}: {r.status} {r.error}".strip() for r in results.values() if r.status != "ok")
+            details = "; ".join(
+                f"{r.node_id}: {r.status} {r.error}".strip()
+                for r in results.values()
+                if r.status != "ok"
+            )
             raise FederationError(
                 f"round {round_index} got {len(record.succeeded)} update(s), "
                 f"fewer than the minimum of {self.min_replies} ({details})"
@@ -175,16 +194,29 @@ class Experiment:
 
     def _upload_plan(self, readers: list[str]) -> str:
         # Re-uploading the same content only extends its readers; cheap and keeps it simple.
-        self._plan_blob = self.federation.blobs.put_bytes(self._source.encode("utf-8"), readers=readers)
+        self._plan_blob = self.federation.blobs.put_bytes(
+            self._source.encode("utf-8"), readers=readers
+        )
         return self._plan_blob
 
     def _train_request(
-        self, node_id: str, dataset: DatasetSummary, round_index: int, plan_blob: str, params_blob: str
+        self,
+        node_id: str,
+        dataset: DatasetSummary,
+        round_index: int,
+        plan_blob: str,
+        params_blob: str,
     ) -> TrainRequest:
-        training_args = {"seed": self.seed, **self.training_args, **self.aggregator.training_args_for_node(node_id)}
+        training_args = {
+            "seed": self.seed,
+            **self.training_args,
+            **self.aggregator.training_args_for_node(node_id),
+        }
         extra_blobs: dict[str, str] = {}
         for name, tensors in self.aggregator.extras_for_node(node_id).items():
-            extra_blobs[name] = self.federation.blobs.put_bytes(params_to_bytes(tensors), readers=[node_id])
+            extra_blobs[name] = self.federation.blobs.put_bytes(
+                params_to_bytes(tensors), readers=[node_id]
+            )
         return TrainRequest(
             request_id=self.federation.new_request_id(),
             experiment_id=self.experiment_id,
@@ -203,21 +235,43 @@ class Experiment:
     def _fold(self, node_id: str, reply: object, scratch: Path, elapsed: float) -> NodeRound:
         if isinstance(reply, ErrorReply):
             log.warning("round %d: node %s failed: %s", self.round_index, node_id, reply.message)
-            return NodeRound(node_id, "failed", error=reply.message, error_code=reply.code, duration_s=elapsed)
-        if not isinstance(reply, TrainReply) or reply.experiment_id != self.experiment_id or reply.round_index != self.round_index:
-            return NodeRound(node_id, "failed", error="unexpected reply", error_code="protocol", duration_s=elapsed)
+            return NodeRound(
+                node_id, "failed", error=reply.message, error_code=reply.code, duration_s=elapsed
+            )
+        if (
+            not isinstance(reply, TrainReply)
+            or reply.experiment_id != self.experiment_id
+            or reply.round_index != self.round_index
+        ):
+            return NodeRound(
+                node_id,
+                "failed",
+                error="unexpected reply",
+                error_code="protocol",
+                duration_s=elapsed,
+            )
         path = scratch / f"{node_id}.safetensors"
         extras_paths: dict[str, Path] = {}
         try:
             self.federation.blobs.get_file(reply.params_blob, path)
             for name, blob_id in reply.extra_blobs.items():
-                extras_paths[name] = self.federation.blobs.get_file(blob_id, scratch / f"{node_id}-{name}.safetensors")
+                extras_paths[name] = self.federation.blobs.get_file(
+                    blob_id, scratch / f"{node_id}-{name}.safetensors"
+                )
             extras = {name: dict(open_params(p)) for name, p in extras_paths.items()}
             with open_params(path) as update:
-                self.aggregator.add(node_id, update, float(reply.sample_count), update.layout, extras)
+                self.aggregator.add(
+                    node_id, update, float(reply.sample_count), update.layout, extras
+                )
         except (ValidationError, NotFound) as exc:
             log.warning("round %d: update of node %s refused: %s", self.round_index, node_id, exc)
-            return NodeRound(node_id, "failed", error=str(exc), error_code=getattr(exc, "code", "invalid"), duration_s=elapsed)
+            return NodeRound(
+                node_id,
+                "failed",
+                error=str(exc),
+                error_code=getattr(exc, "code", "invalid"),
+                duration_s=elapsed,
+            )
         finally:
             path.unlink(missing_ok=True)
             for p in extras_paths.values():

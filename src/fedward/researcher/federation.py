@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from fedward.core.ids import new_id
@@ -20,6 +20,7 @@ from fedward.core.messages import (
     DatasetSummary,
     ErrorReply,
     ListRequest,
+    LogEvent,
     Message,
     NodePresence,
     PingRequest,
@@ -27,7 +28,6 @@ from fedward.core.messages import (
     Reply,
     ScalarEvent,
     SearchRequest,
-    LogEvent,
 )
 from fedward.errors import ProtocolError
 from fedward.protocol import topics
@@ -77,7 +77,14 @@ class PendingRequests:
 class Federation:
     """Talk to nodes. Owns neither the channel's nor the blob store's life unless told to."""
 
-    def __init__(self, researcher_id: str, channel: Channel, blobs: BlobStore, *, max_message_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        researcher_id: str,
+        channel: Channel,
+        blobs: BlobStore,
+        *,
+        max_message_bytes: int = 1 << 20,
+    ) -> None:
         self.researcher_id = researcher_id
         self.blobs = blobs
         self._channel = channel
@@ -104,7 +111,7 @@ class Federation:
             for sink in list(self._event_sinks):
                 try:
                     sink(node_id, reply)
-                except Exception:  # noqa: BLE001 - a monitoring sink must not break replies
+                except Exception:
                     log.exception("event sink failed")
             return
         if not self._pending.deliver(NodeAnswer(node_id, reply)):
@@ -144,7 +151,7 @@ class Federation:
         )
         self._channel.publish(topic, encode(message))
 
-    def ask(self, requests: dict[str, Message], timeout_s: float) -> Iterator[NodeAnswer]:
+    def ask(self, requests: Mapping[str, Message], timeout_s: float) -> Iterator[NodeAnswer]:
         """Send one request per node; yield answers as they come, until all or the deadline."""
         by_id = {m.request_id: node for node, m in requests.items()}
         inbox = self._pending.open(by_id)
@@ -200,7 +207,9 @@ class Federation:
 
     def search(self, tags: list[str], timeout_s: float = 3.0) -> dict[str, list[DatasetSummary]]:
         """Datasets carrying all ``tags``, per node that has at least one."""
-        answers = self.broadcast(SearchRequest(request_id=self.new_request_id(), tags=tags), timeout_s)
+        answers = self.broadcast(
+            SearchRequest(request_id=self.new_request_id(), tags=tags), timeout_s
+        )
         found: dict[str, list[DatasetSummary]] = {}
         for answer in answers:
             if isinstance(answer.reply, DatasetsReply) and answer.reply.datasets:
@@ -211,7 +220,9 @@ class Federation:
 
     def list_datasets(self, timeout_s: float = 3.0) -> dict[str, list[DatasetSummary]]:
         answers = self.broadcast(ListRequest(request_id=self.new_request_id()), timeout_s)
-        return {a.node_id: list(a.reply.datasets) for a in answers if isinstance(a.reply, DatasetsReply)}
+        return {
+            a.node_id: list(a.reply.datasets) for a in answers if isinstance(a.reply, DatasetsReply)
+        }
 
     def on_close(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)

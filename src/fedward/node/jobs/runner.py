@@ -9,6 +9,7 @@ worker is killed and the job reported as timed out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -126,7 +127,7 @@ class JobRunner:
                 stderr=stderr,
                 cwd=workdir,
                 env=clean_environment(os.environ, workdir),
-                preexec_fn=limit,  # noqa: PLW1509 - no threads touch the child before exec
+                preexec_fn=limit,
                 close_fds=True,
             )
         finally:
@@ -164,8 +165,11 @@ class JobRunner:
         returncode = process.wait()
         elapsed = time.monotonic() - started
         if elapsed >= deadline_s - 0.05:
-            raise JobError(f"the job was stopped at its deadline of {deadline_s:.0f} s", hint="timeout")
-        if returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL and elapsed < deadline_s:
+            raise JobError(
+                f"the job was stopped at its deadline of {deadline_s:.0f} s", hint="timeout"
+            )
+        killed_by_cpu_limit = returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+        if killed_by_cpu_limit:
             raise JobError("the job exceeded its CPU time limit", hint="cpu_limit")
         raise JobError(f"the job worker died (exit status {returncode})", hint="worker_died")
 
@@ -204,8 +208,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()

@@ -23,9 +23,19 @@ from pathlib import Path
 log = logging.getLogger("fedward.sandbox")
 
 # Environment variables a worker may inherit; everything else (secrets included) is dropped.
-_ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
+_ENV_ALLOWED = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "CUDA_VISIBLE_DEVICES",
+    "PYTHONHASHSEED",
+)
 
 
 def clean_environment(source: Mapping[str, str], home: Path) -> dict[str, str]:
@@ -49,12 +59,37 @@ _ALL_ABI1 = (1 << 13) - 1  # every file-system right of Landlock ABI 1
 _READ = _EXECUTE | _READ_FILE | _READ_DIR
 _READ_WRITE = _ALL_ABI1
 
-_SYSTEM_READ = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/proc", "/sys/devices/system/cpu",
-                "/sys/fs/cgroup", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random",
-                "/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd",
-                "/etc/group", "/etc/ssl/certs", "/etc/matplotlibrc")
-_GPU_READ = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia0",
-             "/dev/nvidia1", "/dev/nvidia2", "/dev/nvidia3", "/proc/driver/nvidia")
+_SYSTEM_READ = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/proc",
+    "/sys/devices/system/cpu",
+    "/sys/fs/cgroup",
+    "/dev/null",
+    "/dev/zero",
+    "/dev/urandom",
+    "/dev/random",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/ssl/certs",
+    "/etc/matplotlibrc",
+)
+_GPU_READ = (
+    "/dev/nvidiactl",
+    "/dev/nvidia-uvm",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia0",
+    "/dev/nvidia1",
+    "/dev/nvidia2",
+    "/dev/nvidia3",
+    "/proc/driver/nvidia",
+)
 
 
 class _RulesetAttr(ctypes.Structure):

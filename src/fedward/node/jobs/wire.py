@@ -65,5 +65,5 @@ ToWorker = JobSpec | Shutdown
 FromWorker = ScalarOut | LogOut | ResultOut | FailureOut
 
 encoder = msgspec.json.Encoder()
-to_worker_decoder = msgspec.json.Decoder(ToWorker)  # type: ignore[arg-type]
-from_worker_decoder = msgspec.json.Decoder(FromWorker)  # type: ignore[arg-type]
+to_worker_decoder = msgspec.json.Decoder(ToWorker)
+from_worker_decoder = msgspec.json.Decoder(FromWorker)

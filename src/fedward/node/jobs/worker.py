@@ -34,7 +34,9 @@ class PipeProgress:
         self._job_id = job_id
 
     def scalar(self, name: str, value: float, step: int) -> None:
-        _send(self._out, wire.ScalarOut(job_id=self._job_id, name=name, value=float(value), step=step))
+        _send(
+            self._out, wire.ScalarOut(job_id=self._job_id, name=name, value=float(value), step=step)
+        )
 
     def log(self, level: str, message: str) -> None:
         lvl = level if level in ("debug", "info", "warning", "error") else "info"
@@ -77,7 +79,9 @@ class Worker:
             path=Path(spec.dataset_path),
             metadata=spec.dataset_metadata,
         )
-        outcome = plan.train(params, dataset, spec.training_args, PipeProgress(self._out, spec.job_id))
+        outcome = plan.train(
+            params, dataset, spec.training_args, PipeProgress(self._out, spec.job_id)
+        )
         trained = time.perf_counter()
         save_params(outcome.params, Path(spec.params_out))
         extras_out: dict[str, str] = {}
@@ -117,13 +121,18 @@ def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
     # Only the error class and fedward's own messages travel: a plan's exception text can
     # quote data, so it stays in the node's job log.
     if isinstance(exc, MemoryError):
-        return wire.FailureOut(job_id=job_id, code="memory_limit", message="the job ran out of its memory limit")
+        return wire.FailureOut(
+            job_id=job_id, code="memory_limit", message="the job ran out of its memory limit"
+        )
     if isinstance(exc, FedwardError):
         return wire.FailureOut(job_id=job_id, code=exc.code, message=exc.message)
     return wire.FailureOut(
         job_id=job_id,
         code="job_failed",
-        message=f"training plan raised {type(exc).__name__}; details are in the node's job log ({job_id})",
+        message=(
+            f"training plan raised {type(exc).__name__}; "
+            f"details are in the node's job log ({job_id})"
+        ),
     )
 
 
@@ -133,7 +142,9 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(message)s"
+    )
     workdir = Path.cwd()
     if len(sys.argv) > 1:
         from fedward.node.jobs.sandbox import apply_sandbox_from_argv
@@ -143,14 +154,14 @@ def main() -> None:
     for line in sys.stdin.buffer:
         try:
             message = wire.to_worker_decoder.decode(line)
-        except Exception as exc:  # noqa: BLE001 - the daemon is the only writer; log and go on
+        except Exception as exc:
             log.error("unreadable job message: %s", exc)
             continue
         if isinstance(message, wire.Shutdown):
             return
         try:
             worker.run(message)
-        except BaseException as exc:  # noqa: BLE001 - process top: report, keep serving
+        except BaseException as exc:
             traceback.print_exc()
             _send(protocol_out, _failure(message.job_id, exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
