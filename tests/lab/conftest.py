@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_harness import Lab
+from lab_harness import Lab, leftovers
 
 from fedward.lab.deploy import lab_down, lab_up
 
@@ -40,3 +40,5 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield Lab(state)
     finally:
         assert lab_down(lab_dir) == []
+        assert leftovers(state.topology.prefix, lab_dir) == []
+        assert not lab_dir.exists()

@@ -42,11 +42,13 @@ class Lab:
     def env_file(self, component: str) -> Path:
         return peer_folder(self.state, component) / "fedward.env"
 
-    def probe(self, component: str, *args: str) -> dict[str, object]:
-        """Run the probe in ``component``'s namespace with its own settings; its JSON answer."""
-        done = self.run(
-            component, sys.executable, str(PROBE), args[0], str(self.env_file(component)), *args[1:]
-        )
+    def probe(
+        self, component: str, *args: str, settings_of: str | None = None
+    ) -> dict[str, object]:
+        """Run the probe in ``component``'s namespace with the settings of ``settings_of``
+        (by default its own); return its JSON answer."""
+        env_file = self.env_file(settings_of or component)
+        done = self.run(component, sys.executable, str(PROBE), args[0], str(env_file), *args[1:])
         assert done.returncode == 0, done.stderr
         answer: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
         return answer
@@ -59,3 +61,24 @@ class Lab:
             stdout=subprocess.PIPE,
             text=True,
         )
+
+
+def leftovers(prefix: str, lab_dir: Path) -> list[str]:
+    """Namespaces, wireguard-go sockets and processes of a lab: names that start with
+    ``prefix``, processes with such a name or a path in ``lab_dir`` in their command line."""
+    found = [n.split()[0] for n in run_lines(["ip", "netns", "list"]) if n.startswith(prefix)]
+    sockets = Path("/var/run/wireguard")
+    if sockets.is_dir():
+        found += [str(p) for p in sockets.glob(f"{prefix}*")]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(prefix.encode()) or str(lab_dir).encode() in arg for arg in argv):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+def run_lines(command: list[str]) -> list[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
