@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from fedward.core.ids import new_id, validate_id
-from fedward.core.messages import DatasetSummary, ErrorReply, TrainReply, TrainRequest
+from fedward.core.messages import (
+    ApprovalRequest,
+    DatasetSummary,
+    ErrorReply,
+    Message,
+    PlanStatusReply,
+    PlanStatusRequest,
+    TrainReply,
+    TrainRequest,
+)
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
 from fedward.errors import FederationError, NotFound, ValidationError
@@ -124,6 +133,53 @@ class Experiment:
                 chosen[node_id] = datasets[0]
             self._datasets = chosen
         return dict(self._datasets)
+
+    def request_approval(self, description: str = "", timeout_s: float = 30.0) -> dict[str, str]:
+        """Submit the plan to every selected node for review; the node status per node.
+
+        A node keeps the request as Pending until its administrator approves or rejects it
+        (``fedward node plan approve|reject`` or the node GUI).
+        """
+        selected = sorted(self.nodes())
+        plan_blob = self._upload_plan(selected)
+        requests = {
+            node_id: ApprovalRequest(
+                request_id=self.federation.new_request_id(),
+                plan_blob=plan_blob,
+                plan_digest=self._plan_digest,
+                plan_class=self.training_plan.__name__,
+                description=description,
+            )
+            for node_id in selected
+        }
+        return self._statuses(requests, timeout_s)
+
+    def plan_status(self, timeout_s: float = 30.0) -> dict[str, str]:
+        """The plan's status on every selected node: approved, pending, rejected or unknown
+        (``"error: ..."`` or ``"no answer"`` when a node could not tell)."""
+        selected = sorted(self.nodes())
+        plan_blob = self._upload_plan(selected)
+        requests = {
+            node_id: PlanStatusRequest(
+                request_id=self.federation.new_request_id(),
+                plan_blob=plan_blob,
+                plan_digest=self._plan_digest,
+            )
+            for node_id in selected
+        }
+        return self._statuses(requests, timeout_s)
+
+    def _statuses(self, requests: Mapping[str, Message], timeout_s: float) -> dict[str, str]:
+        statuses = dict.fromkeys(requests, "no answer")
+        for answer in self.federation.ask(requests, timeout_s):
+            reply = answer.reply
+            if isinstance(reply, PlanStatusReply):
+                statuses[answer.node_id] = reply.status
+                if reply.notes:
+                    statuses[answer.node_id] += f" ({reply.notes})"
+            elif isinstance(reply, ErrorReply):
+                statuses[answer.node_id] = f"error: {reply.message}"
+        return statuses
 
     def run(self) -> list[RoundRecord]:
         try:
