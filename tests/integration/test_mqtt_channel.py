@@ -151,7 +151,7 @@ def test_handlers_run_one_at_a_time_in_arrival_order_off_the_network_thread(
 
     node.subscribe(topics.node_subscriptions("node1")[1], record)
     researcher = mqtt_testbed.channel("res1")
-    expected = [str(i).encode() for i in range(100)]
+    expected = [str(i).encode() for i in range(2500)]  # more than paho holds in flight
     for payload in expected:
         researcher.publish(topics.node_topic("node1", "res1"), payload)
 

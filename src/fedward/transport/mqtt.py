@@ -13,7 +13,12 @@ How it keeps the contract:
   queue (up to ``MAX_QUEUED_MESSAGES``) and go out after the reconnection; a full queue
   or a closed channel raises ``TransportError``.
 - ``subscribe`` waits for the broker's SUBACK while connected, so a message published by
-  anyone after ``subscribe`` returns reaches us.
+  anyone after ``subscribe`` returns reaches us; a refused subscription raises
+  ``AccessDenied`` (Mosquitto 2.0 grants every subscription and filters each message
+  by the ACL instead, so in practice a forbidden filter just stays silent).
+- Clean sessions also mean that what others publish while we are disconnected, and
+  what we queued before a peer has resubscribed, can be lost: request deadlines, not the
+  transport, cover those gaps.
 - TCP_NODELAY on every socket: control messages are small and latency-bound.
 
 A publish that the broker's ACL refuses is acknowledged and dropped by Mosquitto (MQTT
@@ -42,7 +47,8 @@ from fedward.transport.channel import Handler, Will
 log = logging.getLogger(__name__)
 
 QOS = 1
-MAX_QUEUED_MESSAGES = 1000
+MAX_QUEUED_MESSAGES = 10_000  # in flight + waiting; bounds memory while disconnected
+MAX_INFLIGHT_MESSAGES = 100
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
 CLOSE_FLUSH_S = 2.0
@@ -172,6 +178,7 @@ class MqttChannel:
             client.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
         client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
         client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        client.max_inflight_messages_set(MAX_INFLIGHT_MESSAGES)
         client.connect_timeout = self._timeout_s
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
