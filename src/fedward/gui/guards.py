@@ -115,6 +115,11 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
     )
 
 
+def _csrf_token_matches(form: FormData, session: Session) -> bool:
+    sent = form.get("csrf_token")
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), session.csrf_token.encode())
+
+
 def page(permission: Permission) -> Callable[[Handler], Endpoint]:
     def decorate(handler: Handler) -> Endpoint:
         @functools.wraps(handler)
@@ -132,31 +137,34 @@ def page(permission: Permission) -> Callable[[Handler], Endpoint]:
             form = FormData()
             if request.method not in SAFE_METHODS:
                 form = await request.form()
-                sent = form.get("csrf_token")
-                if not isinstance(sent, str) or not hmac.compare_digest(
-                    sent.encode(), session.csrf_token.encode()
-                ):
-                    await run_in_threadpool(
-                        context.services.audit.record,
-                        "csrf_refused",
-                        session.username,
-                        f"{request.method} {request.url.path} from {client_address(request)}",
-                    )
-                    return error_page(
-                        request,
-                        403,
-                        "Request refused",
-                        "This form was not sent by a page of this GUI (missing or wrong "
-                        "CSRF token). Reload the page and try again.",
-                    )
-            if not allows(session.role, permission):
-                return error_page(
-                    request,
-                    403,
-                    "Not allowed",
-                    f"Your role ({session.role}) does not allow this. Ask an administrator.",
+            visit = Visit(request, context, session, token, form)
+            if request.method not in SAFE_METHODS and not _csrf_token_matches(form, session):
+                await run_in_threadpool(
+                    context.services.audit.record,
+                    "csrf_refused",
+                    session.username,
+                    f"{request.method} {request.url.path} from {client_address(request)}",
                 )
-            return await handler(Visit(request, context, session, token, form))
+                return await visit.render(
+                    "error.html",
+                    {
+                        "title": "Request refused",
+                        "message": "This form was not sent by a page of this GUI (missing or "
+                        "wrong CSRF token). Reload the page and try again.",
+                    },
+                    403,
+                )
+            if not allows(session.role, permission):
+                return await visit.render(
+                    "error.html",
+                    {
+                        "title": "Not allowed",
+                        "message": f"Your role ({session.role}) does not allow this. "
+                        "Ask an administrator.",
+                    },
+                    403,
+                )
+            return await handler(visit)
 
         return endpoint
 

@@ -65,6 +65,7 @@ class LoginThrottle:
         now = self._clock()
         policy = self.policy
         with self._lock:
+            self._forget_old(now)
             for key in self._keys(username, address):
                 entry = self._failures.setdefault(key, _Failures())
                 entry.count += 1
