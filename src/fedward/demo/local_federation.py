@@ -276,8 +276,16 @@ class LocalFederation:
         for federation in self._federations:
             federation.close()
         self._federations.clear()
-        for node_id in list(self.nodes):
-            self.stop_node(node_id)
+        # Signal every node first, then wait: they shut down in parallel.
+        running = [n.process for n in self.nodes.values() if n.process and n.process.poll() is None]
+        for process in running:
+            process.terminate()
+        for process in running:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if self.uploads_process is not None and self.uploads_process.poll() is None:
             self.uploads_process.terminate()
             try:
