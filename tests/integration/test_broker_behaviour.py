@@ -31,8 +31,9 @@ def raw_connect(
     keepalive_s: int = 60,
     will: tuple[str, bytes] | None = None,
     level: int = 4,
+    clean_session: bool = True,
 ) -> bytes:
-    flags = 0x02 | 0x80 | 0x40
+    flags = (0x02 if clean_session else 0) | 0x80 | 0x40
     payload = _text(client_id)
     if will is not None:
         flags |= 0x04 | 0x08 | 0x20  # will, QoS 1, retained

@@ -36,8 +36,12 @@ def test_mqtt5_connect_is_refused_as_unsupported_protocol(embedded: RunningBroke
     assert connack(embedded, raw_connect("v5", "node1", "pw-node1", level=5)) == b"\x20\x02\x00\x01"
 
 
-def test_empty_client_id_is_rejected(embedded: RunningBroker) -> None:
-    assert connack(embedded, raw_connect("", "node1", "pw-node1")) == b"\x20\x02\x00\x02"
+def test_empty_client_id_is_accepted_for_a_clean_session_only(embedded: RunningBroker) -> None:
+    with socket.create_connection((embedded.host, embedded.port), timeout=5) as sock:
+        sock.sendall(raw_connect("", "node1", "pw-node1"))
+        assert sock.recv(4) == b"\x20\x02\x00\x00"
+    lasting = raw_connect("", "node1", "pw-node1", clean_session=False)
+    assert connack(embedded, lasting) == b"\x20\x02\x00\x02"
 
 
 def test_client_id_held_by_another_user_is_rejected(embedded: RunningBroker) -> None:

@@ -6,8 +6,9 @@ the ACL checked on every publish and every delivery. It speaks MQTT 3.1.1 only
 (the protocol ``MqttChannel`` uses): QoS 0 and 1 both ways, QoS 2 inbound, retained
 messages, wills, keepalive, and a packet size limit.
 
-Differences from Mosquitto, on purpose: nothing is queued for offline clients (fedward
-clients use clean sessions), subscriptions are granted at most QoS 1, and a client id
+Differences from Mosquitto, on purpose: MQTT 5 clients are refused (CONNACK 1); every
+session is clean (fedward clients ask for that; others get "session present: 0" and
+nothing kept while offline); subscriptions are granted at most QoS 1; and a client id
 held by another user is refused instead of taken over.
 
 Run it in a thread (:class:`EmbeddedBroker`) or in the foreground::
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -78,10 +80,6 @@ class BrokerCore:
         self.hashes, self.policy = hashes, policy
 
     async def admit(self, session: ClientSession, connect: Connect) -> ConnackCode:
-        if not connect.client_id:
-            return (
-                ConnackCode.IDENTIFIER_REJECTED
-            )  # as Mosquitto with allow_zero_length_clientid false
         username, password = connect.username or "", connect.password or ""
         encoded = self.hashes.get(username)
         checks = await asyncio.get_running_loop().run_in_executor(
@@ -89,15 +87,19 @@ class BrokerCore:
         )
         if encoded is None or not checks:
             return ConnackCode.NOT_AUTHORIZED
-        holder = self.sessions.get(connect.client_id)
+        if not connect.client_id:
+            if not connect.clean_session:  # MQTT 3.1.3-8: no id to resume a session by
+                return ConnackCode.IDENTIFIER_REJECTED
+            session.client_id = f"auto-{secrets.token_hex(8)}"  # MQTT 3.1.3-6
+        holder = self.sessions.get(session.client_id)
         if holder is not None:
             if holder.username != username:
                 return ConnackCode.IDENTIFIER_REJECTED
-            log.info("client %r connected again; closing its old connection", connect.client_id)
+            log.info("client %r connected again; closing its old connection", session.client_id)
             self.unregister(holder, publish_will=True)
             holder.kick()
         session.username = username
-        self.sessions[connect.client_id] = session
+        self.sessions[session.client_id] = session
         return ConnackCode.ACCEPTED
 
     def unregister(self, session: ClientSession, *, publish_will: bool) -> None:

@@ -14,7 +14,7 @@ from enum import IntEnum
 from fedward.errors import ProtocolError
 
 
-class MalformedPacket(ProtocolError):  # noqa: N818 - named like fedward.errors
+class MalformedPacket(ProtocolError):
     """Bytes from a client that are not a valid MQTT 3.1.1 packet."""
 
 

@@ -103,7 +103,6 @@ def render_mosquitto_conf(
         f"user {run_as}",
         "per_listener_settings false",
         "allow_anonymous false",
-        "allow_zero_length_clientid false",
         f"password_file {files.passwords}",
         f"acl_file {files.acl}",
         f"listener {port} {host}",
