@@ -53,6 +53,7 @@ class NodeBehaviour:
     metrics: dict[str, float] = field(default_factory=dict)
     silent: bool = False  # never answers train requests
     delay_s: float = 0.0  # answers train requests this late (from another thread)
+    reply_delay_s: float = 0.0  # answers ping, search and list requests this late
     error: tuple[str, str] | None = None  # (code, message): answers with an ErrorReply
 
 
@@ -108,17 +109,20 @@ class FakeNode:
         researcher_id = topics.sender_of_request(topic, self.node_id)
         request = decode_request(payload)
         self.received.append((researcher_id, request))
+        if isinstance(request, TrainRequest):
+            self._on_train(researcher_id, request)
+            return
+        answer: Message
         if isinstance(request, PingRequest):
-            self.reply(researcher_id, PongReply(request_id=request.request_id, version="fake"))
+            answer = PongReply(request_id=request.request_id, version="fake")
         elif isinstance(request, SearchRequest):
             found = [self.dataset] if set(request.tags) <= set(self.dataset.tags) else []
-            self.reply(researcher_id, DatasetsReply(request_id=request.request_id, datasets=found))
+            answer = DatasetsReply(request_id=request.request_id, datasets=found)
         elif isinstance(request, ListRequest):
-            self.reply(
-                researcher_id, DatasetsReply(request_id=request.request_id, datasets=[self.dataset])
-            )
-        elif isinstance(request, TrainRequest):
-            self._on_train(researcher_id, request)
+            answer = DatasetsReply(request_id=request.request_id, datasets=[self.dataset])
+        else:
+            return
+        self._answer(researcher_id, answer, self.behaviour.reply_delay_s)
 
     def _on_train(self, researcher_id: str, request: TrainRequest) -> None:
         behaviour = self.behaviour
@@ -142,13 +146,16 @@ class FakeNode:
             sample_count=behaviour.sample_count,
             metrics=behaviour.metrics,
         )
-        if behaviour.delay_s > 0:
-            timer = threading.Timer(behaviour.delay_s, self.reply, (researcher_id, answer))
-            timer.daemon = True
-            self._timers.append(timer)
-            timer.start()
-        else:
+        self._answer(researcher_id, answer, behaviour.delay_s)
+
+    def _answer(self, researcher_id: str, answer: Message, delay_s: float) -> None:
+        if delay_s <= 0:
             self.reply(researcher_id, answer)
+            return
+        timer = threading.Timer(delay_s, self.reply, (researcher_id, answer))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
 
     def train_requests(self) -> list[TrainRequest]:
         return [r for _, r in self.received if isinstance(r, TrainRequest)]

@@ -16,7 +16,7 @@ from fedward.protocol.params_wire import (
     params_to_bytes,
     save_params,
 )
-from fedward.researcher.aggregators import FedAvg
+from fedward.researcher import FedAvg
 
 
 def sample_params() -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from fedward.protocol.codec import decode_request, encode, encode_presence
 from fedward.researcher.federation import Federation, NodeAnswer
 from fedward.transport.memory import MemoryBlobStore, MemoryBroker, MemoryChannel
 
-from .researcher_fake_node import FakeNode
+from .researcher_fake_node import FakeNode, NodeBehaviour
 
 RESEARCHER = "alice"
 
@@ -221,6 +221,23 @@ def test_broadcast_gathers_whoever_answers_before_the_deadline(
     # presence messages arrive first, as they would long before a researcher's first call.
     assert eventually(lambda: federation.online_nodes() == ["node1", "node2", "node3"])
     assert sorted(federation.ping(timeout_s=1.0)) == ["node1", "node2", "node3"]
+
+
+@pytest.mark.timeout(30)
+def test_broadcast_waits_for_every_node_known_online_even_if_an_unknown_node_answers_first(
+    federation: Federation, broker: MemoryBroker, blob_space: MemoryBlobStore
+) -> None:
+    made = [
+        FakeNode(broker, blob_space, "node1"),
+        FakeNode(broker, blob_space, "node2", behaviour=NodeBehaviour(reply_delay_s=0.3)),
+    ]
+    assert eventually(lambda: federation.online_nodes() == ["node1", "node2"])
+    # Online, but its presence not seen yet: it answers before node2 does.
+    made.append(FakeNode(broker, blob_space, "node3", announce=False))
+    answered = federation.ping(timeout_s=5.0)
+    assert {"node1", "node2"} <= set(answered)
+    for node in made:
+        node.close()
 
 
 def test_search_returns_only_nodes_with_all_the_tags(
