@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from fedward.core.messages import ErrorReply, PingRequest, PongReply, TrainRequest
 from fedward.demo.local_federation import LocalFederation
-from fedward.errors import AccessDenied, ValidationError
+from fedward.errors import AccessDenied, NotFound, ValidationError
 from fedward.learning.plan_source import plan_source
 from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
 from fedward.protocol import topics
@@ -176,4 +178,33 @@ def test_wrong_upload_token_is_refused_and_node_keeps_serving(
             intruder.put_bytes(b"hello", readers=["node1"])
     finally:
         intruder.close()
+    raw.assert_node_answers_ping()
+
+
+def test_upload_whose_content_does_not_match_its_id_is_refused_and_node_keeps_serving(
+    federation: LocalFederation, raw: RawResearcher
+) -> None:
+    token = federation.researcher_config().uploads.token
+    assert token is not None
+    wrong_id = hashlib.sha256(b"something else").hexdigest()
+    response = httpx.put(
+        f"{federation.uploads_url}/blobs/{wrong_id}",
+        content=b"the real content",
+        headers={"Authorization": f"Bearer {token.reveal()}", "X-Fedward-Readers": "node1"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "integrity"
+    with pytest.raises(NotFound):
+        federation.researcher().blobs.get_bytes(wrong_id)
+    raw.assert_node_answers_ping()
+
+
+def test_upload_without_a_token_is_refused_and_node_keeps_serving(
+    federation: LocalFederation, raw: RawResearcher
+) -> None:
+    data = b"anonymous"
+    response = httpx.put(
+        f"{federation.uploads_url}/blobs/{hashlib.sha256(data).hexdigest()}", content=data
+    )
+    assert response.status_code == 401
     raw.assert_node_answers_ping()

@@ -15,7 +15,7 @@ from fedward.config.model import GpuPolicy, NodeConfig
 
 
 def _base_config(ctx: click.Context) -> NodeConfig:
-    """The config the ``node`` group loaded (``--config``, ``--state-dir``), else the environment's."""
+    """The config loaded by the ``node`` group (``--config``, ``--state-dir``) or the env."""
     obj: Any = ctx.find_root().obj if ctx.find_root().obj is not None else ctx.obj
     for candidate in (
         getattr(obj, "config", None),
