@@ -2,10 +2,15 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check fmt lint types contracts fast-test bench clean help
+# One stamp per install profile; each re-runs when pyproject.toml changes.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: help demo test check fmt bench clean
 
 help:
 	@echo "make demo    run a real federated experiment on this machine"
@@ -16,33 +21,38 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip setuptools wheel >/dev/null
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
-
-$(VENV)/.installed-torch: $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,torch,notebooks]'
+# The demo needs only the runtime: node, researcher, upload server.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[node,researcher,uploads]'
 	touch $@
 
-demo: $(STAMP)
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+# The full suite also trains torch models, runs notebooks and drives a browser.
+$(TEST_STAMP): pyproject.toml $(DEV_STAMP)
+	$(PIP) install -q -e '.[dev,torch,notebooks]'
+	touch $@
+
+demo: $(RUN_STAMP)
 	$(BIN)/fedward demo
 
-test: $(VENV)/.installed-torch
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q tests
 
-fmt: $(STAMP)
+fmt: $(DEV_STAMP)
 	$(BIN)/ruff format src tests benchmarks
 
-check: $(STAMP)
+check: $(DEV_STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -x tests/unit tests/contract
 
-bench: $(VENV)/.installed-torch
+bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .fedward-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
