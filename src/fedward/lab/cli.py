@@ -57,6 +57,19 @@ def up(nodes: int, lab_dir: Path) -> None:
 
 @lab.command()
 @_DIR_OPTION
+@click.option("--rounds", type=click.IntRange(1, 100), default=2, show_default=True)
+def run(lab_dir: Path, rounds: int) -> None:
+    """Run the demo experiment: nodes in their namespaces, the researcher in its own."""
+    _require_root()
+    from fedward.lab.run import lab_run  # scikit-learn and the researcher only when used
+
+    click.echo(
+        lab_run(lab_dir.expanduser(), rounds=rounds, progress=lambda s: click.echo(f"lab: {s}"))
+    )
+
+
+@lab.command()
+@_DIR_OPTION
 @click.option("--keep-files", is_flag=True, help="Keep the lab directory (logs, folders).")
 def down(lab_dir: Path, keep_files: bool) -> None:
     """Remove every namespace, interface and process the lab made (also after a failed up)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -146,22 +146,28 @@ def _connect(state: LabState, component: str) -> None:
     run_in(state.topology.namespace(component), command)
 
 
-def _spawn(state: LabState, name: str, component: str, args: list[str]) -> None:
+def spawn_recorded(
+    state: LabState,
+    name: str,
+    component: str,
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Start a long-running process in ``component``'s namespace; ``lab down`` stops it."""
     log_path = state.lab_dir / "logs" / f"{name}.log"
-    pid = spawn_in(state.topology.namespace(component), args, log_path)
+    pid = spawn_in(state.topology.namespace(component), args, log_path, env)
     state.record_process(LabProcess(name, component, pid))
 
 
 def _start_services(state: LabState) -> None:
     topology = state.topology
     broker_dir = peer_folder(state, "mqtt") / "broker"
-    _spawn(
-        state, "broker", "mqtt", fedward_command("broker", "run", "--config-dir", str(broker_dir))
-    )
+    broker = fedward_command("broker", "run", "--config-dir", str(broker_dir))
+    spawn_recorded(state, "broker", "mqtt", broker)
     tokens = peer_folder(state, "restful") / "uploads_tokens.json"
     uploads = ["uploads", "serve", "--host", UPLOADS[0], "--port", str(UPLOADS[1])]
     uploads += ["--data-dir", str(state.lab_dir / "uploads"), "--tokens", str(tokens)]
-    _spawn(state, "uploads", "restful", fedward_command(*uploads))
+    spawn_recorded(state, "uploads", "restful", fedward_command(*uploads))
     mqtt, restful = topology.namespace("mqtt"), topology.namespace("restful")
     wait_until(partial(tcp_open_in, mqtt, *BROKER), "the broker listening", _WAIT_S)
     wait_until(partial(tcp_open_in, restful, *UPLOADS), "the upload server listening", _WAIT_S)

@@ -28,8 +28,14 @@ def fedward_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "fedward.cli", *args]
 
 
-def run_in(namespace: str, args: Sequence[str], *, timeout_s: float = 60.0) -> str:
-    return run_tool(in_namespace(namespace, args), timeout_s=timeout_s)
+def run_in(
+    namespace: str,
+    args: Sequence[str],
+    *,
+    timeout_s: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    return run_tool(in_namespace(namespace, args), timeout_s=timeout_s, env=env)
 
 
 def succeeds_in(namespace: str, args: Sequence[str]) -> bool:

@@ -94,16 +94,23 @@ def render_app_env(
         ) from exc
 
 
-def relocated_app_env(peer_type: PeerType, peer_id: str, folder: PeerFolder) -> str | None:
-    """``fedward.env`` rewritten for where ``folder`` is now (it was copied to the site)."""
-    if peer_type not in APP_PEER_TYPES or not folder.app_env.exists():
-        return None
-    values = parse_env(
+def read_app_env(folder: PeerFolder) -> dict[str, str]:
+    """The variables of ``folder``'s ``fedward.env`` (strictly read, like ``config.env``)."""
+    return parse_env(
         folder.app_env.read_text(encoding="utf-8"),
         source=str(folder.app_env),
         required=_APP_ENV_KEYS,
         optional=_ID_VARIABLES.values(),
     )
+
+
+def relocated_app_env(peer_type: PeerType, peer_id: str, folder: PeerFolder) -> str | None:
+    """``fedward.env`` rewritten for where ``folder`` is now (it was copied to the site)."""
+    if peer_type not in APP_PEER_TYPES or not folder.app_env.exists():
+        return None
+    values = read_app_env(folder)
+    if not values["MQTT_BROKER_PORT"].isdigit():
+        raise ValidationError(f"{folder.app_env}: MQTT_BROKER_PORT is not a number")
     endpoints = ServiceEndpoints(
         broker_host=values["MQTT_BROKER"],
         broker_port=int(values["MQTT_BROKER_PORT"]),

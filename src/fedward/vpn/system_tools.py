@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fedward.errors import VpnError
 
@@ -20,12 +20,19 @@ def require_tool(name: str, package: str) -> str:
     return path
 
 
-def run_tool(args: Sequence[str], *, input_text: str | None = None, timeout_s: float = 30.0) -> str:
+def run_tool(
+    args: Sequence[str],
+    *,
+    input_text: str | None = None,
+    timeout_s: float = 30.0,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run ``args``; return its standard output, or raise ``VpnError`` with its message."""
     try:
         done = subprocess.run(
             list(args),
             input=input_text,
+            env=None if env is None else dict(env),
             capture_output=True,
             text=True,
             timeout=timeout_s,
