@@ -1,8 +1,13 @@
 """Training plans, dataset loaders and metrics: the only place sklearn and torch are imported.
 
-- ``plan``          ``TrainingPlan`` contract, ``TrainOutcome``, ``Progress``, ``DatasetView``
-- ``plan_source``   extract a plan class's source (researcher) and load it from source (node worker)
-- ``sklearn_plan``  ``SklearnTrainingPlan`` (partial_fit models) ; ``plans/`` the shipped plans
-- ``datasets``      loaders and validators per dataset type (csv, images, mnist, medical-folder)
-- ``metrics``       accuracy, F1, ROC AUC, precision, recall, MSE, MAE, explained variance
+- ``plan``             ``TrainingPlan`` contract, ``TrainOutcome``, ``Progress``, ``DatasetView``,
+                       ``BUFFER_PREFIX`` (parameters that are data statistics)
+- ``plan_source``      extract a plan class's source (researcher), load it from source (node)
+- ``training_args``    ``TrainingArgs`` (validated), the fixed held-out split, per-round RNG
+- ``metrics``          accuracy, F1, precision, recall, ROC AUC, MSE, MAE, explained variance
+- ``feature_scaling``  standardisation with pooled moments that travel as ``buffer:`` params
+- ``sklearn_plan``     ``SklearnTrainingPlan`` (partial_fit); ``linear_losses``: its loss curve
+- ``torch_plan``       ``TorchTrainingPlan``; ``torch_modules`` layers for torch plans
+- ``plans``            shipped default plans: SGD classifier/regressor, perceptron, MLP, CNN
+- ``datasets``         validators and loaders per dataset type (csv, images, mnist, medical-folder)
 """
