@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,28 @@ def test_a_revoked_node_loses_the_vpn_the_broker_and_the_upload_server(small_lab
     # The other node goes on as before.
     assert lab.succeeds("node1", "ping", "-c", "1", "-W", "2", VPN_SERVER_ADDRESS)
     assert lab.probe("node1", "mqtt-login") == {"ok": True}
+
+
+def test_the_seeds_manual_enrolment_still_works(small_lab: Lab) -> None:
+    """genconf without a key, connect on the site (it makes and prints a key), then add."""
+    lab = small_lab
+    state_dir = str(vpn_dir(lab.state))
+    vpn = ["vpn", "--state-dir", state_dir]
+    lab.run("vpnserver", *fedward_command(*vpn, "genconf", "node", "site9"), check=True)
+    site = lab.state.lab_dir / "sites" / "manual" / "site9"
+    shutil.copytree(vpn_dir(lab.state) / "config_peers" / "node" / "site9", site)
+    assert not (site / "private.key").exists()
+
+    interface = lab.state.topology.wg_interface("node1")
+    lab.run("node1", *fedward_command("vpn", "down", str(lab.env_file("node1").parent)), check=True)
+    done = lab.run("node1", *fedward_command("vpn", "connect", str(site), "--interface", interface))
+    assert done.returncode == 0, done.stderr
+    public_key = done.stdout.split("public key: ")[1].split()[0]
+    assert "fedward vpn add" in done.stdout
+    assert not lab.succeeds("node1", "ping", "-c", "1", "-W", "1", VPN_SERVER_ADDRESS)
+
+    lab.run("vpnserver", *fedward_command(*vpn, "add", "node", "site9", public_key), check=True)
+    assert lab.succeeds("node1", "ping", "-c", "3", "-W", "2", VPN_SERVER_ADDRESS)
+    assert lab.tcp_open("node1", *BROKER)
+    env = (site / "fedward.env").read_text()
+    assert f"FEDWARD_BROKER_PASSWORD_FILE={site}/broker_password" in env  # moved with the folder
