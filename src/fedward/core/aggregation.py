@@ -52,11 +52,24 @@ class WeightedMean:
     is folded in and a bad update leaves the running sums untouched.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout | None = None) -> None:
+        """``layout``: the names, shapes and dtypes every update must have (normally the
+        global model's). Without it the first update sets it, so an odd first update
+        would make every honest one look wrong."""
         self._sums: dict[str, np.ndarray] = {}
         self._layout: Layout = {}
         self._total_weight = 0.0
         self.count = 0
+        self._consumed = False
+        if layout is not None:
+            self._start(layout)
+
+    def _start(self, layout: Layout) -> None:
+        self._layout = {n: (tuple(shape), np.dtype(dt)) for n, (shape, dt) in layout.items()}
+        self._sums = {
+            n: np.zeros(shape, dtype=_accumulator_dtype(dt))
+            for n, (shape, dt) in self._layout.items()
+        }
 
     @property
     def total_weight(self) -> float:
@@ -67,15 +80,13 @@ class WeightedMean:
     ) -> None:
         if not np.isfinite(weight) or weight <= 0:
             raise ValidationError(f"aggregation weight must be positive, got {weight}")
+        if self._consumed:
+            raise ValidationError("this mean was already taken; start a new WeightedMean")
         layout = layout if layout is not None else layout_of(params)
-        if self.count:
+        if self._sums:
             self._check_layout(layout)
         else:
-            self._layout = {n: (shape, np.dtype(dt)) for n, (shape, dt) in layout.items()}
-            self._sums = {
-                n: np.zeros(shape, dtype=_accumulator_dtype(np.dtype(dt)))
-                for n, (shape, dt) in layout.items()
-            }
+            self._start(layout)
         for name in self._layout:
             axpy(self._sums[name], params[name], weight)
         self._total_weight += float(weight)
@@ -95,10 +106,17 @@ class WeightedMean:
                 )
 
     def result(self) -> Params:
-        if not self.count:
-            raise ValidationError("no update to aggregate")
+        if not self.count or self._consumed:
+            raise ValidationError("no update to aggregate (or the mean was already taken)")
+        # In place: a second full-size array here would set the researcher's peak memory.
+        # The mean cannot be folded into further; ``result`` ends this accumulator.
         out: Params = {}
         for name, acc in self._sums.items():
             _, dtype = self._layout[name]
-            out[name] = (acc / self._total_weight).astype(dtype, copy=False)
+            acc /= self._total_weight
+            if np.issubdtype(dtype, np.integer):
+                np.rint(acc, out=acc)
+            out[name] = acc.astype(dtype, copy=False)
+        self._sums = {}
+        self._consumed = True
         return out

@@ -7,12 +7,15 @@ lazy mapping, so an aggregator can fold a large update in one tensor at a time.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.numpy import load, save, save_file
 
 from fedward.core.aggregation import Layout
@@ -53,34 +56,48 @@ def load_params(path: Path) -> Params:
 
 
 class LazyParams(Mapping[str, np.ndarray]):
-    """Tensors of a safetensors file, read on access."""
+    """Tensors of a safetensors file, read on access with ``pread``.
+
+    The header is parsed and checked here (offsets inside the file, sizes that match
+    shape x dtype) before any tensor is read. Tensors are read into fresh arrays, not
+    memory-mapped: pages of a mapping stay resident until it is closed, which made the
+    researcher hold a whole extra update while folding it in.
+    """
 
     def __init__(self, path: Path) -> None:
         try:
-            self._handle: Any = safe_open(str(path), framework="numpy")
-            self._file = self._handle.__enter__()
-            self._names = list(self._file.keys())
-            self.layout: Layout = {}
-            for name in self._names:
-                sl = self._file.get_slice(name)
-                self.layout[name] = (tuple(sl.get_shape()), np.dtype(_dtype(sl.get_dtype())))
-        except (SafetensorError, ValueError, TypeError, OSError) as exc:
-            raise ProtocolError(f"parameters are not valid safetensors: {exc}") from exc
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _invalid(f"cannot open the file: {exc.strerror}") from exc
+        try:
+            self._entries = _read_header(self._fd, os.fstat(self._fd).st_size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.layout: Layout = {n: (e.shape, e.dtype) for n, e in self._entries.items()}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        try:
-            return self._file.get_tensor(name)
-        except SafetensorError as exc:
-            raise KeyError(name) from exc
+        entry = self._entries[name]
+        out = np.empty(entry.shape, dtype=entry.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+        done = 0
+        while done < entry.nbytes:
+            count = os.preadv(self._fd, [view[done:]], entry.offset + done)
+            if count <= 0:
+                raise ProtocolError(f"parameters file ended inside tensor {name!r}")
+            done += count
+        return out
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
+        return iter(self._entries)
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(self._entries)
 
     def close(self) -> None:
-        self._handle.__exit__(None, None, None)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> LazyParams:
         return self
@@ -103,13 +120,66 @@ _SAFETENSORS_DTYPES = {
     "U8": "uint8",
     "BOOL": "bool",
 }
+_MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
 
 
-def _dtype(name: str) -> str:
+@dataclass(frozen=True)
+class _Entry:
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+
+
+def _read_header(fd: int, file_size: int) -> dict[str, _Entry]:
+    prefix = os.pread(fd, 8, 0)
+    if len(prefix) != 8:
+        raise _invalid("file too short")
+    header_size = int.from_bytes(prefix, "little")
+    if header_size > min(_MAX_HEADER_BYTES, file_size - 8):
+        raise _invalid("impossible header size")
     try:
-        return _SAFETENSORS_DTYPES[name.upper()]
+        header = json.loads(os.pread(fd, header_size, 8))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid("malformed header") from exc
+    if not isinstance(header, dict):
+        raise _invalid("malformed header")
+    data_start = 8 + header_size
+    entries: dict[str, _Entry] = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        entries[name] = _entry(name, spec, data_start, file_size)
+    # As the format requires: the data buffer is covered exactly, no holes, no overlaps.
+    position = data_start
+    for entry in sorted(entries.values(), key=lambda e: e.offset):
+        if entry.offset != position:
+            raise _invalid("tensor data has holes or overlaps")
+        position += entry.nbytes
+    if position != file_size:
+        raise _invalid("trailing bytes after the last tensor")
+    return entries
+
+
+def _invalid(reason: str) -> ProtocolError:
+    return ProtocolError(f"parameters are not valid safetensors: {reason}")
+
+
+def _entry(name: str, spec: Any, data_start: int, file_size: int) -> _Entry:
+    try:
+        dtype = np.dtype(_SAFETENSORS_DTYPES[str(spec["dtype"]).upper()])
+        shape = tuple(int(d) for d in spec["shape"])
+        begin, end = (int(v) for v in spec["data_offsets"])
     except KeyError as exc:
-        raise ProtocolError(f"unsupported tensor dtype {name}") from exc
+        raise _invalid(f"tensor {name!r}: unsupported dtype or missing field {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise _invalid(f"tensor {name!r} has a malformed header entry") from exc
+    if any(d < 0 for d in shape):
+        raise _invalid(f"tensor {name!r} has a negative dimension")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not 0 <= begin <= end or end - begin != nbytes or data_start + end > file_size:
+        raise _invalid(f"tensor {name!r} lies outside the file or has the wrong size")
+    return _Entry(dtype, shape, data_start + begin, nbytes)
 
 
 def open_params(path: Path) -> LazyParams:
