@@ -9,8 +9,6 @@ from pathlib import Path
 
 import click
 
-from fedward.researcher.history import RoundRecord
-
 
 @click.command("demo")
 @click.option(
@@ -60,20 +58,4 @@ def demo(n_nodes: int, rounds: int, workdir: Path | None, embedded_broker: bool)
     click.echo(
         f"\nfinal held-out accuracy of the global model: {accuracy:.4f}  "
         f"({time.monotonic() - started:.1f} s in all)"
-    )
-
-
-def format_round(record: RoundRecord, node_ids: list[str], metric: str) -> str:
-    cells = []
-    for node_id in node_ids:
-        result = record.nodes.get(node_id)
-        if result is None or result.status != "ok":
-            cells.append(f"{(result.status if result else '-'):>9}")
-        else:
-            cells.append(f"{result.metrics.get(metric, float('nan')):9.4f}")
-    weighted = record.metrics.get(metric, float("nan"))
-    return (
-        f"{record.round_index + 1:>5}  "
-        + "  ".join(cells)
-        + f"  {weighted:9.4f}  {record.duration_s:7.2f}"
     )

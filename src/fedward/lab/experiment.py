@@ -15,12 +15,9 @@ from pathlib import Path
 import click
 
 from fedward.config.loader import load_researcher_config
-from fedward.demo.breast_cancer import METRIC, TAGS, demo_training_args
-from fedward.demo.cli import format_round
+from fedward.demo.breast_cancer import run_demo_experiment
 from fedward.demo.data import breast_cancer_split
 from fedward.errors import TransportError
-from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
-from fedward.researcher import Experiment, FedAvg
 from fedward.researcher.connect import connect
 from fedward.researcher.federation import Federation
 
@@ -46,27 +43,17 @@ def run_lab_experiment(node_ids: list[str], rounds: int) -> float:
     try:
         wait_for_nodes(federation, node_ids, timeout_s=60)
         click.echo(f"{len(node_ids)} nodes online through the VPN: {', '.join(node_ids)}")
-        click.echo("round  " + "  ".join(f"{n:>9}" for n in node_ids) + "   weighted  seconds")
-        experiment = Experiment(
-            tags=TAGS,
-            training_plan=SGDClassifierPlan,
-            model_args={"n_features": len(split.feature_names), "classes": split.classes},
-            training_args=demo_training_args(),
+        return run_demo_experiment(
+            federation,
+            node_ids,
+            split,
             rounds=rounds,
-            aggregator=FedAvg(),
-            nodes=node_ids,
-            min_replies=len(node_ids),
+            echo=click.echo,
             round_timeout_s=120,
-            federation=federation,
-            on_round=lambda record: click.echo(format_round(record, node_ids, METRIC)),
-        )
-        experiment.run()
-        metrics = SGDClassifierPlan(experiment.model_args).evaluate(
-            experiment.aggregated_params(), split.test_x, split.test_y, ["accuracy"]
+            min_replies=len(node_ids),
         )
     finally:
         federation.close()
-    return float(metrics["accuracy"])
 
 
 @click.command()
