@@ -27,7 +27,11 @@ def connect(config: ResearcherConfig | None = None, config_file: Path | None = N
         channel.close()
         raise
     federation = Federation(
-        config.researcher_id, channel, blobs, max_message_bytes=config.max_message_bytes
+        config.researcher_id,
+        channel,
+        blobs,
+        max_message_bytes=config.max_message_bytes,
+        state_dir=config.state_dir,
     )
     federation.on_close(channel.close)
     federation.on_close(blobs.close)

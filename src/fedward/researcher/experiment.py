@@ -1,41 +1,50 @@
 """``Experiment``: rounds of federated training across the nodes that hold matching data.
 
-One round: upload the global parameters once (readable by the selected nodes only), send
-one ``TrainRequest`` per node, fold each update into the aggregator the moment it arrives
-(reading it tensor by tensor from disk), and stop waiting at the round deadline. Nodes
-that fail or are late are dropped from that round and named in the history; the round
-fails only when fewer than ``min_replies`` nodes answered.
+Each round: pick the nodes (``selection``), send each a ``TrainRequest`` and fold the
+updates in as they come (``rounds``), aggregate, save a checkpoint (``checkpoint``), tell
+the observers (progress line, TensorBoard). Nodes that fail, go offline or are late are
+dropped from that round and named in the history; the experiment goes on while at least
+``min_replies`` nodes answer, and stops with a ``FederationError`` that says who failed
+and why when they do not.
+
+``Experiment.load_checkpoint("latest")`` rebuilds an experiment from its last checkpoint
+(parameters, aggregator state, selection RNG, history) and ``run()`` carries on: the
+result is bit for bit the one an uninterrupted run would have given.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fedward.core.ids import new_id, validate_id
-from fedward.core.messages import (
-    ApprovalRequest,
-    DatasetSummary,
-    ErrorReply,
-    Message,
-    PlanStatusReply,
-    PlanStatusRequest,
-    TrainReply,
-    TrainRequest,
-)
+from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
-from fedward.errors import FederationError, NotFound, ValidationError
+from fedward.errors import FederationError, ValidationError
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
-from fedward.protocol.params_wire import open_params, params_to_bytes
+from fedward.protocol.params_wire import params_to_bytes
+from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
+from fedward.researcher.checkpoint import experiment_dir, save_checkpoint
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
+from fedward.researcher.monitor import Observers, RoundObserver
+from fedward.researcher.progress import ProgressDisplay
+from fedward.researcher.rounds import RoundRunner
+from fedward.researcher.selection import (
+    NodeSelection,
+    SelectionRule,
+    as_selection,
+    rng_from_state,
+    rng_state,
+    selection_rng,
+)
+from fedward.researcher.tensorboard import TensorBoardLog
 
 log = logging.getLogger("fedward.researcher")
 
@@ -59,11 +68,21 @@ class Experiment:
         experiment_id: str | None = None,
         seed: int = 0,
         on_round: RoundCallback | None = None,
+        node_selection: NodeSelection | SelectionRule | None = None,
+        state_dir: Path | str | None = None,
+        checkpoints: bool = True,
+        keep_checkpoints: int | None = None,
+        tensorboard: bool | Path | str = False,
+        progress: bool | TextIO = True,
     ) -> None:
         if rounds < 1:
             raise ValidationError("rounds must be at least 1")
         if not tags:
             raise ValidationError("give at least one dataset tag to look for")
+        if min_replies < 1:
+            raise ValidationError("min_replies must be at least 1")
+        if not round_timeout_s > 0:
+            raise ValidationError("round_timeout_s must be positive")
         self.tags = list(tags)
         self.training_plan = training_plan
         self.model_args = dict(model_args or {})
@@ -75,15 +94,23 @@ class Experiment:
         self.min_replies = min_replies
         self.experiment_id = validate_id(experiment_id or new_id("exp"), kind="experiment id")
         self.seed = seed
+        self.selection = as_selection(node_selection)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.checkpoints = checkpoints
+        self.keep_checkpoints = keep_checkpoints
+        self.tensorboard_dir = Path("runs") if tensorboard is True else (tensorboard or None)
+        self.progress = progress
         self.history: list[RoundRecord] = []
+        self.last_checkpoint: Path | None = None
         self._on_round = on_round
         self._federation = federation
         self._owns_federation = federation is None
         self._global: Params | None = None
+        self._rng = selection_rng(seed)
         self._source = plan_source(training_plan)
         self._plan_digest = plan_digest(self._source)
-        self._plan_blob: str | None = None
         self._datasets: dict[str, DatasetSummary] | None = None
+        self._observers: Observers | None = None
 
     # --- public API -----------------------------------------------------------------
 
@@ -135,113 +162,201 @@ class Experiment:
         return dict(self._datasets)
 
     def request_approval(self, description: str = "", timeout_s: float = 30.0) -> dict[str, str]:
-        """Submit the plan to every selected node for review; the node status per node.
-
-        A node keeps the request as Pending until its administrator approves or rejects it
-        (``fedward node plan approve|reject`` or the node GUI).
-        """
-        selected = sorted(self.nodes())
-        plan_blob = self._upload_plan(selected)
-        requests = {
-            node_id: ApprovalRequest(
-                request_id=self.federation.new_request_id(),
-                plan_blob=plan_blob,
-                plan_digest=self._plan_digest,
-                plan_class=self.training_plan.__name__,
-                description=description,
-            )
-            for node_id in selected
-        }
-        return self._statuses(requests, timeout_s)
+        """Submit the plan to every node of the experiment for review; the status per node
+        (see ``plan_review``)."""
+        nodes = sorted(self.nodes())
+        blob = self._upload_plan(nodes)
+        name = self.training_plan.__name__
+        return plan_review.request_approval(
+            self.federation, nodes, blob, self._plan_digest, name, description, timeout_s
+        )
 
     def plan_status(self, timeout_s: float = 30.0) -> dict[str, str]:
-        """The plan's status on every selected node: approved, pending, rejected or unknown
+        """The plan's status on every node: approved, pending, rejected or unknown
         (``"error: ..."`` or ``"no answer"`` when a node could not tell)."""
-        selected = sorted(self.nodes())
-        plan_blob = self._upload_plan(selected)
-        requests = {
-            node_id: PlanStatusRequest(
-                request_id=self.federation.new_request_id(),
-                plan_blob=plan_blob,
-                plan_digest=self._plan_digest,
-            )
-            for node_id in selected
-        }
-        return self._statuses(requests, timeout_s)
-
-    def _statuses(self, requests: Mapping[str, Message], timeout_s: float) -> dict[str, str]:
-        statuses = dict.fromkeys(requests, "no answer")
-        for answer in self.federation.ask(requests, timeout_s):
-            reply = answer.reply
-            if isinstance(reply, PlanStatusReply):
-                statuses[answer.node_id] = reply.status
-                if reply.notes:
-                    statuses[answer.node_id] += f" ({reply.notes})"
-            elif isinstance(reply, ErrorReply):
-                statuses[answer.node_id] = f"error: {reply.message}"
-        return statuses
+        nodes = sorted(self.nodes())
+        blob = self._upload_plan(nodes)
+        return plan_review.plan_status(self.federation, nodes, blob, self._plan_digest, timeout_s)
 
     def run(self) -> list[RoundRecord]:
+        """Run the remaining rounds; close what the experiment opened itself."""
         try:
             while self.round_index < self.rounds:
                 self.run_once()
         finally:
-            if self._owns_federation and self._federation is not None:
-                self._federation.close()
-                self._federation = None
+            self.close()
         return self.history
 
     def run_once(self) -> RoundRecord:
+        """One round; ``FederationError`` (and no change) when too few nodes answer."""
         round_index = self.round_index
         started = time.monotonic()
-        federation = self.federation
+        observers = self._observer_set()
         datasets = self.nodes()
-        selected = sorted(datasets)
+        offline = set(self.federation.offline_nodes()) & set(datasets)
+        candidates = [n for n in sorted(datasets) if n not in offline]
+        rng_before = rng_state(self._rng)
+        selected = self.selection.select(candidates, round_index, self._rng) if candidates else []
+        try:
+            if len(selected) < self.min_replies:
+                raise FederationError(
+                    f"round {round_index} can ask only {len(selected)} node(s), fewer than the "
+                    f"minimum of {self.min_replies} (offline: {sorted(offline) or 'none'})",
+                    hint="start the missing nodes or lower min_replies",
+                )
+            record = self._run_round(round_index, datasets, selected, sorted(offline), started)
+        except BaseException:
+            self._rng = rng_from_state(rng_before)  # a retried round draws the same nodes
+            raise
+        self._global = self.aggregator.finish()
+        self.history.append(record)
+        self._save_checkpoint()
+        observers.round_finished(record)
+        if self._on_round is not None:
+            self._on_round(record)
+        return record
+
+    def _run_round(
+        self,
+        round_index: int,
+        datasets: dict[str, DatasetSummary],
+        selected: list[str],
+        offline: list[str],
+        started: float,
+    ) -> RoundRecord:
+        observers = self._observer_set()
+        observers.round_started(round_index, selected)
         global_params = self._global_params()
         plan_blob = self._upload_plan(selected)
-        params_blob = federation.blobs.put_bytes(params_to_bytes(global_params), readers=selected)
-        self.aggregator.begin_round(global_params, round_index)
-        requests = {
-            node_id: self._train_request(
+        self.aggregator.begin_round(global_params, round_index, population=len(datasets))
+
+        def build(node_id: str, params_blob: str) -> TrainRequest:
+            return self._train_request(
                 node_id, datasets[node_id], round_index, plan_blob, params_blob
             )
-            for node_id in selected
-        }
-        results: dict[str, NodeRound] = {}
-        with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
-            for answer in federation.ask(requests, self.round_timeout_s):
-                elapsed = time.monotonic() - started
-                results[answer.node_id] = self._fold(
-                    answer.node_id, answer.reply, Path(scratch), elapsed
-                )
-        for node_id in selected:
-            if node_id not in results:
-                results[node_id] = NodeRound(
-                    node_id, "late", error=f"no reply within {self.round_timeout_s:.0f} s"
-                )
-                log.warning(
-                    "round %d: node %s did not answer in time; dropped from this round",
-                    round_index,
-                    node_id,
-                )
-        record = RoundRecord(round_index, results, duration_s=time.monotonic() - started)
+
+        def forward(node_id: str, event: ScalarEvent | LogEvent) -> None:
+            if isinstance(event, ScalarEvent) and event.experiment_id == self.experiment_id:
+                observers.scalar(node_id, event)
+
+        self.federation.add_event_sink(forward)
+        try:
+            runner = RoundRunner(self.federation, self.aggregator, observers, self.round_timeout_s)
+            results = runner.run(self.experiment_id, round_index, selected, global_params, build)
+        finally:
+            self.federation.remove_event_sink(forward)
+        for node_id in offline:
+            results[node_id] = NodeRound(node_id, "offline", error="offline when the round began")
+            observers.node_changed(round_index, node_id, "offline")
+        record = RoundRecord(
+            round_index, dict(sorted(results.items())), duration_s=time.monotonic() - started
+        )
         if len(record.succeeded) < self.min_replies:
             details = "; ".join(
                 f"{r.node_id}: {r.status} {r.error}".strip()
-                for r in results.values()
+                for r in record.nodes.values()
                 if r.status != "ok"
             )
             raise FederationError(
                 f"round {round_index} got {len(record.succeeded)} update(s), "
                 f"fewer than the minimum of {self.min_replies} ({details})"
             )
-        self._global = self.aggregator.finish()
-        self.history.append(record)
-        if self._on_round is not None:
-            self._on_round(record)
         return record
 
+    def plot(self, path: Path | str = "metrics.png", metrics: Sequence[str] | None = None) -> Path:
+        """A PNG of the metrics per round: each node, and their sample-weighted mean."""
+        from fedward.researcher.plot import plot_history
+
+        return plot_history(self.history, path, metrics=metrics, title=self.experiment_id)
+
+    def close(self) -> None:
+        """Flush observers, release aggregator scratch space, close an own federation."""
+        if self._observers is not None:
+            self._observers.close()
+            self._observers = None
+        self.aggregator.close()
+        if self._owns_federation and self._federation is not None:
+            self._federation.close()
+            self._federation = None
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint_dir(self) -> Path | None:
+        """Where this experiment's checkpoints go (None: not saved)."""
+        if not self.checkpoints:
+            return None
+        base = self.state_dir or (self._federation.state_dir if self._federation else None)
+        return experiment_dir(base, self.experiment_id) if base is not None else None
+
+    def _save_checkpoint(self) -> None:
+        directory = self.checkpoint_dir()
+        if directory is None:
+            return
+        tensors, aggregator_data = self.aggregator.state()
+        state = experiment_state.to_json(self, aggregator_data, rng_state(self._rng))
+        self.last_checkpoint = save_checkpoint(
+            directory,
+            len(self.history),
+            self._global_params(),
+            tensors,
+            state,
+            keep=self.keep_checkpoints,
+        )
+
+    @classmethod
+    def load_checkpoint(
+        cls,
+        path: Path | str = "latest",
+        *,
+        federation: Federation | None = None,
+        state_dir: Path | str | None = None,
+        experiment_id: str | None = None,
+        training_plan: type[TrainingPlan] | None = None,
+        aggregator: Aggregator | None = None,
+        node_selection: NodeSelection | SelectionRule | None = None,
+        **settings: Any,
+    ) -> Experiment:
+        """Rebuild an experiment from a checkpoint folder, or ``"latest"`` under the state
+        folder (``state_dir``, else the federation's). ``training_plan``, ``aggregator`` and
+        ``node_selection`` are needed only when the checkpoint cannot name them (a plan
+        defined in a notebook, a custom rule); ``settings`` override the saved ones
+        (``rounds`` to go further, ``on_round``, ``tensorboard``, ``progress`` ...)."""
+        return experiment_state.load(
+            cls,
+            path,
+            federation=federation,
+            state_dir=Path(state_dir) if state_dir is not None else None,
+            experiment_id=experiment_id,
+            training_plan=training_plan,
+            aggregator=aggregator,
+            node_selection=node_selection,
+            settings=settings,
+        )
+
+    def _restore(
+        self,
+        params: Params,
+        history: list[RoundRecord],
+        datasets: dict[str, DatasetSummary],
+        rng: Mapping[str, Any],
+    ) -> None:
+        self._global = params
+        self.history = history
+        self._datasets = datasets
+        self._rng = rng_from_state(rng)
+
     # --- steps --------------------------------------------------------------------------
+
+    def _observer_set(self) -> Observers:
+        if self._observers is None:
+            observers: list[RoundObserver] = []
+            if self.progress is not False:
+                stream = None if self.progress is True else self.progress
+                observers.append(ProgressDisplay(self.rounds, stream))
+            if self.tensorboard_dir is not None:
+                observers.append(TensorBoardLog(self.tensorboard_dir, self.experiment_id))
+            self._observers = Observers(observers)
+        return self._observers
 
     def _global_params(self) -> Params:
         if self._global is None:
@@ -250,10 +365,7 @@ class Experiment:
 
     def _upload_plan(self, readers: list[str]) -> str:
         # Re-uploading the same content only extends its readers; cheap and keeps it simple.
-        self._plan_blob = self.federation.blobs.put_bytes(
-            self._source.encode("utf-8"), readers=readers
-        )
-        return self._plan_blob
+        return self.federation.blobs.put_bytes(self._source.encode("utf-8"), readers=readers)
 
     def _train_request(
         self,
@@ -286,57 +398,4 @@ class Experiment:
             training_args=training_args,
             deadline_s=self.round_timeout_s,
             extra_blobs=extra_blobs,
-        )
-
-    def _fold(self, node_id: str, reply: object, scratch: Path, elapsed: float) -> NodeRound:
-        if isinstance(reply, ErrorReply):
-            log.warning("round %d: node %s failed: %s", self.round_index, node_id, reply.message)
-            return NodeRound(
-                node_id, "failed", error=reply.message, error_code=reply.code, duration_s=elapsed
-            )
-        if (
-            not isinstance(reply, TrainReply)
-            or reply.experiment_id != self.experiment_id
-            or reply.round_index != self.round_index
-        ):
-            return NodeRound(
-                node_id,
-                "failed",
-                error="unexpected reply",
-                error_code="protocol",
-                duration_s=elapsed,
-            )
-        path = scratch / f"{node_id}.safetensors"
-        extras_paths: dict[str, Path] = {}
-        try:
-            self.federation.blobs.get_file(reply.params_blob, path)
-            for name, blob_id in reply.extra_blobs.items():
-                extras_paths[name] = self.federation.blobs.get_file(
-                    blob_id, scratch / f"{node_id}-{name}.safetensors"
-                )
-            extras = {name: dict(open_params(p)) for name, p in extras_paths.items()}
-            with open_params(path) as update:
-                self.aggregator.add(
-                    node_id, update, float(reply.sample_count), update.layout, extras
-                )
-        except (ValidationError, NotFound) as exc:
-            log.warning("round %d: update of node %s refused: %s", self.round_index, node_id, exc)
-            return NodeRound(
-                node_id,
-                "failed",
-                error=str(exc),
-                error_code=getattr(exc, "code", "invalid"),
-                duration_s=elapsed,
-            )
-        finally:
-            path.unlink(missing_ok=True)
-            for p in extras_paths.values():
-                p.unlink(missing_ok=True)
-        return NodeRound(
-            node_id,
-            "ok",
-            sample_count=reply.sample_count,
-            metrics=dict(reply.metrics),
-            timings=dict(reply.timings),
-            duration_s=elapsed,
         )

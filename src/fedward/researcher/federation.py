@@ -2,7 +2,10 @@
 
 Replies are routed by ``request_id`` to the call waiting for them. Every wait has a
 deadline: a node that does not answer in time is reported as late, never waited for
-forever (the seed's researcher hung on a silent node).
+forever (the seed's researcher hung on a silent node). A node whose presence turns
+"offline" (its broker will: the process died or lost its connection) while a request to
+it is pending gets an ``ErrorReply`` with code ``node_offline`` at once, so a round does
+not wait out its deadline for a node that cannot answer any more.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from fedward.core.ids import new_id
 from fedward.core.messages import (
@@ -46,18 +50,22 @@ class NodeAnswer:
     reply: Reply
 
 
+NODE_OFFLINE = "node_offline"
+
+
 class PendingRequests:
     """Where replies wait for the call that asked for them."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, queue.Queue[NodeAnswer]] = {}
+        # request id -> (node asked, or None for a broadcast; the caller's inbox)
+        self._queues: dict[str, tuple[str | None, queue.Queue[NodeAnswer]]] = {}
         self._lock = threading.Lock()
 
-    def open(self, request_ids: Iterable[str]) -> queue.Queue[NodeAnswer]:
+    def open(self, requests: Mapping[str, str | None]) -> queue.Queue[NodeAnswer]:
         inbox: queue.Queue[NodeAnswer] = queue.Queue()
         with self._lock:
-            for request_id in request_ids:
-                self._queues[request_id] = inbox
+            for request_id, node_id in requests.items():
+                self._queues[request_id] = (node_id, inbox)
         return inbox
 
     def close(self, request_ids: Iterable[str]) -> None:
@@ -67,11 +75,23 @@ class PendingRequests:
 
     def deliver(self, answer: NodeAnswer) -> bool:
         with self._lock:
-            inbox = self._queues.get(answer.reply.request_id)
-        if inbox is None:
+            entry = self._queues.get(answer.reply.request_id)
+        if entry is None:
             return False
-        inbox.put(answer)
+        entry[1].put(answer)
         return True
+
+    def node_gone(self, node_id: str) -> None:
+        """Answer every request pending on ``node_id`` with a ``node_offline`` error."""
+        with self._lock:
+            waiting = [(r, inbox) for r, (n, inbox) in self._queues.items() if n == node_id]
+        for request_id, inbox in waiting:
+            error = ErrorReply(
+                request_id=request_id,
+                code=NODE_OFFLINE,
+                message="the node went offline before answering",
+            )
+            inbox.put(NodeAnswer(node_id, error))
 
 
 class Federation:
@@ -84,9 +104,12 @@ class Federation:
         blobs: BlobStore,
         *,
         max_message_bytes: int = 1 << 20,
+        state_dir: Path | None = None,
     ) -> None:
         self.researcher_id = researcher_id
         self.blobs = blobs
+        #: Where experiments keep checkpoints by default (the researcher config's state_dir).
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self._channel = channel
         self._max_bytes = max_message_bytes
         self._pending = PendingRequests()
@@ -124,7 +147,10 @@ class Federation:
         except (ProtocolError, ValueError):
             return
         with self._presence_lock:
+            previous = self._presence.get(node_id)
             self._presence[node_id] = presence
+        if presence.state == "offline" and (previous is None or previous.state == "online"):
+            self._pending.node_gone(node_id)
 
     def add_event_sink(self, sink: EventSink) -> None:
         self._event_sinks.append(sink)
@@ -136,6 +162,11 @@ class Federation:
     def online_nodes(self) -> list[str]:
         with self._presence_lock:
             return sorted(n for n, p in self._presence.items() if p.state == "online")
+
+    def offline_nodes(self) -> list[str]:
+        """Nodes whose last presence said offline (nodes never heard of are in neither list)."""
+        with self._presence_lock:
+            return sorted(n for n, p in self._presence.items() if p.state == "offline")
 
     # --- outbound -------------------------------------------------------------------
 
@@ -154,19 +185,19 @@ class Federation:
     def ask(self, requests: Mapping[str, Message], timeout_s: float) -> Iterator[NodeAnswer]:
         """Send one request per node; yield answers as they come, until all or the deadline."""
         by_id = {m.request_id: node for node, m in requests.items()}
-        inbox = self._pending.open(by_id)
+        inbox = self._pending.open(dict(by_id))
         try:
             for node_id, message in requests.items():
                 self.send(node_id, message)
-            yield from self._collect(inbox, by_id, timeout_s, expect=len(requests))
+            yield from self._collect(inbox, by_id, timeout_s, expect=set(requests))
         finally:
             self._pending.close(by_id)
 
     def broadcast(self, message: Message, timeout_s: float) -> list[NodeAnswer]:
         """Ask every node; gather answers until every node known to be online answered,
         or ``timeout_s`` passed (a node may be online without our having seen it yet)."""
-        online = len(self.online_nodes())
-        inbox = self._pending.open([message.request_id])
+        online = set(self.online_nodes())
+        inbox = self._pending.open({message.request_id: None})
         try:
             self.send(None, message)
             return list(self._collect(inbox, None, timeout_s, expect=online or None))
@@ -178,11 +209,13 @@ class Federation:
         inbox: queue.Queue[NodeAnswer],
         by_id: dict[str, str] | None,
         timeout_s: float,
-        expect: int | None,
+        expect: set[str] | None,
     ) -> Iterator[NodeAnswer]:
+        """Answers until every node in ``expect`` answered (others may answer too), or the
+        deadline; with ``expect`` None, until the deadline."""
         deadline = time.monotonic() + timeout_s
         answered: set[str] = set()
-        while expect is None or len(answered) < expect:
+        while expect is None or not expect <= answered:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -1,11 +1,26 @@
-"""What happened in each round, per node: the experiment's memory and its report."""
+"""What happened in each round, per node: the experiment's memory and its report.
+
+A node's status in a round:
+
+- ``ok``       its update was aggregated;
+- ``failed``   it answered with an error, sent an update that was refused, or went
+  offline while training;
+- ``late``     no answer before the round deadline;
+- ``offline``  a candidate known to be offline when the round started: not asked.
+
+Metrics are whatever the node's plan measured: ``global_<metric>`` (the received global
+parameters on the node's held-out share, before local training) and ``local_<metric>``
+(after). ``RoundRecord.metrics`` is their sample-weighted mean over the nodes that
+succeeded. Records round-trip through JSON for checkpoints.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, cast
 
-NodeStatus = Literal["ok", "failed", "late"]
+NodeStatus = Literal["ok", "failed", "late", "offline"]
 
 
 @dataclass
@@ -32,6 +47,7 @@ class RoundRecord:
 
     @property
     def dropped(self) -> list[str]:
+        """Nodes that were candidates this round but whose update was not aggregated."""
         return sorted(n for n, r in self.nodes.items() if r.status != "ok")
 
     @property
@@ -46,3 +62,34 @@ class RoundRecord:
                 totals[name] = totals.get(name, 0.0) + value * result.sample_count
                 weights[name] = weights.get(name, 0.0) + result.sample_count
         return {name: totals[name] / weights[name] for name in totals if weights[name] > 0}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RoundRecord:
+        nodes = {
+            node_id: NodeRound(**{**result, "status": cast(NodeStatus, result["status"])})
+            for node_id, result in data["nodes"].items()
+        }
+        return cls(int(data["round_index"]), nodes, float(data.get("duration_s", 0.0)))
+
+
+def metric_names(history: Sequence[RoundRecord]) -> list[str]:
+    """Every metric any node reported, sorted."""
+    return sorted({name for record in history for r in record.nodes.values() for name in r.metrics})
+
+
+def node_series(history: Sequence[RoundRecord], metric: str) -> dict[str, list[tuple[int, float]]]:
+    """Per node, ``(round index, value)`` of one metric over the rounds it succeeded in."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for record in history:
+        for node_id, result in sorted(record.nodes.items()):
+            if result.status == "ok" and metric in result.metrics:
+                series.setdefault(node_id, []).append((record.round_index, result.metrics[metric]))
+    return series
+
+
+def aggregate_series(history: Sequence[RoundRecord], metric: str) -> list[tuple[int, float]]:
+    """``(round index, sample-weighted mean)`` of one metric."""
+    return [(r.round_index, r.metrics[metric]) for r in history if metric in r.metrics]

@@ -1,0 +1,169 @@
+"""An experiment as JSON in its checkpoint, and back (``Experiment.load_checkpoint``).
+
+Saved: the settings (tags, plan module/class/digest, model and training args, rounds,
+seed, deadline, minimum replies), the aggregator's name, config and state, the node
+selection's name and config, the selection RNG state, the nodes and datasets chosen in
+the first round, and the history. The plan is found again by importing its module,
+which must be importable (a plan defined in a notebook is passed back in instead); the
+plan's digest must match, so a resumed experiment never trains different code unnoticed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from fedward.core.messages import DatasetSummary
+from fedward.core.plan_digest import plan_digest
+from fedward.errors import PlanError, ValidationError
+from fedward.learning.plan import TrainingPlan
+from fedward.learning.plan_source import plan_source
+from fedward.researcher.aggregators import Aggregator, aggregator_from_config
+from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint
+from fedward.researcher.federation import Federation
+from fedward.researcher.history import RoundRecord
+from fedward.researcher.selection import NodeSelection, SelectionRule, selection_from_config
+
+if TYPE_CHECKING:
+    from fedward.researcher.experiment import Experiment
+
+_RESTORABLE_SETTINGS = frozenset(
+    {
+        "rounds",
+        "round_timeout_s",
+        "min_replies",
+        "on_round",
+        "state_dir",
+        "checkpoints",
+        "keep_checkpoints",
+        "tensorboard",
+        "progress",
+    }
+)
+
+
+def to_json(
+    experiment: Experiment, aggregator_data: dict[str, Any], rng: dict[str, Any]
+) -> dict[str, Any]:
+    plan = experiment.training_plan
+    return {
+        "experiment_id": experiment.experiment_id,
+        "tags": experiment.tags,
+        "nodes": experiment.wanted_nodes,
+        "plan": {
+            "module": plan.__module__,
+            "class": plan.__name__,
+            "digest": experiment.plan_digest,
+        },
+        "model_args": experiment.model_args,
+        "training_args": experiment.training_args,
+        "rounds": experiment.rounds,
+        "seed": experiment.seed,
+        "round_timeout_s": experiment.round_timeout_s,
+        "min_replies": experiment.min_replies,
+        "aggregator": {
+            "name": experiment.aggregator.name,
+            "config": experiment.aggregator.config(),
+            "state": aggregator_data,
+        },
+        "selection": {"name": experiment.selection.name, "config": experiment.selection.config()},
+        "selection_rng": rng,
+        "datasets": {n: msgspec.to_builtins(d) for n, d in experiment.nodes().items()},
+        "history": [record.to_json() for record in experiment.history],
+    }
+
+
+def _plan_class(saved: Mapping[str, Any], given: type[TrainingPlan] | None) -> type[TrainingPlan]:
+    if given is None:
+        module_name, class_name = str(saved["module"]), str(saved["class"])
+        if module_name == "__main__":
+            raise PlanError(
+                f"the checkpoint's plan {class_name} was defined in a script or notebook",
+                hint="pass training_plan= to load_checkpoint",
+            )
+        try:
+            given = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise PlanError(
+                f"cannot import the checkpoint's plan {module_name}.{class_name}: {exc}",
+                hint="pass training_plan= to load_checkpoint",
+            ) from exc
+    if not (isinstance(given, type) and issubclass(given, TrainingPlan)):
+        raise PlanError(f"{given!r} is not a TrainingPlan subclass")
+    if plan_digest(plan_source(given)) != saved["digest"]:
+        raise PlanError(
+            f"the source of plan {given.__name__} changed since the checkpoint was saved",
+            hint="resume with the plan's code as it was, or start a new experiment",
+        )
+    return given
+
+
+def load(
+    cls: type[Experiment],
+    where: Path | str,
+    *,
+    federation: Federation | None,
+    state_dir: Path | None,
+    experiment_id: str | None,
+    training_plan: type[TrainingPlan] | None,
+    aggregator: Aggregator | None,
+    node_selection: NodeSelection | SelectionRule | None,
+    settings: Mapping[str, Any],
+) -> Experiment:
+    unknown = sorted(set(settings) - _RESTORABLE_SETTINGS)
+    if unknown:
+        raise ValidationError(
+            f"load_checkpoint cannot change {', '.join(unknown)}",
+            hint="allowed: " + ", ".join(sorted(_RESTORABLE_SETTINGS)),
+        )
+    owned = False
+    if str(where) == "latest" and state_dir is None:
+        if federation is None:
+            from fedward.researcher.connect import connect
+
+            federation, owned = connect(), True
+        state_dir = federation.state_dir
+    checkpoint = read_checkpoint(locate_checkpoint(where, state_dir, experiment_id))
+    state = checkpoint.state
+    if aggregator is None:
+        saved = state["aggregator"]
+        aggregator = aggregator_from_config(saved["name"], saved["config"])
+    if node_selection is None:
+        node_selection = selection_from_config(
+            state["selection"]["name"], state["selection"]["config"]
+        )
+    options: dict[str, Any] = {
+        "rounds": state["rounds"],
+        "round_timeout_s": state["round_timeout_s"],
+        "min_replies": state["min_replies"],
+        # By default the experiment keeps saving where it was found.
+        "state_dir": checkpoint.path.parent.parent.parent,
+        **settings,
+    }
+    experiment = cls(
+        tags=state["tags"],
+        training_plan=_plan_class(state["plan"], training_plan),
+        model_args=state["model_args"],
+        training_args=state["training_args"],
+        aggregator=aggregator,
+        nodes=state["nodes"],
+        federation=federation,
+        experiment_id=state["experiment_id"],
+        seed=state["seed"],
+        node_selection=node_selection,
+        **options,
+    )
+    experiment._owns_federation = owned or federation is None
+    aggregator.load_state(checkpoint.aggregator_tensors, state["aggregator"]["state"])
+    experiment._restore(
+        checkpoint.params,
+        [RoundRecord.from_json(r) for r in state["history"]],
+        {n: msgspec.convert(d, DatasetSummary) for n, d in state["datasets"].items()},
+        state["selection_rng"],
+    )
+    experiment.last_checkpoint = checkpoint.path
+    return experiment

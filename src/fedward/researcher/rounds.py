@@ -1,0 +1,207 @@
+"""One round of training: fan the requests out, fold the updates in, name who dropped out.
+
+The global parameters are uploaded once, readable by the selected nodes only. Each
+update is downloaded when it arrives, checked against the global model's layout, and
+folded into the aggregator **in node id order**: an update that arrives before its
+predecessors waits on disk (never in memory), so the floating-point sums, and hence the
+parameters, are the same whatever order the nodes answer in. That is what lets a resumed
+experiment end bit for bit where an uninterrupted one would.
+
+Nodes that answer with an error, send an update that is refused, or go offline are
+``failed``; nodes with no answer at the deadline are ``late``. Deciding whether the round
+as a whole succeeded is the experiment's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedward.core.aggregation import Layout, layout_of
+from fedward.core.messages import ErrorReply, TrainReply, TrainRequest
+from fedward.core.params import Params
+from fedward.errors import IntegrityError, NotFound, ValidationError
+from fedward.protocol.params_wire import load_params, open_params, params_to_bytes
+from fedward.researcher.aggregators.base import Aggregator, check_layout
+from fedward.researcher.federation import Federation
+from fedward.researcher.history import NodeRound, NodeStatus
+from fedward.researcher.monitor import RoundObserver
+
+log = logging.getLogger("fedward.researcher")
+
+#: Builds a node's train request once the global parameters are uploaded (blob id given).
+RequestBuilder = Callable[[str, str], TrainRequest]
+
+
+@dataclass
+class Arrival:
+    node_id: str
+    reply: TrainReply
+    params_path: Path
+    extras_paths: dict[str, Path] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def discard(self) -> None:
+        self.params_path.unlink(missing_ok=True)
+        for path in self.extras_paths.values():
+            path.unlink(missing_ok=True)
+
+
+class OrderedFold:
+    """Releases arrivals in a fixed node order; a dropped node (None) releases its turn."""
+
+    def __init__(self, order: Sequence[str]) -> None:
+        self._order = list(order)
+        self._next = 0
+        self._held: dict[str, Arrival | None] = {}
+
+    def resolve(self, node_id: str, arrival: Arrival | None) -> list[Arrival]:
+        self._held[node_id] = arrival
+        ready: list[Arrival] = []
+        while self._next < len(self._order) and self._order[self._next] in self._held:
+            item = self._held.pop(self._order[self._next])
+            self._next += 1
+            if item is not None:
+                ready.append(item)
+        return ready
+
+
+class RoundRunner:
+    def __init__(
+        self,
+        federation: Federation,
+        aggregator: Aggregator,
+        observer: RoundObserver,
+        deadline_s: float,
+    ) -> None:
+        self.federation = federation
+        self.aggregator = aggregator
+        self.observer = observer
+        self.deadline_s = deadline_s
+
+    def run(
+        self,
+        experiment_id: str,
+        round_index: int,
+        selected: Sequence[str],
+        global_params: Params,
+        build_request: RequestBuilder,
+    ) -> dict[str, NodeRound]:
+        started = time.monotonic()
+        params_blob = self.federation.blobs.put_bytes(
+            params_to_bytes(global_params), readers=list(selected)
+        )
+        requests = {node_id: build_request(node_id, params_blob) for node_id in selected}
+        for node_id in selected:
+            self.observer.node_changed(round_index, node_id, "training")
+        expected = layout_of(global_params)
+        results: dict[str, NodeRound] = {}
+        answered: set[str] = set()
+        fold = OrderedFold(sorted(selected))
+        with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
+            for answer in self.federation.ask(requests, self.deadline_s):
+                elapsed = time.monotonic() - started
+                node_id = answer.node_id
+                answered.add(node_id)
+                arrival = self._receive(
+                    experiment_id,
+                    round_index,
+                    node_id,
+                    answer.reply,
+                    Path(scratch),
+                    elapsed,
+                    results,
+                )
+                for ready in fold.resolve(node_id, arrival):
+                    results[ready.node_id] = self._fold(round_index, ready, expected)
+            for node_id in sorted(set(selected) - answered):
+                results[node_id] = NodeRound(
+                    node_id, "late", error=f"no reply within {self.deadline_s:g} s"
+                )
+                log.warning(
+                    "round %d: node %s did not answer in time; dropped from this round",
+                    round_index,
+                    node_id,
+                )
+                self.observer.node_changed(round_index, node_id, "late")
+                # A late node gives its turn up: updates held behind it are folded now.
+                for ready in fold.resolve(node_id, None):
+                    results[ready.node_id] = self._fold(round_index, ready, expected)
+        return results
+
+    def _receive(
+        self,
+        experiment_id: str,
+        round_index: int,
+        node_id: str,
+        reply: object,
+        scratch: Path,
+        elapsed: float,
+        results: dict[str, NodeRound],
+    ) -> Arrival | None:
+        """Download an answer's update; record the node as failed (and return None) if not."""
+
+        def failed(error: str, code: str) -> None:
+            log.warning("round %d: node %s failed: %s", round_index, node_id, error)
+            results[node_id] = NodeRound(
+                node_id, "failed", error=error, error_code=code, duration_s=elapsed
+            )
+            self.observer.node_changed(round_index, node_id, "failed")
+
+        if isinstance(reply, ErrorReply):
+            failed(reply.message, reply.code)
+            return None
+        if (
+            not isinstance(reply, TrainReply)
+            or reply.experiment_id != experiment_id
+            or reply.round_index != round_index
+        ):
+            failed("unexpected reply", "protocol")
+            return None
+        arrival = Arrival(node_id, reply, scratch / f"{node_id}.safetensors", elapsed_s=elapsed)
+        try:
+            self.federation.blobs.get_file(reply.params_blob, arrival.params_path)
+            for name, blob_id in reply.extra_blobs.items():
+                arrival.extras_paths[name] = self.federation.blobs.get_file(
+                    blob_id, scratch / f"{node_id}-{name}.safetensors"
+                )
+        except (NotFound, IntegrityError, ValidationError) as exc:
+            arrival.discard()
+            failed(f"update could not be downloaded: {exc}", exc.code)
+            return None
+        self.observer.node_changed(round_index, node_id, "done")
+        return arrival
+
+    def _fold(self, round_index: int, arrival: Arrival, expected: Layout) -> NodeRound:
+        node_id, reply = arrival.node_id, arrival.reply
+        status: NodeStatus = "ok"
+        error, code = "", ""
+        try:
+            extras = {name: load_params(p) for name, p in arrival.extras_paths.items()}
+            with open_params(arrival.params_path) as update:
+                check_layout(expected, update.layout)
+                self.aggregator.add(
+                    node_id, update, float(reply.sample_count), update.layout, extras
+                )
+        except ValidationError as exc:
+            log.warning("round %d: update of node %s refused: %s", round_index, node_id, exc)
+            status, error, code = "failed", str(exc), exc.code
+        finally:
+            arrival.discard()
+        self.observer.node_changed(round_index, node_id, status)
+        if status != "ok":
+            return NodeRound(
+                node_id, status, error=error, error_code=code, duration_s=arrival.elapsed_s
+            )
+        return NodeRound(
+            node_id,
+            "ok",
+            sample_count=reply.sample_count,
+            metrics=dict(reply.metrics),
+            timings=dict(reply.timings),
+            duration_s=arrival.elapsed_s,
+        )
