@@ -112,11 +112,11 @@ class LocalFederation:
             atomic_write_text(path, secrets.token_urlsafe(24), mode=0o600)
         return path.read_text().strip()
 
-    def _start_uploads(self) -> None:
+    def _start_uploads(self, port: int | None = None) -> None:
         tokens = self.workdir / "uploads" / "tokens.json"
         for peer in [*self.node_ids, self.researcher_id]:
             set_token(tokens, peer, self._secret(f"{peer}.upload-token"))
-        port = free_port(self.host)
+        port = port or free_port(self.host)
         self.uploads_url = f"http://{self.host}:{port}"
         log_file = (self.workdir / "uploads.log").open("ab")
         self.uploads_process = subprocess.Popen(
@@ -141,6 +141,21 @@ class LocalFederation:
         )
         log_file.close()
         _wait_http(f"{self.uploads_url}/health", self.uploads_process, timeout_s=30)
+
+    def _stop_uploads(self) -> None:
+        if self.uploads_process is not None and self.uploads_process.poll() is None:
+            self.uploads_process.terminate()
+            try:
+                self.uploads_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.uploads_process.kill()
+                self.uploads_process.wait()
+
+    def restart_uploads(self) -> None:
+        """Stop the upload server and start it again on the same port (fault tests)."""
+        port = int(self.uploads_url.rsplit(":", 1)[1])
+        self._stop_uploads()
+        self._start_uploads(port)
 
     def _prepare_node(self, node_id: str) -> NodeProcess:
         state_dir = self.workdir / "nodes" / node_id
@@ -286,12 +301,7 @@ class LocalFederation:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self.uploads_process is not None and self.uploads_process.poll() is None:
-            self.uploads_process.terminate()
-            try:
-                self.uploads_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.uploads_process.kill()
+        self._stop_uploads()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

@@ -5,7 +5,8 @@ Implementations MUST:
   (MQTT ``+``/``#`` rules), at least once while both ends are connected;
 - call handlers from a thread of their own, never from inside ``publish``, and call one
   channel's handlers one at a time, in arrival order;
-- keep subscriptions across reconnections;
+- keep subscriptions across reconnections, and publish again, after each reconnection,
+  the latest retained message it sent on each topic (a restarted broker forgot them);
 - raise ``TransportError`` (never a foreign exception) when a message cannot be sent;
 - make ``close`` idempotent, and publish the ``will`` when the connection is lost
   without ``close``.

@@ -81,6 +81,9 @@ class MqttChannel:
         self._connections = 0  # counts CONNACKs, so waiters notice a reconnection
         self._closed = False
         self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        # Our latest retained message per topic (presence): re-published after every
+        # reconnection, because a restarted broker without persistence has forgotten it.
+        self._retained: dict[str, bytes] = {}
         self._client = self._make_client(endpoint, client_id, will)
         self._dispatcher = threading.Thread(
             target=self._dispatch, name=f"mqtt-dispatch-{client_id}", daemon=True
@@ -114,6 +117,9 @@ class MqttChannel:
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         if self._closed:
             raise TransportError(f"MQTT channel {self.client_id} is closed")
+        if retain:
+            with self._lock:
+                self._retained[topic] = payload
         try:
             info = self._client.publish(topic, payload, qos=QOS, retain=retain)
         except ValueError as exc:
@@ -265,6 +271,7 @@ class MqttChannel:
                 self._lock.notify_all()
                 return
             filters = sorted({topic_filter for topic_filter, _ in self._subscriptions})
+            retained = dict(self._retained) if not first else {}
             self._connected = True
             self._connections += 1
             self._subacks.clear()  # a new connection: no SUBACK of the old one will come
@@ -272,6 +279,8 @@ class MqttChannel:
             self._lock.notify_all()
         if not first:
             log.info("reconnected to MQTT broker %s as %s", self._address, self.client_id)
+        for topic, payload in retained.items():
+            client.publish(topic, payload, qos=QOS, retain=True)
         if filters:
             # Runs on the network thread, so its SUBACK cannot overtake this bookkeeping.
             _, mid = client.subscribe([(topic_filter, QOS) for topic_filter in filters])
