@@ -1,14 +1,51 @@
 """The researcher side: define an experiment, run it across nodes, follow it.
 
-- ``federation``   connection to the broker and upload server; request fan-out / fan-in
-- ``aggregators``  ``Aggregator`` interface and ``FedAvg`` (streaming)
-- ``history``      per-round, per-node records of an experiment
-- ``experiment``   ``Experiment``: the rounds
-- ``cli``          ``fedward researcher ...``
+- ``experiment``        ``Experiment``: the rounds, checkpoints, plots (the entry point)
+- ``federation``        connection to the broker and upload server; request fan-out / fan-in
+- ``connect``           a ``Federation`` from the researcher's configuration
+- ``aggregators``       FedAvg, FedProx, SCAFFOLD, FedAdam/FedYogi/FedAdagrad, median,
+                        trimmed mean, Krum
+- ``selection``         which nodes train in a round (all, a random fraction, a callable)
+- ``rounds``            one round: requests out, updates folded in node order, drop-outs
+- ``history``           per-round, per-node records of an experiment
+- ``checkpoint``        checkpoint files; ``experiment_state`` the experiment in them
+- ``monitor``           observer interface; ``progress`` (live line), ``tensorboard``
+                        (+ ``tfevents``, the event-file format), ``plot`` (PNG)
+- ``plan_review``       plan approval requests and status
+- ``experiment_file``   ``experiment.toml`` for ``fedward researcher run``
+- ``cli``               ``fedward researcher ...``
 """
 
-from fedward.researcher.aggregators import Aggregator, FedAvg
+from fedward.researcher.aggregators import (
+    Aggregator,
+    CoordinateMedian,
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedProx,
+    FedYogi,
+    Krum,
+    Scaffold,
+    TrimmedMean,
+)
 from fedward.researcher.experiment import Experiment
 from fedward.researcher.federation import Federation
+from fedward.researcher.selection import AllNodes, NodeSelection, RandomFraction
 
-__all__ = ["Aggregator", "Experiment", "FedAvg", "Federation"]
+__all__ = [
+    "Aggregator",
+    "AllNodes",
+    "CoordinateMedian",
+    "Experiment",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvg",
+    "FedProx",
+    "FedYogi",
+    "Federation",
+    "Krum",
+    "NodeSelection",
+    "RandomFraction",
+    "Scaffold",
+    "TrimmedMean",
+]

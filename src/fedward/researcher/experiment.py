@@ -30,7 +30,7 @@ from fedward.learning.plan_source import plan_source
 from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
-from fedward.researcher.checkpoint import experiment_dir, save_checkpoint
+from fedward.researcher.checkpoint import experiment_dir
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
@@ -52,6 +52,21 @@ RoundCallback = Callable[[RoundRecord], None]
 
 
 class Experiment:
+    """Federated training of ``training_plan`` on the datasets tagged ``tags``.
+
+    ``rounds`` rounds; ``aggregator`` (default FedAvg); ``node_selection`` (default all
+    nodes; a ``NodeSelection`` or a callable ``(candidates, round_index, rng)``);
+    ``nodes`` restricts the experiment to these node ids; each round waits at most
+    ``round_timeout_s`` and needs ``min_replies`` updates. ``seed`` seeds the initial
+    parameters, the nodes' training and the node draws. Checkpoints go to
+    ``state_dir/experiments/<experiment_id>/`` (default: the federation's state folder;
+    ``checkpoints=False`` to skip, ``keep_checkpoints`` to keep only the last ones).
+    ``tensorboard`` (True for ``runs/``, or a folder) logs per-node training loss and
+    round metrics; ``progress`` (True: stdout, a stream, or False) shows each round live;
+    ``observers`` get every round event too (see ``monitor``); ``on_round`` is called
+    with each finished round's record.
+    """
+
     def __init__(
         self,
         *,
@@ -74,6 +89,7 @@ class Experiment:
         keep_checkpoints: int | None = None,
         tensorboard: bool | Path | str = False,
         progress: bool | TextIO = True,
+        observers: Sequence[RoundObserver] = (),
     ) -> None:
         if rounds < 1:
             raise ValidationError("rounds must be at least 1")
@@ -100,6 +116,7 @@ class Experiment:
         self.keep_checkpoints = keep_checkpoints
         self.tensorboard_dir = Path("runs") if tensorboard is True else (tensorboard or None)
         self.progress = progress
+        self.extra_observers = list(observers)
         self.history: list[RoundRecord] = []
         self.last_checkpoint: Path | None = None
         self._on_round = on_round
@@ -270,11 +287,9 @@ class Experiment:
         return plot_history(self.history, path, metrics=metrics, title=self.experiment_id)
 
     def close(self) -> None:
-        """Flush observers, release aggregator scratch space, close an own federation."""
+        """Tell the observers, and close the federation if the experiment opened it."""
         if self._observers is not None:
             self._observers.close()
-            self._observers = None
-        self.aggregator.close()
         if self._owns_federation and self._federation is not None:
             self._federation.close()
             self._federation = None
@@ -290,18 +305,8 @@ class Experiment:
 
     def _save_checkpoint(self) -> None:
         directory = self.checkpoint_dir()
-        if directory is None:
-            return
-        tensors, aggregator_data = self.aggregator.state()
-        state = experiment_state.to_json(self, aggregator_data, rng_state(self._rng))
-        self.last_checkpoint = save_checkpoint(
-            directory,
-            len(self.history),
-            self._global_params(),
-            tensors,
-            state,
-            keep=self.keep_checkpoints,
-        )
+        if directory is not None:
+            self.last_checkpoint = experiment_state.save(self, directory, rng_state(self._rng))
 
     @classmethod
     def load_checkpoint(
@@ -349,7 +354,7 @@ class Experiment:
 
     def _observer_set(self) -> Observers:
         if self._observers is None:
-            observers: list[RoundObserver] = []
+            observers: list[RoundObserver] = list(self.extra_observers)
             if self.progress is not False:
                 stream = None if self.progress is True else self.progress
                 observers.append(ProgressDisplay(self.rounds, stream))

@@ -23,7 +23,7 @@ from fedward.errors import PlanError, ValidationError
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.researcher.aggregators import Aggregator, aggregator_from_config
-from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint
+from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint, save_checkpoint
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import RoundRecord
 from fedward.researcher.selection import NodeSelection, SelectionRule, selection_from_config
@@ -42,6 +42,7 @@ _RESTORABLE_SETTINGS = frozenset(
         "keep_checkpoints",
         "tensorboard",
         "progress",
+        "observers",
     }
 )
 
@@ -75,6 +76,19 @@ def to_json(
         "datasets": {n: msgspec.to_builtins(d) for n, d in experiment.nodes().items()},
         "history": [record.to_json() for record in experiment.history],
     }
+
+
+def save(experiment: Experiment, directory: Path, rng: dict[str, Any]) -> Path:
+    """Checkpoint the experiment as it stands after its last round."""
+    tensors, aggregator_data = experiment.aggregator.state()
+    return save_checkpoint(
+        directory,
+        len(experiment.history),
+        experiment.aggregated_params(),
+        tensors,
+        to_json(experiment, aggregator_data, rng),
+        keep=experiment.keep_checkpoints,
+    )
 
 
 def _plan_class(saved: Mapping[str, Any], given: type[TrainingPlan] | None) -> type[TrainingPlan]:

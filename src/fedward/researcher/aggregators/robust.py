@@ -78,7 +78,10 @@ class SpooledAggregator(Aggregator):
     def finish(self) -> Params:
         if self._spool is None or not len(self._spool):
             raise ValidationError("no update to aggregate")
-        stepped = self._spool.unflatten(self.combine(self._spool))
+        try:
+            stepped = self._spool.unflatten(self.combine(self._spool))
+        finally:
+            self.close()  # the spool lives for one round
         others = self._others.result() if self._others.count else {}
         merged = {**stepped, **others}
         return {name: merged[name] for name in self._order}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,12 +28,17 @@ class ParamsShelf:
         self._owned = directory is None
         self.directory = Path(directory) if directory else Path(tempfile.mkdtemp(prefix=prefix))
         self.directory.mkdir(parents=True, exist_ok=True)
+        # A temporary shelf goes with its owner, even if nobody calls close().
+        self._cleanup = (
+            weakref.finalize(self, shutil.rmtree, self.directory, True) if self._owned else None
+        )
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{validate_id(key, kind='shelf key')}.safetensors"
 
     def put(self, key: str, params: Mapping[str, np.ndarray]) -> None:
         path = self._path(key)
+        self.directory.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_bytes(params_to_bytes(params))
         partial.replace(path)
@@ -54,7 +60,7 @@ class ParamsShelf:
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self._owned:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._cleanup is not None:
+            self._cleanup()
         else:
             self.clear()
