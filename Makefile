@@ -21,9 +21,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The demo needs only the runtime: node, researcher, upload server.
+# The demo needs only the runtime: node + researcher code, upload server (no Jupyter).
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[node,researcher,uploads]'
+	$(PIP) install -q -e '.[node,uploads]'
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
@@ -32,7 +32,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 
 # The full suite also trains torch models, runs notebooks and drives a browser.
 $(TEST_STAMP): pyproject.toml $(DEV_STAMP)
-	$(PIP) install -q -e '.[dev,torch,notebooks]'
+	$(PIP) install -q -e '.[dev,torch]'
 	touch $@
 
 demo: $(RUN_STAMP)
