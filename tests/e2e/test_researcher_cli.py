@@ -184,13 +184,13 @@ def test_a_researcher_killed_after_round_two_resumes_to_bitwise_identical_parame
     assert "resuming interrupted after round 2" in resumed.stdout
     assert "experiment interrupted: 5 round(s)" in resumed.stdout
 
+    straight_rounds = [s for s in straight.stdout.splitlines() if s.startswith("  round")]
+    resumed_rounds = [s for s in resumed.stdout.splitlines() if s.startswith("  round")]
+    assert straight_rounds == resumed_rounds  # the same nodes and metrics, round by round
+    print("\n".join(resumed_rounds))
     expected = load_params(tmp_path / "straight.safetensors")
     final = load_params(tmp_path / "interrupted.safetensors")
     assert sorted(final) == sorted(expected)
     for name in expected:
         assert final[name].tobytes() == expected[name].tobytes(), name
-    straight_rounds = [s for s in straight.stdout.splitlines() if s.startswith("  round")]
-    resumed_rounds = [s for s in resumed.stdout.splitlines() if s.startswith("  round")]
-    assert straight_rounds == resumed_rounds  # the same nodes and metrics, round by round
-    print("\n".join(resumed_rounds))
     assert (tmp_path / "interrupted.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

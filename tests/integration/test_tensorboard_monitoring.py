@@ -197,3 +197,27 @@ def test_events_of_another_round_do_not_disturb_the_line() -> None:
     display.round_started(1, ["node1"])
     display.node_changed(0, "node1", "failed")  # a straggler of round 0
     assert "node1 …" in display.line()
+
+
+# --- where the servers listen ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"), [("tensorboard", "--host "), ("notebook", "--ServerApp.ip=")]
+)
+def test_servers_listen_on_loopback_unless_researcher_host_says_otherwise(
+    command: str, flag: str
+) -> None:
+    def printed(env: dict[str, str]) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "fedward.cli", "researcher", command, "--print-command"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        return done.stdout
+
+    base = {k: v for k, v in os.environ.items() if k != "RESEARCHER_HOST"}
+    assert f"{flag}127.0.0.1 " in printed(base)
+    assert f"{flag}10.222.0.7 " in printed({**base, "RESEARCHER_HOST": "10.222.0.7"})

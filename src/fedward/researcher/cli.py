@@ -15,7 +15,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -55,10 +54,7 @@ def nodes(config_file: Path | None, timeout_s: float, as_json: bool) -> None:
 
     federation = connect(config_file=config_file)
     try:
-        # Presence is retained by the broker and arrives just after connecting.
-        deadline = time.monotonic() + min(1.0, timeout_s)
-        while not federation.online_nodes() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        federation.settle_presence(min(1.0, timeout_s))
         datasets = federation.list_datasets(timeout_s)
         online = set(federation.online_nodes()) | set(datasets)
         offline = set(federation.offline_nodes()) - online

@@ -49,6 +49,7 @@ from fedward.researcher.tensorboard import TensorBoardLog
 log = logging.getLogger("fedward.researcher")
 
 RoundCallback = Callable[[RoundRecord], None]
+SEARCH_TIMEOUT_S = 10.0
 
 
 class Experiment:
@@ -157,7 +158,9 @@ class Experiment:
     def nodes(self) -> dict[str, DatasetSummary]:
         """The node chosen for each dataset, found by tags (asked once, then kept)."""
         if self._datasets is None:
-            found = self.federation.search(self.tags)
+            self.federation.settle_presence()
+            # Long, but a search ends as soon as every node known to be online answered.
+            found = self.federation.search(self.tags, timeout_s=SEARCH_TIMEOUT_S)
             if self.wanted_nodes is not None:
                 found = {n: d for n, d in found.items() if n in self.wanted_nodes}
             if not found:

@@ -114,6 +114,7 @@ class Federation:
         self._max_bytes = max_message_bytes
         self._pending = PendingRequests()
         self._presence: dict[str, NodePresence] = {}
+        self._presence_seen_at = 0.0  # monotonic time of the last presence message
         self._presence_lock = threading.Lock()
         self._event_sinks: list[EventSink] = []
         for topic_filter in topics.researcher_subscriptions(researcher_id):
@@ -149,6 +150,7 @@ class Federation:
         with self._presence_lock:
             previous = self._presence.get(node_id)
             self._presence[node_id] = presence
+            self._presence_seen_at = time.monotonic()
         if presence.state == "offline" and (previous is None or previous.state == "online"):
             self._pending.node_gone(node_id)
 
@@ -162,6 +164,18 @@ class Federation:
     def online_nodes(self) -> list[str]:
         with self._presence_lock:
             return sorted(n for n, p in self._presence.items() if p.state == "online")
+
+    def settle_presence(self, timeout_s: float = 1.0, quiet_s: float = 0.2) -> None:
+        """Wait (at most ``timeout_s``) for the broker's retained presence messages, which
+        arrive in a burst just after connecting: until some arrived and none came for
+        ``quiet_s``. Then ``broadcast`` knows whom to wait for from the first call."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._presence_lock:
+                seen_at = self._presence_seen_at
+            if seen_at and time.monotonic() - seen_at >= quiet_s:
+                return
+            time.sleep(0.02)
 
     def offline_nodes(self) -> list[str]:
         """Nodes whose last presence said offline (nodes never heard of are in neither list)."""
