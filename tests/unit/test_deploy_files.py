@@ -290,3 +290,15 @@ def test_every_script_parses_and_every_service_has_one() -> None:
         assert os.access(ENTRYPOINT / executable, os.X_OK)
     unknown = subprocess.run([str(ENTRYPOINT / "healthcheck.sh"), "x"], capture_output=True)
     assert unknown.returncode == 2
+
+
+def test_the_docs_cover_every_service_setting_and_cleaning_level() -> None:
+    docs = (REPO / "docs" / "docker.md").read_text()
+    for name in services(MAIN):
+        assert f"`{name}`" in docs, name
+    for variable in sample_env():
+        short = re.sub(r"_(MANAGEMENT|NODE|RESEARCHER)_IP_ASSIGN$", "_*_IP_ASSIGN", variable)
+        assert variable in docs or short in docs, variable
+    for level in ("level 1", "level 2", "level 3"):
+        assert level in docs
+    assert "CI has no Docker engine" in docs  # say how far this is tested
