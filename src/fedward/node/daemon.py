@@ -33,7 +33,7 @@ from fedward.core.messages import (
     TrainRequest,
 )
 from fedward.errors import Conflict, FedwardError, ProtocolError
-from fedward.node import handlers
+from fedward.node import handlers, train_handler
 from fedward.node.handlers import NodeContext
 from fedward.protocol import topics
 from fedward.protocol.codec import decode_presence, decode_request, encode, encode_presence
@@ -52,7 +52,7 @@ _HANDLERS: dict[type[Message], Handler] = {
     SearchRequest: handlers.handle_search,
     PlanStatusRequest: handlers.handle_plan_status,
     ApprovalRequest: handlers.handle_approval,
-    TrainRequest: handlers.handle_train,
+    TrainRequest: train_handler.handle_train,
 }
 _SLOW = (TrainRequest, ApprovalRequest, PlanStatusRequest)
 

@@ -1,16 +1,20 @@
 """The training plans shipped with fedward, which a node may auto-approve.
 
 ``ALLOW_DEFAULT_TRAINING_PLANS`` (default on) registers these as Approved at every start,
-from the installed files, so an upgrade that changes a plan updates its digest too.
+read from the installed files, so an upgrade that changes a plan updates its digest too
+(``PlanService.sync_defaults``); with it off they are retired and stop authorising. The
+files are read, not imported (``plan_files``): the text is exactly what a researcher's
+``plan_source`` sends for the same class.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
+from pathlib import Path
 
 from fedward.errors import PlanError
-from fedward.learning.plan_source import plan_source
+from fedward.node.plan_files import missing_packages, plan_source_from_text
 
 log = logging.getLogger("fedward.node")
 
@@ -25,14 +29,23 @@ SHIPPED_PLANS = (
 
 
 def default_plans() -> list[tuple[str, str, str]]:
-    """(name, source, class name) of every shipped plan present in this installation."""
+    """(name, source, class name) of every shipped plan this installation can run."""
     plans: list[tuple[str, str, str]] = []
     for module_name, class_name in SHIPPED_PLANS:
+        spec = importlib.util.find_spec(module_name)
+        if spec is None or spec.origin is None:
+            log.debug("default plan module %s is not installed", module_name)
+            continue
         try:
-            module = importlib.import_module(module_name)
-            cls = getattr(module, class_name)
-            plans.append((class_name, plan_source(cls), class_name))
-        except (ImportError, AttributeError, PlanError) as exc:
-            # torch plans need the [torch] extra; a node without it simply does not offer them.
-            log.debug("default plan %s.%s unavailable: %s", module_name, class_name, exc)
+            text = Path(spec.origin).read_text(encoding="utf-8")
+            source = plan_source_from_text(text, class_name, module_name)
+        except (OSError, UnicodeDecodeError, PlanError) as exc:
+            log.warning("default plan %s.%s unreadable: %s", module_name, class_name, exc)
+            continue
+        missing = missing_packages(source)
+        if missing:
+            # torch plans need the [torch] extra; a node without it does not offer them.
+            log.info("default plan %s not offered: %s not installed", class_name, missing)
+            continue
+        plans.append((class_name, source, class_name))
     return plans

@@ -6,12 +6,15 @@ import dataclasses
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from fedward.config.loader import load_node_config
-from fedward.config.model import GpuPolicy, NodeConfig
+from fedward.config.model import GpuMode, NodeConfig
+
+if TYPE_CHECKING:
+    from fedward.node.jobs.sandbox import WorkerIsolation
 
 
 def _base_config(ctx: click.Context) -> NodeConfig:
@@ -39,12 +42,20 @@ def _base_config(ctx: click.Context) -> NodeConfig:
     "--gpu-only", "gpu_mode", flag_value="only", help="Always train on the GPU when one is present."
 )
 @click.option(
-    "--gpu-num", type=click.IntRange(min=0), default=0, show_default=True, help="Which CUDA device."
+    "--gpu-num",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Which CUDA device (default: the config's [gpu] device_index, else 0).",
 )
 @click.option(
     "--no-sandbox",
     is_flag=True,
-    help="Do not restrict the job worker's file access (debugging only).",
+    help="Do not sandbox the job workers (debugging only; plans can then read the node's files).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Print the settings the node would run with, and exit without connecting.",
 )
 @click.option(
     "--config",
@@ -57,8 +68,9 @@ def _base_config(ctx: click.Context) -> NodeConfig:
 def start(
     ctx: click.Context,
     gpu_mode: str | None,
-    gpu_num: int,
+    gpu_num: int | None,
     no_sandbox: bool,
+    check: bool,
     config_file: Path | None,
 ) -> None:
     """Start the node daemon: connect to the broker, answer researchers, run approved jobs.
@@ -66,14 +78,20 @@ def start(
     Settings come from the node config file and the seed's variables (NODE_ID, MQTT_BROKER,
     MQTT_BROKER_PORT, UPLOADS_URL, ENABLE_TRAINING_PLAN_APPROVAL, ALLOW_DEFAULT_TRAINING_PLANS).
     """
+    from fedward.node.jobs.sandbox import WorkerIsolation
+
+    config = with_gpu_flags(
+        load_node_config(config_file) if config_file else _base_config(ctx), gpu_mode, gpu_num
+    )
+    isolation = WorkerIsolation.none() if no_sandbox else WorkerIsolation.for_host()
+    if check:
+        click.echo(describe_settings(config, isolation))
+        return
     from fedward.node.wiring import build_node_daemon
 
-    config = load_node_config(config_file) if config_file else _base_config(ctx)
-    if gpu_mode:
-        config = dataclasses.replace(config, gpu=GpuPolicy(mode=gpu_mode, device_index=gpu_num))  # type: ignore[arg-type]
     daemon = build_node_daemon(
         config,
-        sandbox=not no_sandbox,
+        isolation=isolation,
         warn=lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
     )
     stop = threading.Event()
@@ -94,3 +112,32 @@ def start(
             pass
     finally:
         daemon.stop()
+
+
+def with_gpu_flags(config: NodeConfig, gpu_mode: str | None, gpu_num: int | None) -> NodeConfig:
+    """The config's GPU policy, overridden by ``--gpu``/``--gpu-only`` and ``--gpu-num``."""
+    policy = config.gpu
+    if gpu_mode is not None:
+        policy = dataclasses.replace(policy, mode=cast(GpuMode, gpu_mode))
+    if gpu_num is not None:
+        policy = dataclasses.replace(policy, device_index=gpu_num)
+    return dataclasses.replace(config, gpu=policy)
+
+
+def describe_settings(config: NodeConfig, isolation: WorkerIsolation) -> str:
+    gpu = {"off": "off (CPU only)", "allowed": "when the researcher asks", "only": "always"}
+    rows = [
+        ("node id", config.node_id),
+        ("state dir", str(config.state_dir)),
+        ("broker", f"{config.broker.host}:{config.broker.port}"),
+        ("uploads", config.uploads.base_url),
+        ("plan approval", "required" if config.approval_required else "DISABLED"),
+        ("default plans", "approved at start" if config.allow_default_plans else "not offered"),
+        ("digest", config.digest_algorithm),
+        ("gpu", f"{gpu[config.gpu.mode]}, device {config.gpu.device_index}"),
+        ("job memory", f"{config.jobs.memory_mb} MiB"),
+        ("job cpu time", f"{config.jobs.cpu_s} s"),
+        ("idle workers", f"stopped after {config.jobs.idle_worker_s:g} s"),
+        ("job isolation", isolation.describe()),
+    ]
+    return "\n".join(f"{key + ':':<15}{value}" for key, value in rows)

@@ -9,8 +9,10 @@ from fedward.config.model import NodeConfig
 from fedward.errors import ConfigError
 from fedward.node.daemon import ChannelFactory, NodeDaemon
 from fedward.node.default_plans import default_plans
+from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.handlers import NodeContext
 from fedward.node.jobs.runner import JobRunner
+from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.node.services import NodeServices, open_node_services
 from fedward.transport.blobs import BlobStore
 from fedward.transport.channel import Will
@@ -54,9 +56,11 @@ def build_node_daemon(
     channel_factory: ChannelFactory | None = None,
     blobs: BlobStore | None = None,
     services: NodeServices | None = None,
-    sandbox: bool = True,
+    isolation: WorkerIsolation | None = None,
+    device_probe: DeviceProbe = cuda_device_count,
     warn: Callable[[str], None] = log.warning,
 ) -> NodeDaemon:
+    """A node daemon, not yet started; ``isolation`` defaults to the best this host offers."""
     if not config.approval_required:
         warn(
             "training-plan approval is DISABLED (ENABLE_TRAINING_PLAN_APPROVAL=false): "
@@ -67,7 +71,8 @@ def build_node_daemon(
         services.plans.sync_defaults(default_plans())
     else:
         services.plans.sync_defaults([])
-    runner = JobRunner(config.jobs_dir, config.jobs, sandbox=sandbox)
+    runner = JobRunner(config.jobs_dir, config.jobs, isolation)
+    log.info("job workers: %s", runner.isolation.describe())
     holder: list[NodeDaemon] = []
     context = NodeContext(
         config=config,
@@ -75,6 +80,7 @@ def build_node_daemon(
         blobs=blobs or http_blob_store(config),
         runner=runner,
         send_event=lambda researcher_id, event: holder[0].send_event(researcher_id, event),
+        device_probe=device_probe,
     )
     daemon = NodeDaemon(context, channel_factory or mqtt_channel_factory(config))
     holder.append(daemon)

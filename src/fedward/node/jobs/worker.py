@@ -1,7 +1,8 @@
 """The job worker: a separate process that runs approved plan code for one experiment.
 
-It is started by ``runner.JobRunner`` with a scrubbed environment, resource limits and
-(where the kernel allows) a file-system sandbox, then stays warm: it reads one
+It is started by ``runner.JobRunner`` with a scrubbed environment; before it reads its
+first job it sets its resource limits and (where the kernel allows) sandboxes itself
+(``sandbox``), then stays warm: it reads one
 ``JobSpec`` per line on stdin, and writes progress and one result per job on a private
 copy of stdout. Anything the plan prints goes to stderr (the node's job log), never into
 the protocol stream.
@@ -23,6 +24,7 @@ from fedward.errors import FedwardError, PlanError
 from fedward.learning.plan import DatasetView, TrainingPlan
 from fedward.learning.plan_source import load_plan_class
 from fedward.node.jobs import wire
+from fedward.node.jobs.sandbox import apply_sandbox_from_argv
 from fedward.protocol.params_wire import load_params, save_params
 
 log = logging.getLogger("fedward.worker")
@@ -117,12 +119,19 @@ def _limit_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "bad_alloc")
+
+
 def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
     # Only the error class and fedward's own messages travel: a plan's exception text can
     # quote data, so it stays in the node's job log.
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and any(s in str(exc) for s in _ALLOCATION_FAILURES)
+    ):
         return wire.FailureOut(
-            job_id=job_id, code="memory_limit", message="the job ran out of its memory limit"
+            job_id=job_id,
+            code="memory_limit",
+            message="the job ran out of memory: it needs more than this node's job memory limit",
         )
     if isinstance(exc, FedwardError):
         return wire.FailureOut(job_id=job_id, code=exc.code, message=exc.message)
@@ -136,6 +145,31 @@ def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
     )
 
 
+def _option(argv: list[str], name: str) -> int | None:
+    prefix = f"--{name}="
+    values = [a[len(prefix) :] for a in argv if a.startswith(prefix)]
+    return int(values[-1]) if values else None
+
+
+def _apply_limits(argv: list[str]) -> None:
+    """Limits the runner asked for, set before any plan code runs (see ``runner``)."""
+    memory_mb = _option(argv, "memory-mb")
+    if memory_mb is not None:
+        _lower_limit(resource.RLIMIT_DATA, memory_mb * 1024 * 1024)
+    cpu_lifetime = _option(argv, "cpu-lifetime-s")
+    if cpu_lifetime is not None:
+        _lower_limit(resource.RLIMIT_CPU, cpu_lifetime)
+    _lower_limit(resource.RLIMIT_CORE, 0)
+
+
+def _lower_limit(which: int, value: int) -> None:
+    """Set soft and hard limits to ``value``, or keep a lower hard limit already in place."""
+    _, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))
+
+
 def main() -> None:
     # Keep a private handle on the real stdout for the protocol, then point fd 1 at stderr
     # so that print() in plan code cannot corrupt it.
@@ -146,10 +180,9 @@ def main() -> None:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(message)s"
     )
     workdir = Path.cwd()
-    if len(sys.argv) > 1:
-        from fedward.node.jobs.sandbox import apply_sandbox_from_argv
-
-        apply_sandbox_from_argv(sys.argv[1:])
+    argv = sys.argv[1:]
+    _apply_limits(argv)
+    log.info("job worker %s: %s", os.getpid(), apply_sandbox_from_argv(argv))
     worker = Worker(protocol_out, workdir)
     for line in sys.stdin.buffer:
         try:

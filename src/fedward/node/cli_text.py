@@ -1,0 +1,32 @@
+"""Plain-text rendering for the node CLI: tables, times, shortened values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; newlines inside cells become spaces."""
+    cells = [[" ".join(str(v).split()) for v in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_fields(rows: Sequence[tuple[str, str]]) -> str:
+    """``key:  value`` lines, aligned; empty values are left out."""
+    return "\n".join(f"{key + ':':<13}{value}" for key, value in rows if value)
+
+
+def when(moment: datetime | None) -> str:
+    """Local time: what the admin's clock on the wall says."""
+    if moment is None:
+        return ""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short(value: object, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

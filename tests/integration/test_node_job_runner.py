@@ -1,0 +1,249 @@
+"""Real job workers (separate processes, Landlock, limits) driven by the ``JobRunner``.
+
+The plans are in ``tests/node_job_plans/probes.py``; they report what they saw as metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fedward.config.model import JobLimits
+from fedward.errors import JobError
+from fedward.learning.plan import TrainingPlan
+from fedward.learning.plan_source import plan_source
+from fedward.node.jobs import wire
+from fedward.node.jobs.failures import JobOutOfCpu, JobOutOfMemory, JobTimedOut
+from fedward.node.jobs.runner import JobRunner, WorkerKey
+from fedward.protocol.params_wire import load_params, save_params
+from tests.node_job_plans import probes
+
+CAP_DAC_READ_SEARCH = 1 << 2
+WORKER_ENV = {
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HOME",
+    "TMPDIR",
+    "MPLCONFIGDIR",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONNOUSERSITE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "PYTHONHASHSEED",
+}
+
+
+@dataclass
+class Jobs:
+    """A runner over a node-like state folder, and a way to run one plan on its dataset."""
+
+    state_dir: Path
+    dataset: Path
+    limits: JobLimits
+    runner: JobRunner = field(init=False)
+    scalars: list[wire.ScalarOut] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state_dir.mkdir(mode=0o700, exist_ok=True)
+        self.runner = JobRunner(self.state_dir / "jobs", self.limits)
+
+    def run(
+        self,
+        cls: type[TrainingPlan],
+        model_args: dict[str, Any] | None = None,
+        training_args: dict[str, Any] | None = None,
+        *,
+        experiment_id: str = "exp-1",
+        deadline_s: float = 60.0,
+    ) -> wire.ResultOut:
+        source = plan_source(cls).encode()
+        sha = hashlib.sha256(source).hexdigest()
+        job_dir = self.runner.job_dir(experiment_id)
+        plan_path = job_dir / f"plan-{sha[:16]}.py"
+        plan_path.write_bytes(source)
+        job_id = f"job-{time.monotonic_ns()}"
+        save_params({"w": np.zeros(2)}, job_dir / f"{job_id}-in.safetensors")
+        spec = wire.JobSpec(
+            job_id=job_id,
+            plan_path=str(plan_path),
+            plan_sha256=sha,
+            plan_class=cls.__name__,
+            model_args=model_args or {},
+            training_args=training_args or {},
+            dataset_id="dataset-1",
+            data_type="csv",
+            dataset_path=str(self.dataset),
+            params_in=str(job_dir / f"{job_id}-in.safetensors"),
+            params_out=str(job_dir / f"{job_id}-out.safetensors"),
+            cpu_seconds=self.limits.cpu_s,
+        )
+        return self.runner.run(
+            WorkerKey(experiment_id, sha, "dataset-1"),
+            spec,
+            readable=[self.dataset],
+            deadline_s=deadline_s,
+            on_scalar=self.scalars.append,
+        )
+
+
+@pytest.fixture
+def make_jobs(tmp_path: Path) -> Iterator[Callable[..., Jobs]]:
+    made: list[Jobs] = []
+    dataset = tmp_path / "data" / "table.csv"
+    dataset.parent.mkdir()
+    dataset.write_text("a,b,label\n1,2,0\n3,4,1\n")
+
+    def make(**limits: Any) -> Jobs:
+        jobs = Jobs(tmp_path / "state", dataset, JobLimits(**limits))
+        made.append(jobs)
+        return jobs
+
+    yield make
+    for jobs in made:
+        jobs.runner.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_worker_with_torch_imported_starts_under_the_default_memory_limit(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    result = make_jobs().run(probes.TorchImportPlan)
+    assert result.sample_count == 1 and result.metrics["loss"] >= 0
+
+
+def test_warm_worker_is_reused_across_rounds(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs()
+    pids = {jobs.run(probes.PidPlan).metrics["pid"] for _ in range(3)}
+    assert len(pids) == 1
+    assert list(jobs.runner.worker_pids().values()) == [int(pids.pop())]
+
+
+def test_each_experiment_gets_its_own_worker(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs()
+    first = jobs.run(probes.PidPlan, experiment_id="exp-a").metrics["pid"]
+    second = jobs.run(probes.PidPlan, experiment_id="exp-b").metrics["pid"]
+    assert first != second
+
+
+def test_idle_worker_is_stopped(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs(idle_worker_s=0.3)
+    pid = int(jobs.run(probes.PidPlan).metrics["pid"])
+    assert wait_until(lambda: not alive(pid))
+    assert jobs.runner.worker_pids() == {}
+    assert int(jobs.run(probes.PidPlan).metrics["pid"]) != pid  # a fresh one next time
+
+
+def test_worker_is_replaced_after_a_failure(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs()
+    pid = int(jobs.run(probes.PidPlan).metrics["pid"])
+    with pytest.raises(JobError) as failed:
+        jobs.run(probes.PidPlan, training_args={"fail": True})
+    assert failed.value.code == "job_failed"
+    assert "ValueError" in failed.value.message and "asked to fail" not in failed.value.message
+    assert not alive(pid)
+    assert int(jobs.run(probes.PidPlan).metrics["pid"]) != pid
+
+
+def test_plan_allocating_past_the_memory_limit_is_stopped(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    jobs = make_jobs(memory_mb=768)
+    with pytest.raises(JobOutOfMemory) as stopped:
+        jobs.run(probes.MemoryHogPlan, {"megabytes": 2048})
+    assert stopped.value.code == "job_memory_limit"
+    assert jobs.run(probes.MemoryHogPlan, {"megabytes": 64}).metrics["held"] > 0
+
+
+def test_endless_loop_is_stopped_at_the_cpu_limit(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs(cpu_s=2)
+    with pytest.raises(JobOutOfCpu) as stopped:
+        jobs.run(probes.SpinPlan, deadline_s=120)
+    assert stopped.value.code == "job_cpu_limit"
+    assert [s.name for s in jobs.scalars] == ["started"]
+
+
+def test_plan_that_never_returns_is_stopped_at_its_deadline(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    jobs = make_jobs()
+    with pytest.raises(JobTimedOut) as stopped:
+        jobs.run(probes.SleepPlan, deadline_s=1.5)
+    assert stopped.value.code == "job_timeout"
+    assert jobs.runner.worker_pids() == {}
+
+
+def test_plan_cannot_read_node_secrets_connect_out_or_signal_the_node(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    jobs = make_jobs()
+    secret = jobs.state_dir / "broker.password"
+    secret.write_text("broker-password-value")
+    secret.chmod(0o600)
+    database = jobs.state_dir / "node.sqlite3"
+    database.write_text("SQLite format 3")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    paths = {
+        "secret": str(secret),
+        "database": str(database),
+        "state_dir": str(jobs.state_dir),
+        "daemon_environ": f"/proc/{os.getpid()}/environ",
+        "daemon_memory": f"/proc/{os.getpid()}/mem",
+        "shadow": "/etc/shadow",
+        "dataset": str(jobs.dataset),
+    }
+    try:
+        metrics = jobs.run(
+            probes.SnoopPlan, {"paths": paths, "connect": ["127.0.0.1", port]}
+        ).metrics
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert metrics["read:dataset"] == 1.0  # the probe works: it reads what it may
+    assert {k: v for k, v in metrics.items() if k.startswith("read:") and v} == {
+        "read:dataset": 1.0
+    }
+    assert metrics["tcp_connect"] == 0.0
+    assert metrics["signal_parent"] == 0.0
+    assert {k.removeprefix("env:") for k in metrics if k.startswith("env:")} <= WORKER_ENV
+    if os.geteuid() == 0:
+        assert metrics["capabilities"] == CAP_DAC_READ_SEARCH
+
+
+def test_result_parameters_are_written_by_the_worker(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs()
+    result = jobs.run(probes.PidPlan)
+    out = next((jobs.state_dir / "jobs" / "exp-1").glob("*-out.safetensors"))
+    assert result.sample_count == 1
+    np.testing.assert_array_equal(load_params(out)["w"], np.ones(2))
