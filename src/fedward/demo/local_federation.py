@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,8 @@ class LocalFederation:
     approval_required: bool = True
     embedded_broker: bool | None = None  # None: Mosquitto when installed, else embedded
     node_env: dict[str, str] = field(default_factory=dict)
+    # Extra TOML appended to a node's config file, by node id (e.g. a [jobs] table).
+    node_toml: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     max_blob_mb: int | None = None
 
@@ -178,6 +180,7 @@ class LocalFederation:
                     f'token_file = "{self.secrets_dir / (node_id + ".upload-token")}"',
                     "[training]",
                     f"approval_required = {'true' if self.approval_required else 'false'}",
+                    self.node_toml.get(node_id, ""),
                     "",
                 ]
             ),
@@ -201,18 +204,20 @@ class LocalFederation:
         record = services.datasets.add(data_type, Path(path), name, list(tags), description)
         return record.dataset_id
 
-    def start_node(self, node_id: str) -> NodeProcess:
+    def start_node(self, node_id: str, env: Mapping[str, str] | None = None) -> NodeProcess:
+        """Start one node process; ``env`` adds variables for this node only."""
         node = self.nodes[node_id]
         node.log_file = node.config.state_dir / "node.log"
         out = node.log_file.open("ab")
-        env = {
+        process_env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(
                 ("MQTT_", "UPLOADS_", "NODE_ID", "FEDWARD_", "ENABLE_TRAINING", "ALLOW_DEFAULT")
             )
         }
-        env.update(self.node_env)
+        process_env.update(self.node_env)
+        process_env.update(env or {})
         node.process = subprocess.Popen(
             [
                 sys.executable,
@@ -225,7 +230,7 @@ class LocalFederation:
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=process_env,
         )
         out.close()
         return node
