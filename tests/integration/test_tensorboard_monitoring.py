@@ -221,3 +221,12 @@ def test_servers_listen_on_loopback_unless_researcher_host_says_otherwise(
     base = {k: v for k, v in os.environ.items() if k != "RESEARCHER_HOST"}
     assert f"{flag}127.0.0.1 " in printed(base)
     assert f"{flag}10.222.0.7 " in printed({**base, "RESEARCHER_HOST": "10.222.0.7"})
+
+
+def test_a_round_that_fails_on_a_terminal_leaves_its_line_and_a_newline() -> None:
+    screen = io.StringIO()
+    display = ProgressDisplay(rounds=2, stream=screen, live=True)
+    display.round_started(0, ["node1"])
+    display.node_changed(0, "node1", "late")
+    display.close()
+    assert screen.getvalue().endswith("node1 ⌛\n")

@@ -115,7 +115,9 @@ class Experiment:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.checkpoints = checkpoints
         self.keep_checkpoints = keep_checkpoints
-        self.tensorboard_dir = Path("runs") if tensorboard is True else (tensorboard or None)
+        self.tensorboard_dir = (
+            Path("runs") if tensorboard is True else Path(tensorboard) if tensorboard else None
+        )
         self.progress = progress
         self.extra_observers = list(observers)
         self.history: list[RoundRecord] = []

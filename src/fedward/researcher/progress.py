@@ -39,6 +39,7 @@ class ProgressDisplay:
         self._loss: dict[str, float] = {}
         self._started = time.monotonic()
         self._drawn = 0.0
+        self._line_open = False  # a live line is on screen without its newline
 
     # --- observer -----------------------------------------------------------------------
 
@@ -79,11 +80,16 @@ class ProgressDisplay:
             if self.live:
                 self.stream.write("\r\x1b[K" + summary + "\n")
                 self.stream.flush()
+                self._line_open = False
             else:
                 self._print(summary)
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            if self._line_open:  # a round that failed: keep its last state on screen
+                self.stream.write("\n")
+                self.stream.flush()
+                self._line_open = False
 
     # --- rendering ----------------------------------------------------------------------
 
@@ -108,6 +114,7 @@ class ProgressDisplay:
         self._drawn = now
         self.stream.write("\r\x1b[K" + self.line())
         self.stream.flush()
+        self._line_open = True
 
     def _summary(self, record: RoundRecord) -> str:
         text = f"{self._prefix()} done in {record.duration_s:.1f} s: {len(record.succeeded)} ok"
