@@ -63,6 +63,7 @@ def run_demo_experiment(
         min_replies=min_replies,
         round_timeout_s=round_timeout_s,
         federation=federation,
+        progress=False,  # the demo prints its own table
         on_round=lambda record: echo(format_round(record, node_ids)),
     )
     experiment.run()

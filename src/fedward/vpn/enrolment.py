@@ -113,7 +113,8 @@ class VpnServer:
                     return Outcome(False, [message], folder.path)
                 self._plan_key(changes, existing)
             else:
-                if folder.path.exists():
+                # An empty folder is free (Docker creates missing mount points empty).
+                if folder.path.exists() and any(folder.path.iterdir()):
                     raise Conflict(
                         f"{folder.path} exists but {peer_type} {peer_id} is not registered",
                         hint="it was left by an interrupted command: delete it and retry",

@@ -68,5 +68,6 @@ def enable_forwarding() -> str:
 
 
 def restore_forwarding(previous: str) -> None:
-    if previous in {"0", "1"}:
+    # Skip a write that changes nothing: /proc/sys is read-only in a container.
+    if previous in {"0", "1"} and _FORWARDING.read_text(encoding="ascii").strip() != previous:
         _FORWARDING.write_text(f"{previous}\n", encoding="ascii")
