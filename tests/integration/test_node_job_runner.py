@@ -5,6 +5,7 @@ The plans are in ``tests/node_job_plans/probes.py``; they report what they saw a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -24,6 +25,7 @@ from fedward.learning.plan_source import plan_source
 from fedward.node.jobs import wire
 from fedward.node.jobs.failures import JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.node.jobs.runner import JobRunner, WorkerKey
+from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.protocol.params_wire import load_params, save_params
 from tests.node_job_plans import probes
 
@@ -56,9 +58,11 @@ class Jobs:
     runner: JobRunner = field(init=False)
     scalars: list[wire.ScalarOut] = field(default_factory=list)
 
+    isolation: WorkerIsolation | None = None
+
     def __post_init__(self) -> None:
         self.state_dir.mkdir(mode=0o700, exist_ok=True)
-        self.runner = JobRunner(self.state_dir / "jobs", self.limits)
+        self.runner = JobRunner(self.state_dir / "jobs", self.limits, self.isolation)
 
     def run(
         self,
@@ -106,8 +110,8 @@ def make_jobs(tmp_path: Path) -> Iterator[Callable[..., Jobs]]:
     dataset.parent.mkdir()
     dataset.write_text("a,b,label\n1,2,0\n3,4,1\n")
 
-    def make(**limits: Any) -> Jobs:
-        jobs = Jobs(tmp_path / "state", dataset, JobLimits(**limits))
+    def make(isolation: WorkerIsolation | None = None, **limits: Any) -> Jobs:
+        jobs = Jobs(tmp_path / "state", dataset, JobLimits(**limits), isolation=isolation)
         made.append(jobs)
         return jobs
 
@@ -201,10 +205,8 @@ def test_plan_that_never_returns_is_stopped_at_its_deadline(
     assert jobs.runner.worker_pids() == {}
 
 
-def test_plan_cannot_read_node_secrets_connect_out_or_signal_the_node(
-    make_jobs: Callable[..., Jobs],
-) -> None:
-    jobs = make_jobs()
+def snoop(jobs: Jobs) -> dict[str, float]:
+    """What ``SnoopPlan`` gets at on a node-like state folder holding a secret."""
     secret = jobs.state_dir / "broker.password"
     secret.write_text("broker-password-value")
     secret.chmod(0o600)
@@ -223,13 +225,21 @@ def test_plan_cannot_read_node_secrets_connect_out_or_signal_the_node(
         "dataset": str(jobs.dataset),
     }
     try:
-        metrics = jobs.run(
-            probes.SnoopPlan, {"paths": paths, "connect": ["127.0.0.1", port]}
-        ).metrics
-        with pytest.raises(BlockingIOError):
-            listener.accept()
+        result = jobs.run(probes.SnoopPlan, {"paths": paths, "connect": ["127.0.0.1", port]})
+        metrics = dict(result.metrics)
+        with contextlib.suppress(BlockingIOError):
+            listener.accept()[0].close()
+            metrics["accepted"] = 1.0
     finally:
         listener.close()
+    return metrics
+
+
+def test_plan_cannot_read_node_secrets_connect_out_or_signal_the_node(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    metrics = snoop(make_jobs())
+    assert "accepted" not in metrics
     assert metrics["read:dataset"] == 1.0  # the probe works: it reads what it may
     assert {k: v for k, v in metrics.items() if k.startswith("read:") and v} == {
         "read:dataset": 1.0
@@ -239,6 +249,14 @@ def test_plan_cannot_read_node_secrets_connect_out_or_signal_the_node(
     assert {k.removeprefix("env:") for k in metrics if k.startswith("env:")} <= WORKER_ENV
     if os.geteuid() == 0:
         assert metrics["capabilities"] == CAP_DAC_READ_SEARCH
+
+
+def test_without_the_sandbox_the_same_probe_reads_the_secret(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    # The control: the probe is not blind, it is the sandbox that stops it.
+    metrics = snoop(make_jobs(WorkerIsolation.none()))
+    assert metrics["read:secret"] == 1.0 and metrics["tcp_connect"] == 1.0
 
 
 def test_result_parameters_are_written_by_the_worker(make_jobs: Callable[..., Jobs]) -> None:
