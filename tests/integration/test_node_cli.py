@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fedward.cli import cli
-from fedward.errors import Conflict, DatasetError, NotFound
+from fedward.core.plan_digest import plan_digest
+from fedward.errors import Conflict, DatasetError, NotFound, PlanError
 from fedward.node.services import open_node_services
 
 PLAN = '''
@@ -233,3 +234,37 @@ def test_errors_reach_the_shell_as_messages_and_exit_codes(tmp_path: Path) -> No
     )
     assert bad.returncode == DatasetError.exit_code
     assert "does not exist" in bad.stderr
+
+
+def test_jobs_also_lists_every_plan_decision(run: Invoke, tmp_path: Path) -> None:
+    source = tmp_path / "plan.py"
+    source.write_text(PLAN)
+    registered = run("plan", "register", str(source), "--class", "LinearPlan", "--name", "lin")
+    plan_id = first_id(ok(registered), "plan")
+    ok(run("plan", "approve", plan_id, "--notes", "reviewed by the ethics board", "--by", "alice"))
+    ok(run("plan", "reject", plan_id, "--notes", "superseded", "--by", "bob"))
+    listing = ok(run("jobs"))
+    jobs, decisions = listing.split("plan decisions:")
+    assert "no jobs yet" in jobs
+    rows = [line for line in decisions.splitlines() if plan_id in line]
+    assert len(rows) == 3  # registered, approved, rejected
+    assert any("rejected: lin" in r and "superseded" in r and "bob" in r for r in rows)
+    assert any("approved: lin" in r and "ethics board" in r and "alice" in r for r in rows)
+
+
+def test_plan_register_takes_the_class_as_a_researcher_sends_it(
+    run: Invoke, tmp_path: Path
+) -> None:
+    script = tmp_path / "experiment.py"
+    script.write_text(
+        '"""The researcher\'s whole script."""\nimport math\n\n' + PLAN
+        + '\nif __name__ == "__main__":\n    print(math.pi)\n'
+    )  # fmt: skip
+    registered = ok(run("plan", "register", str(script), "--class", "LinearPlan", "--name", "l"))
+    expected = plan_digest("import math\n\n\n" + PLAN.lstrip("\n"))
+    assert expected in registered
+    viewed = ok(run("plan", "view", first_id(registered, "plan")))
+    assert "print(math.pi)" not in viewed and "import math" in viewed
+    missing = run("plan", "register", str(script), "--class", "NoSuchPlan", "--name", "x")
+    assert isinstance(missing.exception, PlanError)
+    assert "classes found: LinearPlan" in str(missing.exception)

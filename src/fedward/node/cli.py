@@ -11,6 +11,7 @@ Every command takes ids as arguments (no interactive pickers). Errors are raised
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -94,10 +95,18 @@ def _jobs_table(records: list[JobRecord], width: int) -> str:
 
 
 def _decisions_table(events: list[AuditEvent], width: int) -> str:
+    def detail(event: AuditEvent) -> str:
+        text = event.detail if width > 1 else _DIGEST.sub(r"\1…", event.detail)
+        return short(text, 120 * width)
+
     return render_table(
         ["AT", "BY", "PLAN", "DECISION"],
-        [[when(e.at), e.actor, e.subject, short(e.detail, 110 * width)] for e in events],
+        [[when(e.at), e.actor, e.subject, detail(e)] for e in events],
     )
+
+
+# A plan digest in an audit detail, shortened for the narrow listing.
+_DIGEST = re.compile(r"\b([a-z0-9_]{3,16}:[0-9a-f]{16})[0-9a-f]{16,}\b")
 
 
 @node.command("audit")

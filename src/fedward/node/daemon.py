@@ -1,9 +1,10 @@
 """The node daemon: presence, request dispatch, replies.
 
-Control requests (ping, list, search, plan status, approval) are answered on the
-channel's delivery thread, in arrival order; they are quick. Training requests go to a
-small pool of threads, each driving one job worker, so the node keeps answering pings
-while it trains. Every request gets exactly one reply: its result or an ``ErrorReply``.
+Quick requests (ping, list, search) are answered on the channel's delivery thread, in
+arrival order. Plan reviews (approval, plan status) download the plan, so they go to a
+thread of their own; training requests go to a small pool of threads, each driving one
+job worker. The node thus keeps answering pings and reviews while it trains. Every
+request gets exactly one reply: its result or an ``ErrorReply``.
 Nothing a researcher sends can stop the daemon.
 """
 
@@ -54,7 +55,9 @@ _HANDLERS: dict[type[Message], Handler] = {
     ApprovalRequest: handlers.handle_approval,
     TrainRequest: train_handler.handle_train,
 }
-_SLOW = (TrainRequest, ApprovalRequest, PlanStatusRequest)
+# Requests that download a blob: answered off the delivery thread. Training has its own
+# pool, so that reviews and status questions are answered while jobs run.
+_REVIEW = (ApprovalRequest, PlanStatusRequest)
 
 
 class _LooseRequestId(msgspec.Struct):
@@ -80,6 +83,7 @@ class NodeDaemon:
         self._channel_factory = channel_factory
         self._channel: Channel | None = None
         self._jobs = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="train")
+        self._reviews = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review")
         self._stopped = threading.Event()
         self._send_lock = threading.Lock()
 
@@ -142,8 +146,10 @@ class NodeDaemon:
                 ErrorReply(request_id=_request_id_of(payload), code=exc.code, message=str(exc)),
             )
             return
-        if isinstance(request, _SLOW):
+        if isinstance(request, TrainRequest):
             self._jobs.submit(self._handle, researcher_id, request)
+        elif isinstance(request, _REVIEW):
+            self._reviews.submit(self._handle, researcher_id, request)
         else:
             self._handle(researcher_id, request)
 
@@ -197,6 +203,7 @@ class NodeDaemon:
             except FedwardError:
                 pass
         self._jobs.shutdown(wait=False, cancel_futures=True)
+        self._reviews.shutdown(wait=False, cancel_futures=True)
         self._ctx.runner.close()
         if channel is not None:
             channel.close()

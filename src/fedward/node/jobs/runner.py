@@ -253,7 +253,11 @@ class JobRunner:
 
 def _failure_error(message: wire.FailureOut) -> JobError:
     if message.code == "memory_limit":
-        return JobOutOfMemory(message.message, hint="raise [jobs] memory_mb or use less memory")
+        return JobOutOfMemory(
+            message.message,
+            hint="use less memory per round (smaller batches or model), or ask the node's "
+            "administrator to raise its [jobs] memory_mb",
+        )
     return JobError(message.message)
 
 
@@ -261,7 +265,8 @@ def _death_error(returncode: int, limits: JobLimits) -> JobError:
     if returncode == -signal.SIGXCPU:
         return JobOutOfCpu(
             f"the job used more than its {limits.cpu_s} s of CPU time and was stopped",
-            hint="raise [jobs] cpu_s or train on less per round",
+            hint="train on less per round, or ask the node's administrator to raise its "
+            "[jobs] cpu_s",
         )
     if returncode < 0:
         try:
