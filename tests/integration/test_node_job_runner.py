@@ -177,6 +177,14 @@ def test_worker_is_replaced_after_a_failure(make_jobs: Callable[..., Jobs]) -> N
     assert int(jobs.run(probes.PidPlan).metrics["pid"]) != pid
 
 
+def test_failure_messages_never_carry_the_nodes_paths(make_jobs: Callable[..., Jobs]) -> None:
+    jobs = make_jobs()
+    with pytest.raises(JobError) as failed:
+        jobs.run(probes.PidPlan, training_args={"fail": "dataset"})
+    assert failed.value.code == "job_failed"
+    assert failed.value.message == "cannot read <dataset> (in <dataset folder>)"
+
+
 def test_plan_allocating_past_the_memory_limit_is_stopped(
     make_jobs: Callable[..., Jobs],
 ) -> None:

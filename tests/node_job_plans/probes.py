@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from fedward.errors import DatasetError
 from fedward.learning.plan import DatasetView, Progress, TrainingPlan, TrainOutcome
 
 
 class PidPlan(TrainingPlan):
-    """Reports the worker's process id: the same id across rounds means a warm worker."""
+    """Reports the worker's process id: the same id across rounds means a warm worker.
+    ``training_args["fail"]``: raise a ValueError, or (``"dataset"``) a DatasetError that
+    names the dataset's path."""
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}
@@ -31,6 +34,8 @@ class PidPlan(TrainingPlan):
         training_args: Mapping[str, Any],
         progress: Progress,
     ) -> TrainOutcome:
+        if training_args.get("fail") == "dataset":
+            raise DatasetError(f"cannot read {dataset.path} (in {dataset.path.parent})")
         if training_args.get("fail"):
             raise ValueError("asked to fail")
         metrics = {"pid": float(os.getpid()), "uid": float(os.getuid())}

@@ -125,6 +125,8 @@ class JobRunner:
     def _acquire(self, key: WorkerKey, readable: list[Path], gpu: bool) -> _Worker:
         stale: _Worker | None = None
         with self._lock:
+            if self._closed.is_set():
+                raise JobError("the node is stopping", hint="send the round again later")
             worker = self._workers.get(key)
             if worker is not None and worker.busy:
                 raise JobError(

@@ -119,12 +119,15 @@ def _limit_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "bad_alloc")
+# How torch reports a failed host allocation (GPU memory is another matter, not our limit).
+_ALLOCATION_FAILURES = ("DefaultCPUAllocator: can't allocate memory", "std::bad_alloc")
 
 
-def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
+def _failure(spec: wire.JobSpec, exc: BaseException) -> wire.FailureOut:
     # Only the error class and fedward's own messages travel: a plan's exception text can
-    # quote data, so it stays in the node's job log.
+    # quote data, so it stays in the node's job log. fedward's messages may name files:
+    # the node's paths are masked too.
+    job_id = spec.job_id
     if isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError) and any(s in str(exc) for s in _ALLOCATION_FAILURES)
     ):
@@ -134,7 +137,7 @@ def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
             message="the job ran out of memory: it needs more than this node's job memory limit",
         )
     if isinstance(exc, FedwardError):
-        return wire.FailureOut(job_id=job_id, code=exc.code, message=exc.message)
+        return wire.FailureOut(job_id=job_id, code=exc.code, message=_masked(exc.message, spec))
     return wire.FailureOut(
         job_id=job_id,
         code="job_failed",
@@ -143,6 +146,16 @@ def _failure(job_id: str, exc: BaseException) -> wire.FailureOut:
             f"details are in the node's job log ({job_id})"
         ),
     )
+
+
+def _masked(text: str, spec: wire.JobSpec) -> str:
+    dataset = Path(spec.dataset_path)
+    places = {str(dataset): "<dataset>", str(dataset.parent): "<dataset folder>"}
+    places[str(Path(spec.plan_path).parent)] = "<job folder>"
+    for location in sorted(places, key=len, reverse=True):
+        if location not in ("/", "."):
+            text = text.replace(location, places[location])
+    return text
 
 
 def _option(argv: list[str], name: str) -> int | None:
@@ -196,7 +209,7 @@ def main() -> None:
             worker.run(message)
         except BaseException as exc:
             traceback.print_exc()
-            _send(protocol_out, _failure(message.job_id, exc))
+            _send(protocol_out, _failure(message, exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 return
 
