@@ -257,6 +257,7 @@ def test_plan_cannot_read_node_secrets_connect_out_or_signal_the_node(
     assert {k.removeprefix("env:") for k in metrics if k.startswith("env:")} <= WORKER_ENV
     if os.geteuid() == 0:
         assert metrics["capabilities"] == CAP_DAC_READ_SEARCH
+        assert metrics["bounding_capabilities"] == CAP_DAC_READ_SEARCH
 
 
 def test_without_the_sandbox_the_same_probe_reads_the_secret(

@@ -147,8 +147,8 @@ class SnoopPlan(TrainingPlan):
     """Tries what a hostile plan would: read the files in ``model_args["paths"]`` (label ->
     path; a folder is listed and its files read), connect to ``model_args["connect"]``
     (host, port), signal the daemon. Reports ``read:<label>``, ``tcp_connect``,
-    ``signal_parent``, ``env:<NAME>`` for every environment variable, ``uid`` and
-    ``capabilities`` (the effective mask)."""
+    ``signal_parent``, ``env:<NAME>`` for every environment variable, ``uid``,
+    ``capabilities`` and ``bounding_capabilities`` (masks)."""
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}
@@ -186,8 +186,9 @@ class SnoopPlan(TrainingPlan):
             metrics["signal_parent"] = 0.0
         for name in os.environ:
             metrics[f"env:{name}"] = 1.0
-        status = Path("/proc/self/status").read_text().splitlines()
-        cap_eff = [line.split()[1] for line in status if line.startswith("CapEff:")]
-        metrics["capabilities"] = float(int(cap_eff[0], 16))
+        status = [line.split() for line in Path("/proc/self/status").read_text().splitlines()]
+        caps = {words[0]: int(words[1], 16) for words in status if words[0].startswith("Cap")}
+        metrics["capabilities"] = float(caps["CapEff:"])
+        metrics["bounding_capabilities"] = float(caps["CapBnd:"])
         metrics["uid"] = float(os.getuid())
         return TrainOutcome(params, 1, metrics)

@@ -42,18 +42,21 @@ def _last_capability() -> int:
         return 63
 
 
-def drop_capabilities(keep: Iterable[int] = (CAP_DAC_READ_SEARCH,)) -> None:
-    """Keep only ``keep`` in this process's effective, permitted and bounding sets."""
+def drop_capabilities(keep: Iterable[int] = (CAP_DAC_READ_SEARCH,)) -> bool:
+    """Keep only ``keep`` in this process's effective and permitted sets, and in its
+    bounding set where allowed (that needs CAP_SETPCAP, which some containers withhold).
+    Returns whether the bounding set was emptied too."""
     kept = set(keep)
     libc = ctypes.CDLL(None, use_errno=True)
+    bounded = True
     for cap in range(_last_capability() + 1):
         if cap in kept:
             continue
         if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             errno = ctypes.get_errno()
-            if errno == _EINVAL:  # past the kernel's last capability
-                break
-            raise OSError(errno, f"cannot drop capability {cap} from the bounding set")
+            if errno != _EINVAL:  # EINVAL: past the kernel's last capability
+                bounded = False
+            break
     libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     mask = [0, 0]
     for cap in kept:
@@ -62,3 +65,4 @@ def drop_capabilities(keep: Iterable[int] = (CAP_DAC_READ_SEARCH,)) -> None:
     data = (_CapData * 2)(*(_CapData(m, m, 0) for m in mask))
     if libc.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
+    return bounded

@@ -224,7 +224,8 @@ def apply_sandbox_from_argv(argv: Sequence[str]) -> str:
     if abi < 1:
         # The runner asks for a sandbox only where the kernel has one.
         raise OSError("Landlock was requested but this kernel does not offer it")
-    dropped = os.geteuid() == 0
-    if dropped:
-        drop_capabilities()
-    return f"sandboxed: Landlock ABI {abi}" + (", capabilities dropped" if dropped else "")
+    applied = f"sandboxed: Landlock ABI {abi}"
+    if os.geteuid() == 0:
+        bounded = drop_capabilities()
+        applied += ", capabilities dropped" + ("" if bounded else " (bounding set kept)")
+    return applied
