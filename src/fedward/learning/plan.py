@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from fedward.core.params import Params
@@ -28,6 +29,14 @@ BUFFER_PREFIX = "buffer:"
 def is_buffer(name: str) -> bool:
     """True for a parameter that is a data statistic (see ``BUFFER_PREFIX``)."""
     return name.startswith(BUFFER_PREFIX)
+
+
+#: Names of SCAFFOLD's extras (see ``fedward.learning.scaffold_client``): the server's
+#: control variate ``c`` and its record of this node's ``c_i`` come in with the request;
+#: the control update ``c_i_new - c_i`` goes back in ``TrainOutcome.extras``.
+SCAFFOLD_SERVER_CONTROL = "scaffold_server_control"
+SCAFFOLD_NODE_CONTROL = "scaffold_node_control"
+SCAFFOLD_DELTA_CONTROL = "scaffold_delta_control"
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,12 @@ class TrainingPlan(ABC):
 
     #: Set by the node's job worker from its GPU policy before ``train`` ("cpu", "cuda:0", ...).
     assigned_device: str = "cpu"
+
+    #: Set by the node's job worker before ``train``: the named extra tensors the
+    #: aggregator sent with the train request (``Aggregator.extras_for_node``), e.g.
+    #: ``SCAFFOLD_SERVER_CONTROL`` and ``SCAFFOLD_NODE_CONTROL``. Empty when the request
+    #: carries none. Read-only by default so that no instance shares a mutable dict.
+    received_extras: Mapping[str, Params] = MappingProxyType({})
 
     def device(self) -> str:
         """Where training runs: the device the node's GPU policy assigned."""

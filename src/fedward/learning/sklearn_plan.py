@@ -39,7 +39,14 @@ from fedward.learning.datasets.dataset_type import dataset_paths_hidden
 from fedward.learning.feature_scaling import FeatureScaling
 from fedward.learning.linear_losses import classification_loss, regression_loss
 from fedward.learning.metrics import compute_metrics
-from fedward.learning.plan import DatasetView, Progress, TrainingPlan, TrainOutcome
+from fedward.learning.plan import (
+    SCAFFOLD_NODE_CONTROL,
+    SCAFFOLD_SERVER_CONTROL,
+    DatasetView,
+    Progress,
+    TrainingPlan,
+    TrainOutcome,
+)
 from fedward.learning.training_args import TrainingArgs, held_out_split, round_rng
 
 CLASSIFIER_METRICS = ("accuracy", "f1", "roc_auc")
@@ -229,6 +236,13 @@ class SklearnTrainingPlan(TrainingPlan):
         args = TrainingArgs.from_mapping(training_args, default_metrics)
         if args.fedprox_mu:
             raise PlanError("sklearn SGD plans do not support FedProx (fedprox_mu)")
+        if {SCAFFOLD_SERVER_CONTROL, SCAFFOLD_NODE_CONTROL} & set(self.received_extras):
+            # partial_fit owns its update loop: no gradient can be corrected between steps.
+            raise PlanError(
+                "SCAFFOLD needs a plan trained with plain SGD steps on torch; sklearn's "
+                "partial_fit gives no hook to correct each step's gradient",
+                hint="use a torch plan, or another aggregator (fedavg, fedadam, ...)",
+            )
         features, y = self._load(dataset)
         train_rows, test_rows = held_out_split(
             len(y), args.test_ratio, args.seed, dataset.dataset_id

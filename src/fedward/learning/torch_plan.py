@@ -25,6 +25,11 @@ Training arguments (``training_args.TrainingArgs``): ``batch_size``, ``epochs`` 
 ``use_gpu`` is the researcher's wish; the node's GPU policy decides and sets
 ``assigned_device``, which this plan uses. torch is imported when a plan runs, so the
 rest of fedward works without it.
+
+SCAFFOLD: when ``received_extras`` holds the two control variates, the round runs
+SCAFFOLD's client step (``scaffold_client``): plain SGD at ``optimizer_args["lr"]``
+instead of ``init_optimizer`` (other optimizers are refused), gradients corrected by
+``c - c_i``, and the control update returned in ``TrainOutcome.extras``.
 """
 
 from __future__ import annotations
@@ -41,11 +46,13 @@ from fedward.learning.datasets.dataset_type import dataset_paths_hidden
 from fedward.learning.metrics import compute_metrics
 from fedward.learning.plan import (
     BUFFER_PREFIX,
+    SCAFFOLD_DELTA_CONTROL,
     DatasetView,
     Progress,
     TrainingPlan,
     TrainOutcome,
 )
+from fedward.learning.scaffold_client import ScaffoldClientStep, plain_sgd, scaffold_requested
 from fedward.learning.training_args import TrainingArgs, held_out_split, round_rng
 
 if TYPE_CHECKING:
@@ -288,6 +295,12 @@ class TorchTrainingPlan(TrainingPlan):
         model = self.init_model()
         load_model_params(model, params)
         model.to(device)
+        # Checked before the data is read: a misfit control fails the round at once.
+        scaffold = (
+            ScaffoldClientStep(model, self.received_extras)
+            if scaffold_requested(self.received_extras)
+            else None
+        )
         data = self._dataset(dataset)
         train_rows, test_rows = held_out_split(
             len(data), args.test_ratio, args.seed, dataset.dataset_id
@@ -306,9 +319,13 @@ class TorchTrainingPlan(TrainingPlan):
             found = self._evaluate_model(model, test_data, args.test_metrics, args.batch_size)
             metrics.update({f"global_{k}": v for k, v in found.items()})
 
-        optimizer = self.init_optimizer(model, args.optimizer_args or {})
+        optimizer, lr = self._optimizer(model, args, scaffold is not None)
+        if scaffold:
+            progress.log("info", f"SCAFFOLD client step: plain SGD at lr {lr}")
+            scaffold.start()
         anchor = [p.detach().clone() for p in model.parameters()] if args.fedprox_mu else []
         model.train()
+        steps = 0
         for step, (inputs, targets) in enumerate(self._batches(train_data, args, seed), start=1):
             optimizer.zero_grad()
             loss = self.training_step(model, inputs.to(device), targets.to(device))
@@ -323,15 +340,31 @@ class TorchTrainingPlan(TrainingPlan):
                     hint="lower the learning rate (optimizer_args lr)",
                 )
             loss.backward()
+            if scaffold:
+                scaffold.correct_gradients()
             optimizer.step()
+            steps = step
             if step % args.log_interval == 0:
                 progress.scalar("train_loss", float(loss.item()), step)
 
         if len(test_rows) and args.test_on_local_updates:
             found = self._evaluate_model(model, test_data, args.test_metrics, args.batch_size)
             metrics.update({f"local_{k}": v for k, v in found.items()})
+        extras: dict[str, Params] = {}
+        if scaffold:
+            extras[SCAFFOLD_DELTA_CONTROL] = scaffold.delta_control(steps, lr)
         self.on_round_end(model, train_data)
-        return TrainOutcome(model_params(model), sample_count=len(train_rows), metrics=metrics)
+        return TrainOutcome(
+            model_params(model), sample_count=len(train_rows), metrics=metrics, extras=extras
+        )
+
+    def _optimizer(
+        self, model: torch.nn.Module, args: TrainingArgs, scaffold: bool
+    ) -> tuple[torch.optim.Optimizer, float]:
+        """The round's optimizer, and its learning rate where SCAFFOLD needs it (else 0)."""
+        if scaffold:
+            return plain_sgd(model, args.optimizer_args or {})
+        return self.init_optimizer(model, args.optimizer_args or {}), 0.0
 
     def _batches(self, train_data: Any, args: TrainingArgs, seed: int) -> Iterator[Any]:
         done = 0
