@@ -73,6 +73,8 @@ class Worker:
         cls = self._plan_class(spec)
         plan = cls(spec.model_args)
         plan.assigned_device = spec.device
+        # Tensors some aggregators send along (SCAFFOLD's control variates).
+        plan.received_extras = {name: load_params(Path(p)) for name, p in spec.extras_in.items()}
         params = load_params(Path(spec.params_in))
         loaded = time.perf_counter()
         dataset = DatasetView(
