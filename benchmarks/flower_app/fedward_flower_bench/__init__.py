@@ -1,0 +1,1 @@
+"""No-op federated rounds on Flower's deployment runtime, timed per round."""

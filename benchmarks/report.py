@@ -1,0 +1,195 @@
+"""``latest.json`` -> the Markdown tables of ``latest.md`` (and of ``make bench``'s output)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The issue's per-cell targets for the median round overhead, in seconds.
+OVERHEAD_TARGETS_S: dict[tuple[int, int], float] = {
+    (1_000_000, 2): 0.05,
+    (1_000_000, 10): 0.3,
+    (25_000_000, 2): 1.5,
+    (25_000_000, 10): 6.0,
+}
+FLOOR_RATIO_TARGET = 2.0
+FEDAVG_GBPS_TARGET = 1.0
+RSS_RATIO_TARGET = 3.0
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e6:g}M"
+
+
+def _spread(stats: dict[str, float]) -> str:
+    return f"{stats['median']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})"
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def round_table(results: dict[str, Any]) -> str:
+    flower = {(c["num_params"], c["nodes"]): c for c in results.get("flower", {}).get("cells", [])}
+    lines = [
+        "| model | nodes | fedward overhead s, median (min-max) | target | floor s "
+        "| overhead / floor | Flower overhead s, median (min-max) | fedward / Flower "
+        "| rounds fedward / Flower |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in results.get("fedward", {}).get("cells", []):
+        key = (cell["num_params"], cell["nodes"])
+        if "error" in cell:
+            lines.append(f"| {_params(key[0])} | {key[1]} | failed: {cell['error']} |||||||")
+            continue
+        overhead = cell["overhead_s"]["median"]
+        target = OVERHEAD_TARGETS_S.get(key)
+        target_text = f"<= {target:g} s, {_mark(overhead <= target)}" if target else "-"
+        floor = cell.get("floor", {}).get("seconds", {}).get("median")
+        ratio = overhead / floor if floor else None
+        ratio_text = (
+            f"{ratio:.2f}x ({_mark(ratio <= FLOOR_RATIO_TARGET)})" if ratio is not None else "-"
+        )
+        peer = flower.get(key)
+        if peer is None or "error" in peer or "skipped" in peer:
+            why = (peer or {}).get("error") or (peer or {}).get("skipped") or "not run"
+            peer_text, vs_text, peer_rounds = f"not measured: {why}", "-", "-"
+        else:
+            peer_text = _spread(peer["overhead_s"])
+            vs_text = f"{overhead / peer['overhead_s']['median']:.3f}"
+            peer_rounds = str(len(peer["rounds"]))
+        lines.append(
+            f"| {_params(key[0])} | {key[1]} | {_spread(cell['overhead_s'])} | {target_text} "
+            f"| {floor:.3f} | {ratio_text} | {peer_text} | {vs_text} "
+            f"| {len(cell['rounds'])} / {peer_rounds} |"
+            if floor is not None
+            else f"| {_params(key[0])} | {key[1]} | {_spread(cell['overhead_s'])} "
+            f"| {target_text} | - | - | {peer_text} | {vs_text} "
+            f"| {len(cell['rounds'])} / {peer_rounds} |"
+        )
+    return "\n".join(lines)
+
+
+def breakdown_table(results: dict[str, Any]) -> str:
+    """Medians of what the researcher and the slowest node's worker measured per round."""
+    lines = [
+        "| model | nodes | round wall s | slowest node compute s | node load s | node save s "
+        "| researcher upload s | researcher downloads s | checkpoint s | first round s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in results.get("fedward", {}).get("cells", []):
+        if "error" in cell:
+            continue
+        rounds = cell["rounds"]
+
+        def median(key: str, rounds: list[dict[str, float]] = rounds) -> float:
+            values = sorted(r[key] for r in rounds)
+            return values[len(values) // 2]
+
+        lines.append(
+            f"| {_params(cell['num_params'])} | {cell['nodes']} | {median('wall_s'):.3f} "
+            f"| {median('compute_s'):.3f} | {median('node_load_s'):.3f} "
+            f"| {median('node_save_s'):.3f} | {median('researcher_upload_s'):.3f} "
+            f"| {median('researcher_download_s'):.3f} | {median('checkpoint_s'):.3f} "
+            f"| {cell['warmup_wall_s']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def aggregation_table(aggregation: dict[str, Any]) -> str:
+    if "cases" not in aggregation:
+        return f"not measured: {aggregation.get('error', 'no result')}"
+    cases = aggregation["cases"]
+    lines = [
+        f"{cases[0]['params'] / 1e6:g}M float32 parameters in {cases[0]['tensors']} tensors; "
+        "each N in a fresh process (benchmarks.aggregation).",
+        "",
+        "| updates | model MB | FedAvg fold GB/s | target | researcher peak RSS MB "
+        "| RSS / model | target |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in aggregation["cases"]:
+        gbps, ratio = case["fold_gb_per_s"], case["ratio"]
+        lines.append(
+            f"| {case['updates']} | {case['model_bytes'] / 1e6:.0f} | {gbps:.2f} "
+            f"| {_mark(gbps >= FEDAVG_GBPS_TARGET)} | {case['peak_rss_bytes'] / 1e6:.0f} "
+            f"| {ratio:.2f}x | {_mark(ratio <= RSS_RATIO_TARGET)} |"
+        )
+    return "\n".join(lines)
+
+
+def scale_text(scale: dict[str, Any]) -> str:
+    if "round_wall_s" not in scale:
+        return f"not measured: {scale.get('error', 'no result')}"
+    cpu = scale["cpu_s"]
+    share = scale["cpu_percent_of_one_core"]
+    peak = scale["peak_cpu_percent"]
+    lines = [
+        f"{scale['nodes']} nodes, {_params(scale['num_params'])} parameters, "
+        f"broker {scale['broker']}: all online in {scale['nodes_online_s']:.1f} s; "
+        f"one round {scale['round_wall_s']:.3f} s wall ({scale['replies']} replies), "
+        f"machine {scale['machine_busy_percent']:.0f}% busy during it.",
+        "",
+        "| process | CPU s in the round | % of one core | peak % (100 ms samples) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, seconds in cpu.items():
+        peak_text = f"{peak[name]:.0f}" if name in peak else "-"
+        lines.append(f"| {name} | {seconds:.3f} | {share[name]:.0f} | {peak_text} |")
+    return "\n".join(lines)
+
+
+def tunnel_text(tunnel: dict[str, Any]) -> str:
+    lab = tunnel.get("lab", {})
+    loop = tunnel.get("loopback", {})
+    size = tunnel.get("size_mb", 100)
+    lines = [
+        f"| path ({size} MB blob) | upload s | download s | upload MB/s | download MB/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, data in (("loopback", loop), ("WireGuard lab (wireguard-go)", lab)):
+        if data.get("measured") is False or "upload_s" not in data:
+            lines.append(f"| {name} | not measured: {data.get('reason', 'no result')} ||||")
+            continue
+        lines.append(
+            f"| {name} | {_spread(data['upload_s'])} | {_spread(data['download_s'])} "
+            f"| {data['upload_mb_per_s']:.0f} | {data['download_mb_per_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results.get("machine", {})
+    flower_version = results.get("flower", {}).get("version", "not installed")
+    parts = [
+        "# fedward benchmark: latest results",
+        "",
+        f"Run {results.get('started', '?')} on {machine.get('cpus', '?')} CPUs "
+        f"({machine.get('cpu_model', '?')}), {machine.get('memory_gb', 0):.0f} GB, "
+        f"Python {machine.get('python', '?')}, fedward {machine.get('commit', '?')}, "
+        f"Flower {flower_version}; load average before: {machine.get('load_before', '?')}; "
+        f"whole run {results.get('duration_s', 0) / 60:.1f} min.",
+        "How to read it and what the numbers mean: docs/benchmarks.md.",
+        "",
+        "## Round overhead (round wall time - slowest node's local compute)",
+        "",
+        round_table(results),
+        "",
+        "Where a fedward round's time goes (medians; researcher uploads/downloads are its "
+        "HttpBlobStore calls, node load/save are the job worker's):",
+        "",
+        breakdown_table(results),
+        "",
+        "## Aggregation (researcher, FedAvg, streamed from update files)",
+        "",
+        aggregation_table(results.get("aggregation", {})),
+        "",
+        "## Scale",
+        "",
+        scale_text(results.get("scale", {})),
+        "",
+        "## Through the tunnel",
+        "",
+        tunnel_text(results.get("tunnel", {})),
+        "",
+    ]
+    return "\n".join(parts)

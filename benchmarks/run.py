@@ -1,0 +1,249 @@
+"""``make bench``: every benchmark in one invocation, then ``results/latest.{json,md}``.
+
+    python -m benchmarks.run                 # the full run (< 30 min on 2 cores)
+    python -m benchmarks.run --quick         # 1M parameters, few rounds: a smoke test
+    python -m benchmarks.run --skip flower --skip tunnel
+
+Sections, in order: fedward rounds with their floor (one 10-node federation serves the
+2- and 10-node cells), the loopback half of the tunnel test (on that federation's upload
+server), Flower, aggregation (``benchmarks.aggregation`` in its own processes), scale
+(a 50-node federation), and the WireGuard lab. A section that fails is recorded with
+its error and the run goes on. Work files go to ``.bench-work/`` and are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks import flower_rounds, report, tunnel
+from benchmarks.fedward_rounds import (
+    bench_federation,
+    measure_cell,
+    node_names,
+    remove_parameter_blobs,
+)
+from benchmarks.floor import measure_floor
+from benchmarks.noop_plan import NoOpPlan
+from benchmarks.scale import measure_scale
+from fedward.demo.local_federation import LocalFederation
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+SECTIONS = ("fedward", "flower", "aggregation", "scale", "tunnel")
+
+
+@dataclass(frozen=True)
+class Cell:
+    num_params: int
+    nodes: int
+    rounds: int  # timed rounds, after one warm-up round
+    floor_repeats: int = 3
+    flower_rounds: int | None = 5  # None: Flower is not run for this cell
+    flower_skip_reason: str = ""
+
+
+M = 1_000_000
+FULL_CELLS = (
+    Cell(1 * M, 2, 9),
+    Cell(1 * M, 10, 9),
+    Cell(25 * M, 2, 5),
+    Cell(25 * M, 10, 5, flower_rounds=2),
+    Cell(100 * M, 2, 5, flower_rounds=2),
+    Cell(
+        100 * M,
+        10,
+        3,  # ~50 s per round on 2 cores: 3 timed rounds keep the run under 30 min
+        floor_repeats=2,
+        flower_rounds=None,
+        flower_skip_reason="skipped for the 30-min budget: ~4 min per Flower round "
+        "(25M x 10 takes ~53 s); 8.8 GB per round through the SuperLink",
+    ),
+)
+QUICK_CELLS = (Cell(1 * M, 2, 3, floor_repeats=2, flower_rounds=2), Cell(1 * M, 3, 3, 2, 2))
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    cpu_model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gb": psutil.virtual_memory().total / 1e9,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+
+
+def _tokens(fed: LocalFederation) -> dict[str, str]:
+    peers = [fed.researcher_id, *fed.node_ids]
+    return {p: (fed.secrets_dir / f"{p}.upload-token").read_text().strip() for p in peers}
+
+
+def run_fedward(cells: tuple[Cell, ...], workdir: Path, tunnel_mb: int) -> dict[str, Any]:
+    max_nodes = max(cell.nodes for cell in cells)
+    out: dict[str, Any] = {"cells": []}
+    started = time.perf_counter()
+    with bench_federation(workdir / "fedward", max_nodes) as fed:
+        out["nodes_online_s"] = time.perf_counter() - started
+        for cell in cells:
+            label = f"{cell.num_params / M:g}M x {cell.nodes}"
+            print(f"fedward {label} ...", file=sys.stderr, flush=True)
+            nodes = node_names(cell.nodes)
+            try:
+                result = measure_cell(fed, nodes, cell.num_params, cell.rounds).to_json()
+                params = NoOpPlan({"num_params": cell.num_params}).init_params()
+                result["floor"] = measure_floor(
+                    fed.uploads_url,
+                    _tokens(fed),
+                    fed.researcher_id,
+                    nodes,
+                    params,
+                    cell.floor_repeats,
+                    workdir,
+                    after_each=lambda: remove_parameter_blobs(fed),
+                )
+                del params
+            except Exception as exc:  # one failed cell must not lose the others
+                result = {"num_params": cell.num_params, "nodes": cell.nodes, "error": repr(exc)}
+            out["cells"].append(result)
+        print("tunnel, loopback half ...", file=sys.stderr, flush=True)
+        try:
+            out["loopback_transfer"] = tunnel.loopback_transfer(
+                fed.uploads_url,
+                fed.secrets_dir / f"{fed.researcher_id}.upload-token",
+                fed.secrets_dir / f"{fed.node_ids[0]}.upload-token",
+                fed.node_ids[0],
+                tunnel_mb,
+                repeats=3,
+            )
+        except Exception as exc:
+            out["loopback_transfer"] = {"measured": False, "reason": repr(exc)}
+    return out
+
+
+def run_flower(cells: tuple[Cell, ...], workdir: Path) -> dict[str, Any]:
+    try:
+        version = flower_rounds.ensure_flower()
+    except flower_rounds.FlowerUnavailable as exc:
+        return {"error": str(exc), "cells": []}
+    out: dict[str, Any] = {"version": version, "cells": []}
+    max_nodes = max(cell.nodes for cell in cells)
+    with flower_rounds.FlowerDeployment(workdir / "flower", max_nodes) as deployment:
+        for cell in cells:
+            key = {"num_params": cell.num_params, "nodes": cell.nodes}
+            if cell.flower_rounds is None:
+                out["cells"].append({**key, "skipped": cell.flower_skip_reason})
+                continue
+            print(
+                f"Flower {cell.num_params / M:g}M x {cell.nodes} ...", file=sys.stderr, flush=True
+            )
+            try:
+                out["cells"].append(
+                    flower_rounds.flower_cell(
+                        deployment, cell.num_params, cell.nodes, cell.flower_rounds, 900
+                    )
+                )
+            except Exception as exc:
+                out["cells"].append({**key, "error": repr(exc)})
+    return out
+
+
+def run_aggregation(workdir: Path, quick: bool) -> dict[str, Any]:
+    output = workdir / "aggregation.json"
+    command = [sys.executable, "-m", "benchmarks.aggregation", "--output", str(output)]
+    done = subprocess.run(
+        [*command, *(["--quick"] if quick else [])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not output.exists():
+        return {"error": f"benchmarks.aggregation failed: {done.stderr.strip()[-1000:]}"}
+    result: dict[str, Any] = json.loads(output.read_text())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1M parameters, few rounds")
+    parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    parser.add_argument("--scale-nodes", type=int, default=None)
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        help="default: benchmarks/results/ (latest.*), or .bench-work/ with --quick (quick.*)",
+    )
+    args = parser.parse_args(argv)
+    cells = QUICK_CELLS if args.quick else FULL_CELLS
+    scale_nodes = args.scale_nodes or (5 if args.quick else 50)
+    tunnel_mb = 10 if args.quick else 100
+    workdir = REPO / ".bench-work" / f"run-{os.getpid()}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "machine": machine(),
+    }
+    try:
+        if "fedward" not in args.skip:
+            results["fedward"] = run_fedward(cells, workdir, tunnel_mb)
+        if "flower" not in args.skip:
+            results["flower"] = run_flower(cells, workdir)
+        if "aggregation" not in args.skip:
+            print("aggregation ...", file=sys.stderr, flush=True)
+            results["aggregation"] = run_aggregation(workdir, args.quick)
+        if "scale" not in args.skip:
+            print(f"scale, {scale_nodes} nodes ...", file=sys.stderr, flush=True)
+            try:
+                results["scale"] = measure_scale(workdir / "scale", scale_nodes, M)
+            except Exception as exc:
+                results["scale"] = {"error": repr(exc)}
+        if "tunnel" not in args.skip:
+            print("tunnel, WireGuard lab ...", file=sys.stderr, flush=True)
+            results["tunnel"] = {
+                "size_mb": tunnel_mb,
+                "loopback": results.get("fedward", {}).get(
+                    "loopback_transfer", {"measured": False, "reason": "fedward section skipped"}
+                ),
+                "lab": tunnel.lab_transfer(workdir, tunnel_mb, repeats=3),
+            }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["duration_s"] = time.perf_counter() - started
+    output_dir = args.output_dir or (REPO / ".bench-work" if args.quick else RESULTS)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    name = "quick" if args.quick else "latest"
+    (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = report.markdown(results)
+    (output_dir / f"{name}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
