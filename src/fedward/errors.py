@@ -9,17 +9,24 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     ├── ConfigError (ValueError)                 bad or missing configuration
     ├── ValidationError (ValueError)             input that breaks a rule (ids, tags, fields)
     │   ├── ProtocolError                        bytes that are not a valid message
-    │   │   └── MessageTooLarge
+    │   │   ├── MessageTooLarge
+    │   │   └── MalformedPacket                  not a valid MQTT 3.1.1 packet (embedded broker)
     │   ├── DatasetError                         a dataset that cannot be added or read
-    │   └── PlanError                            a training plan that cannot be loaded
+    │   ├── PlanError                            a training plan that cannot be loaded
+    │   └── UndefinedMetricError                 a metric with no value on this data
     ├── NotFound (LookupError)                   unknown id: dataset, blob, plan, peer, experiment
     ├── Conflict (ValueError)                    already exists / already decided / already online
     ├── AccessDenied (PermissionError)           missing or wrong credentials, not a reader
     ├── IntegrityError (ValueError)              content does not match its hash
     ├── TransportError (ConnectionError)         broker or upload server unreachable
     │   └── RequestTimeout (TimeoutError)        no answer before the deadline
+    ├── StorageError (RuntimeError)              a database file cannot be read or written
     ├── PlanNotApproved (PermissionError)        a plan whose digest is not Approved
-    ├── JobError (RuntimeError)                  a training job failed, was killed or timed out
+    ├── JobError (RuntimeError)                  a training job failed: the plan raised
+    │   ├── JobTimedOut                          killed at the request's deadline
+    │   ├── JobOutOfMemory                       past ``[jobs] memory_mb``
+    │   ├── JobOutOfCpu                          past ``[jobs] cpu_s`` of CPU time
+    │   └── JobWorkerDied                        the worker process ended unexpectedly
     ├── FederationError (RuntimeError)           a round could not gather enough replies
     └── VpnError (RuntimeError)                  WireGuard / address allocation / registry failures
 
@@ -65,12 +72,20 @@ class MessageTooLarge(ProtocolError):
     code = "too_large"
 
 
+class MalformedPacket(ProtocolError):
+    """Bytes from a client that are not a valid MQTT 3.1.1 packet; the broker drops it."""
+
+
 class DatasetError(ValidationError):
     code = "dataset"
 
 
 class PlanError(ValidationError):
     code = "plan"
+
+
+class UndefinedMetricError(ValidationError):
+    """The metric has no value on this data (e.g. one class only)."""
 
 
 class NotFound(FedwardError, LookupError):
@@ -103,6 +118,13 @@ class RequestTimeout(TransportError, TimeoutError):
     exit_code = 75  # EX_TEMPFAIL
 
 
+class StorageError(FedwardError, RuntimeError):
+    """The database could not be read or written (disk full, corrupt file, lock timeout)."""
+
+    code = "storage"
+    exit_code = 74  # EX_IOERR
+
+
 class PlanNotApproved(FedwardError, PermissionError):
     code = "plan_not_approved"
     exit_code = 77
@@ -116,6 +138,22 @@ class PlanNotApproved(FedwardError, PermissionError):
 class JobError(FedwardError, RuntimeError):
     code = "job_failed"
     exit_code = 70  # EX_SOFTWARE
+
+
+class JobTimedOut(JobError):
+    code = "job_timeout"
+
+
+class JobOutOfMemory(JobError):
+    code = "job_memory_limit"
+
+
+class JobOutOfCpu(JobError):
+    code = "job_cpu_limit"
+
+
+class JobWorkerDied(JobError):
+    code = "job_worker_died"
 
 
 class FederationError(FedwardError, RuntimeError):

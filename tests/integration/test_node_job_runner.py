@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 
 from fedward.config.model import JobLimits
-from fedward.errors import JobError
+from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.node.jobs import wire
-from fedward.node.jobs.failures import JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.node.jobs.runner import JobRunner, WorkerKey
 from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.protocol.params_wire import load_params, save_params

@@ -8,7 +8,6 @@ import struct
 import pytest
 
 from fedward.broker.packets import (
-    MalformedPacket,
     PacketType,
     check_topic_filter,
     encode_packet,
@@ -19,6 +18,7 @@ from fedward.broker.packets import (
     parse_unsubscribe,
     read_packet,
 )
+from fedward.errors import MalformedPacket
 
 
 def text(value: str) -> bytes:

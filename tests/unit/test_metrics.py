@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from fedward.errors import ValidationError
+from fedward.errors import UndefinedMetricError, ValidationError
 from fedward.learning import metrics
-from fedward.learning.metrics import UndefinedMetricError, compute_metrics
+from fedward.learning.metrics import compute_metrics
 
 SEEDS = range(8)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fedward.errors import ConfigError
-from fedward.storage.sqlite_database import SqliteDatabase, StorageError
+from fedward.errors import ConfigError, StorageError
+from fedward.storage.sqlite_database import SqliteDatabase
 from fedward.storage.sqlite_schema import SCHEMA_VERSION, migrate, schema_version
 
 

@@ -16,7 +16,6 @@ from fedward.broker.packets import (
     PINGRESP,
     ConnackCode,
     Connect,
-    MalformedPacket,
     PacketType,
     encode_ack,
     encode_connack,
@@ -29,6 +28,7 @@ from fedward.broker.packets import (
     parse_unsubscribe,
     read_packet,
 )
+from fedward.errors import MalformedPacket
 from fedward.protocol.topics import topic_matches
 
 if TYPE_CHECKING:

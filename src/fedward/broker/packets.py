@@ -11,11 +11,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from fedward.errors import ProtocolError
-
-
-class MalformedPacket(ProtocolError):
-    """Bytes from a client that are not a valid MQTT 3.1.1 packet."""
+from fedward.errors import MalformedPacket
 
 
 class PacketType(IntEnum):

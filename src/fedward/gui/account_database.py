@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from fedward.errors import ConfigError, FedwardError
+from fedward.errors import ConfigError, StorageError
 
 BUSY_TIMEOUT_MS = 30_000
 SCHEMA_VERSION = 1
@@ -44,13 +44,6 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(username);
 """
-
-
-class AccountStorageError(FedwardError, RuntimeError):
-    """The GUI's account database could not be read or written."""
-
-    code = "storage"
-    exit_code = 74  # EX_IOERR
 
 
 class AccountDatabase:
@@ -99,7 +92,7 @@ class AccountDatabase:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
-                raise AccountStorageError(f"cannot open {self.path}: {exc}") from exc
+                raise StorageError(f"cannot open {self.path}: {exc}") from exc
             connection.row_factory = sqlite3.Row
             self._local.connection = connection
             with self._lock:
@@ -112,13 +105,13 @@ class AccountDatabase:
         try:
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise AccountStorageError(f"cannot start a write on {self.path}: {exc}") from exc
+            raise StorageError(f"cannot start a write on {self.path}: {exc}") from exc
         try:
             yield connection
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(connection)
-            raise AccountStorageError(f"cannot write to {self.path}: {exc}") from exc
+            raise StorageError(f"cannot write to {self.path}: {exc}") from exc
         except BaseException:
             _rollback(connection)
             raise
@@ -130,7 +123,7 @@ class AccountDatabase:
             connection.execute("BEGIN")
             yield connection
         except sqlite3.Error as exc:
-            raise AccountStorageError(f"cannot read {self.path}: {exc}") from exc
+            raise StorageError(f"cannot read {self.path}: {exc}") from exc
         finally:
             _rollback(connection)
 

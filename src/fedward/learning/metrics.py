@@ -22,12 +22,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from fedward.errors import ValidationError
-
-
-class UndefinedMetricError(ValidationError):
-    """The metric has no value on this data (e.g. one class only)."""
-
+from fedward.errors import UndefinedMetricError, ValidationError
 
 Array = np.ndarray
 

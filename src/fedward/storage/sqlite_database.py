@@ -25,17 +25,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fedward.errors import ConfigError, FedwardError
+from fedward.errors import ConfigError, StorageError
 from fedward.storage.sqlite_schema import migrate
 
 BUSY_TIMEOUT_MS = 30_000
-
-
-class StorageError(FedwardError, RuntimeError):
-    """The database could not be read or written (disk full, corrupt file, lock timeout)."""
-
-    code = "storage"
-    exit_code = 74  # EX_IOERR
 
 
 class SqliteDatabase:

@@ -1,35 +1,21 @@
-"""How a training job can end badly, as errors a researcher can branch on.
+"""What the node's job log records for a training job that ended badly.
 
-Each carries a stable ``code`` (sent in the ``ErrorReply``) and the ``outcome`` written to
-the node's job log. A plan that raises is a plain ``JobError`` (code ``job_failed``).
+The failures themselves are in :mod:`fedward.errors`; each carries a stable ``code``
+(sent in the ``ErrorReply``) a researcher can branch on. A plan that raises is a plain
+``JobError``.
 
-    JobError                       job_failed        the plan raised; details in the job log
-    ├── JobTimedOut                job_timeout       killed at the request's deadline
-    ├── JobOutOfMemory             job_memory_limit  past ``[jobs] memory_mb``
-    ├── JobOutOfCpu                job_cpu_limit     past ``[jobs] cpu_s`` of CPU time
-    └── JobWorkerDied              job_worker_died   the worker process ended unexpectedly
+    error            code              outcome   why
+    JobError         job_failed        failed    the plan raised; details in the job log
+    JobTimedOut      job_timeout       timeout   killed at the request's deadline
+    JobOutOfMemory   job_memory_limit  killed    past ``[jobs] memory_mb``
+    JobOutOfCpu      job_cpu_limit     killed    past ``[jobs] cpu_s`` of CPU time
+    JobWorkerDied    job_worker_died   failed    the worker process ended unexpectedly
 """
 
 from __future__ import annotations
 
-from fedward.errors import JobError
+from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.storage.node_records import JobOutcome
-
-
-class JobTimedOut(JobError):
-    code = "job_timeout"
-
-
-class JobOutOfMemory(JobError):
-    code = "job_memory_limit"
-
-
-class JobOutOfCpu(JobError):
-    code = "job_cpu_limit"
-
-
-class JobWorkerDied(JobError):
-    code = "job_worker_died"
 
 
 def outcome_of(error: JobError) -> JobOutcome:

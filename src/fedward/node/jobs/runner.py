@@ -36,9 +36,8 @@ from pathlib import Path
 import msgspec
 
 from fedward.config.model import JobLimits
-from fedward.errors import JobError
+from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut, JobWorkerDied
 from fedward.node.jobs import wire
-from fedward.node.jobs.failures import JobOutOfCpu, JobOutOfMemory, JobTimedOut, JobWorkerDied
 from fedward.node.jobs.sandbox import WorkerIsolation, clean_environment, sandbox_argv
 
 log = logging.getLogger("fedward.jobs")
