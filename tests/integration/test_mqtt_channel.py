@@ -151,11 +151,13 @@ def test_handlers_run_one_at_a_time_in_arrival_order_off_the_network_thread(
 
     node.subscribe(topics.node_subscriptions("node1")[1], record)
     researcher = mqtt_testbed.channel("res1")
-    expected = [str(i).encode() for i in range(2500)]  # more than paho holds in flight
+    # More than paho keeps in flight (100), fewer than the broker queues per client (1000):
+    # past that a slow subscriber loses QoS 1 messages by design of the rendered config.
+    expected = [str(i).encode() for i in range(900)]
     for payload in expected:
         researcher.publish(topics.node_topic("node1", "res1"), payload)
 
-    assert inbox.wait_for(lambda messages: len(messages) >= len(expected))
+    assert inbox.wait_for(lambda messages: len(messages) >= len(expected), timeout_s=60)
     assert inbox.payloads() == expected
     assert len(threads) == 1 and not any(name.startswith("paho") for name in threads)
 
