@@ -7,22 +7,18 @@ one migration history; and the layering rule keeps ``fedward.gui`` off
 ``fedward.storage``. The login, approval and user-management *events* still go to the
 node's security log through ``AuditService``, so there is one log to read.
 
-Like the node database: WAL journal, a busy timeout, ``BEGIN IMMEDIATE`` for writes,
-one connection per thread, and a file created with mode 0600.
+Like the node database (same :class:`~fedward.sqlite_file.SqliteFile`): WAL journal, a
+busy timeout, ``BEGIN IMMEDIATE`` for writes, one connection per thread, and a file
+created with mode 0600.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-from fedward.errors import ConfigError, StorageError
+from fedward.errors import ConfigError
+from fedward.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
 
-BUSY_TIMEOUT_MS = 30_000
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -46,14 +42,9 @@ CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(username);
 """
 
 
-class AccountDatabase:
+class AccountDatabase(SqliteFile):
     def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
-        self.path = Path(path)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._create_file()
+        super().__init__(path, what="GUI account database", busy_timeout_ms=busy_timeout_ms)
         with self.write() as connection:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -66,75 +57,3 @@ class AccountDatabase:
                 if statement.strip():
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _create_file(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the GUI account database {self.path}: {exc.strerror}",
-                hint="check that the node's state directory is writable",
-            ) from exc
-
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                connection = sqlite3.connect(
-                    self.path,
-                    timeout=self._busy_timeout_ms / 1000,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute("PRAGMA foreign_keys = ON")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot open {self.path}: {exc}") from exc
-            connection.row_factory = sqlite3.Row
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot start a write on {self.path}: {exc}") from exc
-        try:
-            yield connection
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(connection)
-            raise StorageError(f"cannot write to {self.path}: {exc}") from exc
-        except BaseException:
-            _rollback(connection)
-            raise
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        try:
-            connection.execute("BEGIN")
-            yield connection
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read {self.path}: {exc}") from exc
-        finally:
-            _rollback(connection)
-
-    def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
-        self._local = threading.local()
-
-
-def _rollback(connection: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        connection.execute("ROLLBACK")

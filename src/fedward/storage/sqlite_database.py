@@ -1,150 +1,26 @@
-"""One SQLite file shared by the node daemon, the CLI and the GUI, possibly all at once.
+"""The node database: one SQLite file shared by the node daemon, the CLI and the GUI.
 
-Why it is built this way:
-
-- WAL journal: readers never block the writer and the writer never blocks readers, so a
-  GUI page listing datasets does not stall a training job recording its end.
-- ``busy_timeout``: when two processes want to write at the same moment, the second
-  waits for the lock instead of failing with "database is locked".
-- Writes start with ``BEGIN IMMEDIATE``: the write lock is taken before the first read of
-  the transaction, so a check-then-write (tag conflicts, "already approved") cannot
-  interleave with another process doing the same. Transactions stay short: no I/O
-  other than SQL happens inside them.
-- One connection per thread (sqlite3 connections are not meant to be shared between
-  threads) and per process: a connection inherited through ``fork`` is abandoned, never
-  used, because its locks belong to the parent.
+Connections, transactions, WAL and locking are :class:`fedward.sqlite_file.SqliteFile`'s;
+this module adds the node's schema (:mod:`fedward.storage.sqlite_schema`), brought up to
+date on open, and the epoch <-> datetime conversions the stores share.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fedward.errors import ConfigError, StorageError
+from fedward.sqlite_file import BUSY_TIMEOUT_MS, SqliteFile
 from fedward.storage.sqlite_schema import migrate
 
-BUSY_TIMEOUT_MS = 30_000
 
-
-class SqliteDatabase:
+class SqliteDatabase(SqliteFile):
     """A node database file: connections, transactions and the schema's version."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
-        self.path = Path(path)
-        self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
-        self._pid = os.getpid()
-        self._inherited: list[sqlite3.Connection] = []
-        self._create_file()
+        super().__init__(path, what="node database", busy_timeout_ms=busy_timeout_ms)
         with self.write() as connection:
             migrate(connection)
-
-    def _create_file(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # The registry holds dataset paths and audit entries: owner-only from birth.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the node database {self.path}: {exc.strerror}",
-                hint="check that the state directory is writable",
-            ) from exc
-
-    def _connection(self) -> sqlite3.Connection:
-        if os.getpid() != self._pid:
-            # Forked child: the parent's connections are not ours to use, nor to close
-            # (closing could checkpoint the parent's WAL); keep them referenced, untouched.
-            self._inherited.extend(connection for _, connection in self._connections)
-            self._local = threading.local()
-            self._connections = []
-            self._lock = threading.Lock()
-            self._pid = os.getpid()
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                # Threads come and go (request pools); their connections must not pile up.
-                finished = [pair for pair in self._connections if not pair[0].is_alive()]
-                self._connections = [p for p in self._connections if p[0].is_alive()]
-                self._connections.append((threading.current_thread(), connection))
-            for _, stale in finished:
-                stale.close()
-        return connection
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so transactions are
-            # exactly as long as the ``with`` block and no longer.
-            connection = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the node database {self.path}: {exc}") from exc
-        connection.row_factory = sqlite3.Row
-        return connection
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding the database's write lock from its first statement."""
-        connection = self._connection()
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot start a write on {self.path}: {exc}") from exc
-        try:
-            yield connection
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(connection)
-            raise StorageError(f"cannot write to {self.path}: {exc}") from exc
-        except BaseException:
-            _rollback(connection)
-            raise
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same snapshot."""
-        connection = self._connection()
-        try:
-            connection.execute("BEGIN")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read {self.path}: {exc}") from exc
-        try:
-            yield connection
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read {self.path}: {exc}") from exc
-        finally:
-            _rollback(connection)
-
-    def close(self) -> None:
-        """Close every connection this process opened (any thread)."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for _, connection in connections:
-            connection.close()
-        self._local = threading.local()
-
-
-def _rollback(connection: sqlite3.Connection) -> None:
-    # Also ends read transactions; a connection that is already broken has nothing to undo.
-    with contextlib.suppress(sqlite3.Error):
-        connection.execute("ROLLBACK")
 
 
 def to_epoch(moment: datetime) -> float:
