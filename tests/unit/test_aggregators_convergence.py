@@ -19,8 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedward.learning.plan import (
+    SCAFFOLD_DELTA_CONTROL,
+    SCAFFOLD_NODE_CONTROL,
+    SCAFFOLD_SERVER_CONTROL,
+)
 from fedward.researcher.aggregators import Aggregator, FedAvg, FedProx, Scaffold
-from fedward.researcher.aggregators.scaffold import DELTA_CONTROL, NODE_CONTROL, SERVER_CONTROL
 
 DIM = 5
 NODES = 4
@@ -49,15 +53,15 @@ class QuadraticNode:
         mu = float(aggregator.training_args_for_node(self.node_id).get("fedprox_mu", 0.0))
         extras = aggregator.extras_for_node(self.node_id)
         correction = np.zeros(DIM)
-        if SERVER_CONTROL in extras:
-            correction = extras[SERVER_CONTROL]["w"] - extras[NODE_CONTROL]["w"]
+        if SCAFFOLD_SERVER_CONTROL in extras:
+            correction = extras[SCAFFOLD_SERVER_CONTROL]["w"] - extras[SCAFFOLD_NODE_CONTROL]["w"]
         y = x.copy()
         for _ in range(LOCAL_STEPS):
             y -= LOCAL_LR * (self.gradient(y) + mu * (y - x) + correction)
-        if SERVER_CONTROL not in extras:
+        if SCAFFOLD_SERVER_CONTROL not in extras:
             return y, {}
-        delta = (x - y) / (LOCAL_STEPS * LOCAL_LR) - extras[SERVER_CONTROL]["w"]
-        return y, {DELTA_CONTROL: {"w": delta}}
+        delta = (x - y) / (LOCAL_STEPS * LOCAL_LR) - extras[SCAFFOLD_SERVER_CONTROL]["w"]
+        return y, {SCAFFOLD_DELTA_CONTROL: {"w": delta}}
 
 
 def make_nodes() -> list[QuadraticNode]:

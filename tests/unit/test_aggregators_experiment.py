@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from fedward.core.messages import TrainReply, TrainRequest
+from fedward.learning.plan import (
+    SCAFFOLD_DELTA_CONTROL,
+    SCAFFOLD_NODE_CONTROL,
+    SCAFFOLD_SERVER_CONTROL,
+)
 from fedward.protocol.params_wire import params_from_bytes, params_to_bytes
 from fedward.researcher.aggregators import CoordinateMedian, FedProx, Krum, Scaffold
-from fedward.researcher.aggregators.scaffold import DELTA_CONTROL, NODE_CONTROL, SERVER_CONTROL
 
 from .researcher_fake_node import FakeNode, NodeBehaviour, add
 from .test_selection import Harness
@@ -38,9 +42,10 @@ class ScaffoldNode(FakeNode):
         extra_blobs = {}
         if self.implements:
             delta = {
-                name: np.full_like(v, self.delta) for name, v in extras[SERVER_CONTROL].items()
+                name: np.full_like(v, self.delta)
+                for name, v in extras[SCAFFOLD_SERVER_CONTROL].items()
             }
-            extra_blobs[DELTA_CONTROL] = self.blobs.put_bytes(
+            extra_blobs[SCAFFOLD_DELTA_CONTROL] = self.blobs.put_bytes(
                 params_to_bytes(delta), readers=[researcher_id]
             )
         self.reply(
@@ -76,15 +81,15 @@ def test_scaffold_controls_travel_to_each_node_and_deltas_come_back(harness: Har
     experiment = harness.experiment(rounds=2, aggregator=aggregator)
     experiment.run()
     # Round 0: c = 0, c_i = 0. After: c = (0.5 + 1.5) / 2 = 1, c_1 = 0.5, c_2 = 1.5.
-    np.testing.assert_allclose(first.extras_seen[0][SERVER_CONTROL]["weight"], 0.0)
-    np.testing.assert_allclose(first.extras_seen[1][SERVER_CONTROL]["weight"], 1.0)
-    np.testing.assert_allclose(first.extras_seen[1][NODE_CONTROL]["weight"], 0.5)
-    np.testing.assert_allclose(second.extras_seen[1][NODE_CONTROL]["weight"], 1.5)
-    assert set(first.extras_seen[1][SERVER_CONTROL]) == {"weight", "offset"}
+    np.testing.assert_allclose(first.extras_seen[0][SCAFFOLD_SERVER_CONTROL]["weight"], 0.0)
+    np.testing.assert_allclose(first.extras_seen[1][SCAFFOLD_SERVER_CONTROL]["weight"], 1.0)
+    np.testing.assert_allclose(first.extras_seen[1][SCAFFOLD_NODE_CONTROL]["weight"], 0.5)
+    np.testing.assert_allclose(second.extras_seen[1][SCAFFOLD_NODE_CONTROL]["weight"], 1.5)
+    assert set(first.extras_seen[1][SCAFFOLD_SERVER_CONTROL]) == {"weight", "offset"}
     # Each node's control is sent to that node only.
     request = second.train_requests()[1]
     with pytest.raises(LookupError):
-        first.blobs.get_bytes(request.extra_blobs[NODE_CONTROL])
+        first.blobs.get_bytes(request.extra_blobs[SCAFFOLD_NODE_CONTROL])
     np.testing.assert_allclose(experiment.aggregated_params()["weight"], 4.0)  # 2 x mean(1, 3)
     np.testing.assert_allclose(aggregator.control["weight"], 2.0)
 

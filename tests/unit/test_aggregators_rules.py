@@ -8,6 +8,11 @@ import numpy as np
 import pytest
 
 from fedward.errors import ValidationError
+from fedward.learning.plan import (
+    SCAFFOLD_DELTA_CONTROL,
+    SCAFFOLD_NODE_CONTROL,
+    SCAFFOLD_SERVER_CONTROL,
+)
 from fedward.researcher.aggregators import (
     AGGREGATORS,
     CoordinateMedian,
@@ -20,7 +25,6 @@ from fedward.researcher.aggregators import (
     TrimmedMean,
     aggregator_from_config,
 )
-from fedward.researcher.aggregators.scaffold import DELTA_CONTROL, NODE_CONTROL, SERVER_CONTROL
 
 
 def vec(*values: float) -> np.ndarray:
@@ -59,7 +63,10 @@ def scaffold_round(
     for node_id, (params, delta, weight) in sorted(updates.items()):
         buffer = np.array([2.0 * weight])
         aggregator.add(
-            node_id, {"w": params, "buffer:m": buffer}, weight, extras={DELTA_CONTROL: {"w": delta}}
+            node_id,
+            {"w": params, "buffer:m": buffer},
+            weight,
+            extras={SCAFFOLD_DELTA_CONTROL: {"w": delta}},
         )
     return aggregator.finish()
 
@@ -68,7 +75,7 @@ def test_scaffold_averages_params_and_moves_the_control_by_the_sum_of_deltas_ove
     aggregator = Scaffold()
     start = {"w": vec(0, 0), "buffer:m": vec(0)}
     first = aggregator.extras_for_node("a")
-    assert set(first) == {SERVER_CONTROL, NODE_CONTROL}
+    assert set(first) == {SCAFFOLD_SERVER_CONTROL, SCAFFOLD_NODE_CONTROL}
     result = scaffold_round(
         aggregator,
         start,
@@ -81,9 +88,9 @@ def test_scaffold_averages_params_and_moves_the_control_by_the_sum_of_deltas_ove
     # c = 0 + ([0.4, -0.8] + [0.2, 0.4]) / 4
     np.testing.assert_allclose(aggregator.control["w"], [0.15, -0.1])
     extras = aggregator.extras_for_node("a")
-    np.testing.assert_allclose(extras[SERVER_CONTROL]["w"], [0.15, -0.1])
-    np.testing.assert_allclose(extras[NODE_CONTROL]["w"], [0.4, -0.8])
-    assert "buffer:m" not in extras[SERVER_CONTROL]
+    np.testing.assert_allclose(extras[SCAFFOLD_SERVER_CONTROL]["w"], [0.15, -0.1])
+    np.testing.assert_allclose(extras[SCAFFOLD_NODE_CONTROL]["w"], [0.4, -0.8])
+    assert "buffer:m" not in extras[SCAFFOLD_SERVER_CONTROL]
     np.testing.assert_allclose(aggregator.node_control("c")["w"], [0.0, 0.0])
 
 
@@ -123,8 +130,10 @@ def test_scaffold_refuses_an_update_without_control_delta_and_keeps_its_state() 
     with pytest.raises(ValidationError, match="scaffold_delta_control"):
         aggregator.add("a", {"w": vec(9, 9)}, 1.0)
     with pytest.raises(ValidationError, match="control delta"):
-        aggregator.add("a", {"w": vec(9, 9)}, 1.0, extras={DELTA_CONTROL: {"w": vec(1, 2, 3)}})
-    aggregator.add("b", {"w": vec(1, 1)}, 1.0, extras={DELTA_CONTROL: {"w": vec(2, 2)}})
+        aggregator.add(
+            "a", {"w": vec(9, 9)}, 1.0, extras={SCAFFOLD_DELTA_CONTROL: {"w": vec(1, 2, 3)}}
+        )
+    aggregator.add("b", {"w": vec(1, 1)}, 1.0, extras={SCAFFOLD_DELTA_CONTROL: {"w": vec(2, 2)}})
     np.testing.assert_allclose(aggregator.finish()["w"], [1, 1])
     np.testing.assert_allclose(aggregator.control["w"], [1, 1])
     np.testing.assert_allclose(aggregator.node_control("a")["w"], [0, 0])
@@ -133,7 +142,7 @@ def test_scaffold_refuses_an_update_without_control_delta_and_keeps_its_state() 
 def test_a_scaffold_round_that_never_finishes_changes_no_control() -> None:
     aggregator = Scaffold()
     aggregator.begin_round({"w": vec(0)}, 0, population=1)
-    aggregator.add("a", {"w": vec(1)}, 1.0, extras={DELTA_CONTROL: {"w": vec(5)}})
+    aggregator.add("a", {"w": vec(1)}, 1.0, extras={SCAFFOLD_DELTA_CONTROL: {"w": vec(5)}})
     aggregator.begin_round({"w": vec(0)}, 0, population=1)  # the round is retried
     np.testing.assert_allclose(aggregator.node_control("a")["w"], [0])
     np.testing.assert_allclose(aggregator.control["w"], [0])

@@ -33,6 +33,11 @@ import numpy as np
 from fedward.core.aggregation import Layout, WeightedMean, layout_of
 from fedward.core.params import Params
 from fedward.errors import ValidationError
+from fedward.learning.plan import (
+    SCAFFOLD_DELTA_CONTROL,
+    SCAFFOLD_NODE_CONTROL,
+    SCAFFOLD_SERVER_CONTROL,
+)
 from fedward.researcher.aggregators.base import (
     Aggregator,
     TensorGroups,
@@ -43,9 +48,6 @@ from fedward.researcher.aggregators.base import (
 )
 from fedward.researcher.aggregators.shelf import ParamsShelf
 
-SERVER_CONTROL = "scaffold_server_control"
-NODE_CONTROL = "scaffold_node_control"
-DELTA_CONTROL = "scaffold_delta_control"
 _NODE_GROUP = "node_control-"
 
 
@@ -92,7 +94,10 @@ class Scaffold(Aggregator):
         return self._controls.get(node_id) or zeros_like_layout(self._layout)
 
     def extras_for_node(self, node_id: str) -> dict[str, Params]:
-        return {SERVER_CONTROL: self.control, NODE_CONTROL: self.node_control(node_id)}
+        return {
+            SCAFFOLD_SERVER_CONTROL: self.control,
+            SCAFFOLD_NODE_CONTROL: self.node_control(node_id),
+        }
 
     def add(
         self,
@@ -102,11 +107,11 @@ class Scaffold(Aggregator):
         layout: Layout | None = None,
         extras: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> None:
-        delta = (extras or {}).get(DELTA_CONTROL)
+        delta = (extras or {}).get(SCAFFOLD_DELTA_CONTROL)
         if delta is None:
             raise ValidationError(
                 f"SCAFFOLD needs the node's control update, but the plan returned no "
-                f"{DELTA_CONTROL!r} extra",
+                f"{SCAFFOLD_DELTA_CONTROL!r} extra",
                 hint="use a training plan that implements SCAFFOLD's client step",
             )
         check_layout(self._layout, layout_of(delta), "control delta")
