@@ -19,11 +19,12 @@ import click
 from fedward.node.cli_context import NodeCliContext, pass_node
 from fedward.node.cli_datasets import dataset_group
 from fedward.node.cli_plans import plan_group
-from fedward.node.cli_text import render_table, short, when
+from fedward.node.cli_text import short, when
 from fedward.node.services import AuditEvent, JobRecord
 from fedward.node.start_command import start
+from fedward.text_table import render_table
 
-__all__ = ["NodeCliContext", "node", "render_table"]
+__all__ = ["NodeCliContext", "node"]
 
 
 @click.group("node", context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from fedward.node.cli_context import NodeCliContext, admin_name, pass_node
-from fedward.node.cli_text import render_fields, render_table, short, when
+from fedward.node.cli_text import render_fields, short, when
 from fedward.storage.node_records import DatasetRecord
+from fedward.text_table import render_table
 
 
 @click.group("dataset")

@@ -15,9 +15,10 @@ import click
 
 from fedward.errors import PlanError
 from fedward.node.cli_context import NodeCliContext, admin_name, pass_node
-from fedward.node.cli_text import render_fields, render_table, short, when
+from fedward.node.cli_text import render_fields, short, when
 from fedward.node.plan_files import plan_source_from_text
 from fedward.storage.node_records import PLAN_STATUSES, PlanRecord, PlanStatus
+from fedward.text_table import render_table
 
 
 @click.group("plan")

@@ -1,18 +1,13 @@
-"""Plain-text rendering for the node CLI: tables, times, shortened values."""
+"""Plain-text rendering for the node CLI: fields, times, shortened values.
+
+Tables are :func:`fedward.text_table.render_table`.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from datetime import datetime
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell; newlines inside cells become spaces."""
-    cells = [[" ".join(str(v).split()) for v in row] for row in [headers, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def render_fields(rows: Sequence[tuple[str, str]]) -> str:

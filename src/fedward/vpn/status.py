@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fedward.errors import VpnError
+from fedward.text_table import render_table
 from fedward.vpn.registry import PeerRecord
 from fedward.vpn.system_tools import run_tool
 
@@ -47,19 +48,9 @@ def interface_status(interface: str) -> list[PeerStatus]:
     return parse_wg_dump(run_tool(["wg", "show", interface, "dump"]))
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """The seed's table layout: columns two spaces apart, a dashed rule under the header."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
 def format_peer_list(peers: Sequence[PeerRecord]) -> str:
     rows = [[p.peer_type, p.peer_id, f"{p.address}/32", str(sorted(p.public_keys))] for p in peers]
-    return format_table(["type", "id", "prefix", "peers"], rows)
+    return render_table(["type", "id", "prefix", "peers"], rows, rule=True)
 
 
 def _ago(timestamp: int | None, now: float) -> str:
@@ -104,7 +95,7 @@ def format_status(
         for p in peers
     ]
     headers = ["peer", "allowed ips", "endpoint", "latest handshake", "received", "sent"]
-    return format_table(headers, rows)
+    return render_table(headers, rows, rule=True)
 
 
 def peer_names(peers: Sequence[PeerRecord]) -> dict[str, str]:
