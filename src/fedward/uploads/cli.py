@@ -11,6 +11,14 @@ from fedward.errors import NotFound
 
 _TOKENS_HELP = "The tokens file (JSON peer id -> token hash, mode 0600)."
 
+tokens_option = click.option(
+    "--tokens",
+    "tokens_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=_TOKENS_HELP,
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def uploads() -> None:
@@ -97,13 +105,7 @@ def token() -> None:
 
 @token.command("add")
 @click.argument("peer_id")
-@click.option(
-    "--tokens",
-    "tokens_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=_TOKENS_HELP,
-)
+@tokens_option
 def token_add(peer_id: str, tokens_file: Path) -> None:
     """Make a new token for PEER_ID (replacing its old one) and print it once."""
     from fedward.uploads.tokens import add_token
@@ -113,13 +115,7 @@ def token_add(peer_id: str, tokens_file: Path) -> None:
 
 @token.command("remove")
 @click.argument("peer_id")
-@click.option(
-    "--tokens",
-    "tokens_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=_TOKENS_HELP,
-)
+@tokens_option
 def token_remove(peer_id: str, tokens_file: Path) -> None:
     """Revoke PEER_ID's token."""
     from fedward.uploads.tokens import remove_token
@@ -130,13 +126,7 @@ def token_remove(peer_id: str, tokens_file: Path) -> None:
 
 
 @token.command("list")
-@click.option(
-    "--tokens",
-    "tokens_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=_TOKENS_HELP,
-)
+@tokens_option
 def token_list(tokens_file: Path) -> None:
     """Print the peers that hold a token, one per line."""
     from fedward.uploads.tokens import read_token_hashes
