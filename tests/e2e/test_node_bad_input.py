@@ -157,6 +157,8 @@ def test_second_node_with_an_online_id_is_refused(
     assert result.returncode != 0
     assert "already online" in result.stderr
     raw.assert_node_answers_ping()
+    # The refused duplicate's presence check did not make the researcher drop node1.
+    assert "node1" in federation.researcher().online_nodes()
 
 
 def test_upload_over_the_limit_is_refused_and_node_keeps_serving(

@@ -315,7 +315,19 @@ def test_malformed_presence_is_ignored(
     assert eventually(lambda: federation.online_nodes() == ["node1", "node2", "node3"])
     channel = broker.connect("vandal")
     channel.publish(topics.presence_topic("node1"), b"garbage", retain=True)
-    offline = encode_presence(NodePresence(state="offline", instance_id="x"))
+    offline = encode_presence(NodePresence(state="offline", instance_id="i-node3"))
     channel.publish("fedward/v1/presence/node2/extra", offline)  # not a presence topic
-    channel.publish(topics.presence_topic("node3"), offline)
+    channel.publish(topics.presence_topic("node3"), offline)  # valid: node3 goes offline
     assert eventually(lambda: federation.online_nodes() == ["node1", "node2"])
+
+
+def test_offline_of_another_instance_does_not_take_down_the_online_one(
+    federation: Federation, broker: MemoryBroker, nodes: dict[str, FakeNode]
+) -> None:
+    # The late will of a restarted node, or a refused duplicate's presence check.
+    assert eventually(lambda: federation.online_nodes() == ["node1", "node2", "node3"])
+    channel = broker.connect("old-instance")
+    stale = encode_presence(NodePresence(state="offline", instance_id="i-previous"))
+    channel.publish(topics.presence_topic("node2"), stale)
+    time.sleep(0.2)
+    assert federation.online_nodes() == ["node1", "node2", "node3"]

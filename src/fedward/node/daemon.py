@@ -33,7 +33,7 @@ from fedward.core.messages import (
     SearchRequest,
     TrainRequest,
 )
-from fedward.errors import Conflict, FedwardError, ProtocolError
+from fedward.errors import Conflict, FedwardError, ProtocolError, TransportError
 from fedward.node import handlers, train_handler
 from fedward.node.handlers import NodeContext
 from fedward.protocol import topics
@@ -91,7 +91,7 @@ class NodeDaemon:
     def node_id(self) -> str:
         return self._node_id
 
-    def start(self, presence_wait_s: float = 0.5) -> None:
+    def start(self, presence_wait_s: float = 10.0) -> None:
         """Connect, refuse to run if the same node id is already online, announce presence."""
         offline = encode_presence(NodePresence(state="offline", instance_id=self._instance_id))
         presence = topics.presence_topic(self._node_id)
@@ -99,18 +99,32 @@ class NodeDaemon:
             f"node-{self._node_id}-{self._instance_id}", Will(presence, offline)
         )
         seen: list[NodePresence] = []
-        got = threading.Event()
+        marker_back = threading.Event()
 
         def on_presence(topic: str, payload: bytes) -> None:
             try:
-                seen.append(decode_presence(payload))
+                message = decode_presence(payload)
             except ProtocolError:
                 log.warning("ignoring malformed presence message on %s", topic)
-            got.set()
+                return
+            if message.instance_id == self._instance_id:
+                marker_back.set()
+            else:
+                seen.append(message)
 
         channel.subscribe(presence, on_presence)
-        got.wait(presence_wait_s)  # a retained message, if any, arrives right after subscribing
-        online = [p for p in seen if p.state == "online" and p.instance_id != self._instance_id]
+        # The broker hands a retained presence to a new subscriber before anything published
+        # after the subscription, so once our own (unretained) marker comes back we have seen
+        # whoever claims this node id: no guessing how long to wait, even on a loaded host.
+        channel.publish(presence, offline)
+        if not marker_back.wait(presence_wait_s):
+            channel.close()
+            raise TransportError(
+                f"the broker did not echo node {self._node_id!r}'s presence check "
+                f"within {presence_wait_s:.0f} s",
+                hint="check the broker's ACL lets this node read and write its presence topic",
+            )
+        online = [p for p in seen if p.state == "online"]
         if online:
             channel.close()
             raise Conflict(

@@ -149,6 +149,16 @@ class Federation:
             return
         with self._presence_lock:
             previous = self._presence.get(node_id)
+            # "offline" speaks only for the instance that said it: the late will of a
+            # restarted node, or the presence check of a refused duplicate, must not
+            # take down the instance that is online now.
+            if (
+                presence.state == "offline"
+                and previous is not None
+                and previous.state == "online"
+                and previous.instance_id != presence.instance_id
+            ):
+                return
             self._presence[node_id] = presence
             self._presence_seen_at = time.monotonic()
         if presence.state == "offline" and (previous is None or previous.state == "online"):
