@@ -1,4 +1,5 @@
-"""``AuditStore`` on SQLite; ``insert_audit_entry`` audits inside another store's transaction."""
+"""``AuditStore`` on SQLite; ``insert_audit_entry`` and ``execute_audited`` audit inside
+another store's transaction, so a change and its audit entry commit together."""
 
 from __future__ import annotations
 
@@ -24,6 +25,19 @@ def insert_audit_entry(connection: sqlite3.Connection, entry: AuditEntry) -> Aud
         detail=entry.detail,
         event_id=event_id,
     )
+
+
+def execute_audited(
+    connection: sqlite3.Connection,
+    statement: str,
+    parameters: tuple[object, ...],
+    audit: AuditEntry,
+) -> int:
+    """Run an UPDATE or DELETE; audit it only if it changed a row. Returns the row count."""
+    count = connection.execute(statement, parameters).rowcount
+    if count:
+        insert_audit_entry(connection, audit)
+    return count
 
 
 def _event(row: sqlite3.Row) -> AuditEvent:

@@ -11,7 +11,7 @@ from pathlib import Path
 from fedward.errors import Conflict
 from fedward.storage.node_records import AuditEntry, DatasetRecord
 from fedward.storage.node_stores import DatasetCheck
-from fedward.storage.sqlite_audit import insert_audit_entry
+from fedward.storage.sqlite_audit import execute_audited, insert_audit_entry
 from fedward.storage.sqlite_database import SqliteDatabase, from_epoch, to_epoch
 
 _ALL = "SELECT * FROM datasets ORDER BY created_at, dataset_id"
@@ -76,18 +76,12 @@ class SqliteDatasetStore:
 
     def delete(self, dataset_id: str, audit: AuditEntry) -> bool:
         with self._database.write() as connection:
-            cursor = connection.execute("DELETE FROM datasets WHERE dataset_id = ?", (dataset_id,))
-            if cursor.rowcount == 0:
-                return False
-            insert_audit_entry(connection, audit)
-            return True
+            statement = "DELETE FROM datasets WHERE dataset_id = ?"
+            return execute_audited(connection, statement, (dataset_id,), audit) > 0
 
     def delete_all(self, audit: AuditEntry) -> int:
         with self._database.write() as connection:
-            removed = connection.execute("DELETE FROM datasets").rowcount
-            if removed:
-                insert_audit_entry(connection, audit)
-            return removed
+            return execute_audited(connection, "DELETE FROM datasets", (), audit)
 
 
 def _select(

@@ -8,13 +8,15 @@ from datetime import datetime
 
 from fedward.errors import Conflict, NotFound
 from fedward.storage.node_records import AuditEntry, JobOutcome, JobRecord
-from fedward.storage.sqlite_audit import insert_audit_entry
+from fedward.storage.sqlite_audit import execute_audited, insert_audit_entry
 from fedward.storage.sqlite_database import (
     SqliteDatabase,
     from_epoch,
     from_optional_epoch,
     to_epoch,
 )
+
+_BY_ID = "SELECT * FROM jobs WHERE job_id = ?"
 
 
 class SqliteJobStore:
@@ -56,7 +58,7 @@ class SqliteJobStore:
         audit: AuditEntry,
     ) -> JobRecord:
         with self._database.write() as connection:
-            row = connection.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = connection.execute(_BY_ID, (job_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no job with id {job_id!r}")
             if row["outcome"] != "running":
@@ -67,12 +69,12 @@ class SqliteJobStore:
                 (outcome, message, json.dumps(metrics), to_epoch(finished_at), job_id),
             )
             insert_audit_entry(connection, audit)
-            updated = connection.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+            updated = connection.execute(_BY_ID, (job_id,))
             return _record(updated.fetchone())
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._database.read() as connection:
-            row = connection.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = connection.execute(_BY_ID, (job_id,)).fetchone()
         return None if row is None else _record(row)
 
     def list(self, limit: int) -> list[JobRecord]:
@@ -85,15 +87,13 @@ class SqliteJobStore:
     def finish_running(
         self, outcome: JobOutcome, message: str, finished_at: datetime, audit: AuditEntry
     ) -> int:
+        statement = (
+            "UPDATE jobs SET outcome = ?, message = ?, finished_at = ? WHERE outcome = 'running'"
+        )
         with self._database.write() as connection:
-            count = connection.execute(
-                "UPDATE jobs SET outcome = ?, message = ?, finished_at = ?"
-                " WHERE outcome = 'running'",
-                (outcome, message, to_epoch(finished_at)),
-            ).rowcount
-            if count:
-                insert_audit_entry(connection, audit)
-            return count
+            return execute_audited(
+                connection, statement, (outcome, message, to_epoch(finished_at)), audit
+            )
 
 
 def _record(row: sqlite3.Row) -> JobRecord:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from fedward.errors import Conflict, NotFound
 from fedward.storage.node_records import AuditEntry, PlanRecord, PlanStatus
 from fedward.storage.node_stores import PlanChange
-from fedward.storage.sqlite_audit import insert_audit_entry
+from fedward.storage.sqlite_audit import execute_audited, insert_audit_entry
 from fedward.storage.sqlite_database import (
     SqliteDatabase,
     from_epoch,
@@ -67,11 +67,8 @@ class SqlitePlanStore:
 
     def delete(self, plan_id: str, audit: AuditEntry) -> bool:
         with self._database.write() as connection:
-            cursor = connection.execute("DELETE FROM plans WHERE plan_id = ?", (plan_id,))
-            if cursor.rowcount == 0:
-                return False
-            insert_audit_entry(connection, audit)
-            return True
+            statement = "DELETE FROM plans WHERE plan_id = ?"
+            return execute_audited(connection, statement, (plan_id,), audit) > 0
 
     def _one(self, query: str, key: str) -> PlanRecord | None:
         with self._database.read() as connection:
