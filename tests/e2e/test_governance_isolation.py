@@ -28,7 +28,7 @@ from fedward.demo.data import breast_cancer_split
 from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
-from fedward.node.wiring import node_services
+from fedward.node.services import open_node_services_for
 from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import Experiment
 from tests.node_job_plans import probes
@@ -91,7 +91,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederatio
     fed.start()
     try:
         fed.add_dataset(NODE, data_type="csv", path=table, name="bc", tags=TAGS)
-        services = node_services(fed.nodes[NODE].config)
+        services = open_node_services_for(fed.nodes[NODE].config)
         for class_name, source in PROBE_SOURCES.items():
             services.plans.register(source, class_name, class_name, approve=True)
         services.close()

@@ -21,8 +21,8 @@ from fedward.learning.plan import TrainingPlan
 from fedward.learning.plans.torch_mlp import TorchMLPPlan
 from fedward.node.daemon import NodeDaemon
 from fedward.node.gpu import DeviceProbe, cuda_device_count
-from fedward.node.services import NodeServices
-from fedward.node.wiring import build_node_daemon, node_services
+from fedward.node.services import NodeServices, open_node_services_for
+from fedward.node.wiring import build_node_daemon
 from fedward.researcher import Experiment
 from fedward.researcher.federation import Federation
 from fedward.transport.channel import Channel, Will
@@ -70,7 +70,7 @@ def start_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
             approval_required=approval,
             gpu=gpu or GpuPolicy(),
         )
-        services = node_services(config)
+        services = open_node_services_for(config)
         if not services.datasets.list():
             services.datasets.add("csv", table, "table", TAGS)
         broker, blobs = MemoryBroker(), MemoryBlobStore()

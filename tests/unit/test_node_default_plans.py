@@ -17,7 +17,8 @@ from fedward.learning.plan_source import plan_source
 from fedward.node.default_plans import SHIPPED_PLANS, default_plans
 from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.node.plan_files import missing_packages, plan_source_from_text
-from fedward.node.wiring import build_node_daemon, node_services
+from fedward.node.services import open_node_services_for
+from fedward.node.wiring import build_node_daemon
 from fedward.transport.channel import Channel, Will
 from fedward.transport.memory import MemoryBlobStore, MemoryBroker
 
@@ -104,7 +105,7 @@ def _registry_after_start(tmp_path: Path, *, allow: bool) -> dict[str, tuple[str
         isolation=WorkerIsolation.none(),
     )
     daemon.stop()
-    services = node_services(config)
+    services = open_node_services_for(config)
     try:
         return {r.name: (r.kind, r.status, r.digest) for r in services.plans.list()}
     finally:

@@ -34,7 +34,7 @@ from fedward.config.model import (
     UploadsEndpoint,
 )
 from fedward.errors import TransportError
-from fedward.node.wiring import node_services
+from fedward.node.services import open_node_services_for
 from fedward.researcher.connect import connect
 from fedward.researcher.federation import Federation
 from fedward.storage.atomic import atomic_write_text
@@ -200,7 +200,7 @@ class LocalFederation:
         tags: Sequence[str],
         description: str = "",
     ) -> str:
-        services = node_services(self.nodes[node_id].config)
+        services = open_node_services_for(self.nodes[node_id].config)
         record = services.datasets.add(data_type, Path(path), name, list(tags), description)
         return record.dataset_id
 

@@ -103,7 +103,8 @@ def adduser_command(
     config_path: Path | None,
 ) -> None:
     """Create a GUI account (the password is prompted for, twice)."""
-    from fedward.gui.context import open_accounts, open_node_services_for
+    from fedward.gui.context import open_accounts
+    from fedward.node.services import open_node_services_for
 
     if admin and role not in (None, "admin"):
         raise click.UsageError("--admin and --role viewer/approver contradict each other")

@@ -16,23 +16,13 @@ from fedward.gui.folder_browser import FolderBrowser
 from fedward.gui.login_throttle import LoginThrottle
 from fedward.gui.sessions import SessionStore
 from fedward.gui.settings import GuiSettings
-from fedward.node.services import NodeServices, open_node_services
+from fedward.node.services import NodeServices, open_node_services_for
 
 GUI_DATABASE_NAME = "gui.sqlite3"
 
 
 def gui_database_path(config: NodeConfig) -> Path:
     return config.state_dir / GUI_DATABASE_NAME
-
-
-def open_node_services_for(config: NodeConfig) -> NodeServices:
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return open_node_services(
-        config.database_path,
-        config.data_root,
-        digest_algorithm=config.digest_algorithm,
-        approval_required=config.approval_required,
-    )
 
 
 @dataclass

@@ -10,7 +10,7 @@ import click
 
 from fedward.config.loader import load_node_config
 from fedward.config.model import NodeConfig
-from fedward.node.services import NodeServices, open_node_services
+from fedward.node.services import NodeServices, open_node_services_for
 
 
 @dataclass
@@ -32,14 +32,7 @@ class NodeCliContext:
 
     def services(self) -> NodeServices:
         if self._services is None:
-            config = self.load_config()
-            config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._services = open_node_services(
-                config.database_path,
-                config.data_root,
-                digest_algorithm=config.digest_algorithm,
-                approval_required=config.approval_required,
-            )
+            self._services = open_node_services_for(self.load_config())
         return self._services
 
     def close(self) -> None:

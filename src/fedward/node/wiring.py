@@ -13,7 +13,7 @@ from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.handlers import NodeContext
 from fedward.node.jobs.runner import JobRunner
 from fedward.node.jobs.sandbox import WorkerIsolation
-from fedward.node.services import NodeServices, open_node_services
+from fedward.node.services import NodeServices, open_node_services_for
 from fedward.transport.blobs import BlobStore
 from fedward.transport.channel import Will
 
@@ -40,16 +40,6 @@ def http_blob_store(config: NodeConfig) -> BlobStore:
     return HttpBlobStore(config.uploads.base_url, config.uploads.token.reveal())
 
 
-def node_services(config: NodeConfig) -> NodeServices:
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return open_node_services(
-        config.database_path,
-        config.data_root,
-        digest_algorithm=config.digest_algorithm,
-        approval_required=config.approval_required,
-    )
-
-
 def build_node_daemon(
     config: NodeConfig,
     *,
@@ -66,7 +56,7 @@ def build_node_daemon(
             "training-plan approval is DISABLED (ENABLE_TRAINING_PLAN_APPROVAL=false): "
             "any plan a researcher sends will run on this node's data"
         )
-    services = services or node_services(config)
+    services = services or open_node_services_for(config)
     if config.allow_default_plans:
         services.plans.sync_defaults(default_plans())
     else:

@@ -5,7 +5,8 @@
                   default plans
 - ``jobs``        ``JobService``: the job log (start, finish, durations)
 - ``audit``       ``AuditService``: the security log (decisions, jobs, logins)
-- ``factory``     ``open_node_services(database_path, data_root, ...) -> NodeServices``
+- ``factory``     ``open_node_services(database_path, data_root, ...) -> NodeServices``;
+                  ``open_node_services_for(config)`` from a ``NodeConfig``
 
 Records (``DatasetRecord``, ``PlanRecord``, ``JobRecord``, ``AuditEvent``) are plain frozen
 values from ``fedward.storage.node_records``. No SQL here: services apply the rules and
@@ -15,7 +16,11 @@ stores (``fedward.storage``) keep the data.
 from fedward.node.services.audit import AuditService
 from fedward.node.services.dataset_inspection import DatasetInspection, DatasetInspector
 from fedward.node.services.datasets import DatasetService, parse_tags
-from fedward.node.services.factory import NodeServices, open_node_services
+from fedward.node.services.factory import (
+    NodeServices,
+    open_node_services,
+    open_node_services_for,
+)
 from fedward.node.services.jobs import JobService
 from fedward.node.services.plans import SYSTEM, PlanService
 from fedward.storage.node_records import (
@@ -47,5 +52,6 @@ __all__ = [
     "PlanStatus",
     "PlanStatusOrUnknown",
     "open_node_services",
+    "open_node_services_for",
     "parse_tags",
 ]

@@ -1,10 +1,14 @@
-"""``open_node_services``: the one place that picks SQLite for the node's services."""
+"""``open_node_services``: the one place that picks SQLite for the node's services.
+
+``open_node_services_for(config)`` is how the daemon, the node CLI and the GUI open them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedward.config.model import NodeConfig
 from fedward.node.services.audit import AuditService
 from fedward.node.services.dataset_inspection import DatasetInspector
 from fedward.node.services.datasets import DatasetService
@@ -49,4 +53,15 @@ def open_node_services(
         jobs=JobService(SqliteJobStore(database)),
         audit=AuditService(SqliteAuditStore(database)),
         database=database,
+    )
+
+
+def open_node_services_for(config: NodeConfig) -> NodeServices:
+    """The services of the node ``config`` describes; creates its state directory (0700)."""
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return open_node_services(
+        config.database_path,
+        config.data_root,
+        digest_algorithm=config.digest_algorithm,
+        approval_required=config.approval_required,
     )
