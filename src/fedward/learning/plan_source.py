@@ -55,13 +55,13 @@ def plan_source(cls: type[TrainingPlan]) -> str:
         file_tree = ast.parse(file_text) if file_text else ast.Module(body=[], type_ignores=[])
     except SyntaxError as exc:
         raise PlanError(f"cannot parse {filename}: line {exc.lineno}: {exc.msg}") from exc
-    imports = _top_level_imports(file_tree, filename)
+    imports = top_level_imports(file_tree, filename)
     _refuse_module_level_names(file_tree, class_text, cls.__name__)
-    header = "\n".join(ast.unparse(node) for node in imports)
-    return f"{header}\n\n\n{class_text}" if header else class_text
+    return joined_plan_source(imports, class_text)
 
 
-def _top_level_imports(tree: ast.Module, filename: str) -> list[ast.stmt]:
+def top_level_imports(tree: ast.Module, filename: str) -> list[ast.stmt]:
+    """The file's top-level import statements; PlanError for a relative import."""
     imports: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -73,6 +73,12 @@ def _top_level_imports(tree: ast.Module, filename: str) -> list[ast.stmt]:
         if isinstance(node, ast.Import | ast.ImportFrom):
             imports.append(node)
     return imports
+
+
+def joined_plan_source(imports: list[ast.stmt], class_text: str) -> str:
+    """The text that travels: the imports, two blank lines, the class."""
+    header = "\n".join(ast.unparse(node) for node in imports)
+    return f"{header}\n\n\n{class_text}" if header else class_text
 
 
 def _refuse_module_level_names(tree: ast.Module, class_text: str, class_name: str) -> None:

@@ -16,6 +16,7 @@ import importlib.util
 import textwrap
 
 from fedward.errors import PlanError
+from fedward.learning.plan_source import joined_plan_source, top_level_imports
 
 
 def plan_source_from_text(file_text: str, class_name: str, filename: str = "<plan>") -> str:
@@ -25,32 +26,22 @@ def plan_source_from_text(file_text: str, class_name: str, filename: str = "<pla
         tree = ast.parse(file_text)
     except SyntaxError as exc:
         raise PlanError(f"{filename} is not valid Python: line {exc.lineno}: {exc.msg}") from exc
-    imports: list[ast.stmt] = []
-    found: ast.ClassDef | None = None
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.level:
-            raise PlanError(
-                f"{filename} uses a relative import (line {node.lineno}) that cannot work "
-                "once the plan runs on a node",
-                hint="import from the installed package by its full name",
-            )
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            imports.append(node)
-        elif isinstance(node, ast.ClassDef) and node.name == class_name:
-            found = node
-    if found is None:
+    imports = top_level_imports(tree, filename)
+    # The last definition of the name is the one Python would bind.
+    matches = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
+    if not matches:
         classes = sorted(n.name for n in tree.body if isinstance(n, ast.ClassDef))
         raise PlanError(
             f"{filename} defines no top-level class {class_name!r}",
             hint="classes found: " + (", ".join(classes) or "none"),
         )
+    found = matches[-1]
     first = found.decorator_list[0].lineno if found.decorator_list else found.lineno
     lines = file_text.splitlines(keepends=True)[first - 1 : found.end_lineno]
     class_text = textwrap.dedent("".join(lines))
     if not class_text.endswith("\n"):
         class_text += "\n"
-    header = "\n".join(ast.unparse(node) for node in imports)
-    return f"{header}\n\n\n{class_text}" if header else class_text
+    return joined_plan_source(imports, class_text)
 
 
 def imported_packages(source: str) -> set[str]:
