@@ -147,11 +147,7 @@ class LocalFederation:
     def _stop_uploads(self) -> None:
         if self.uploads_process is not None and self.uploads_process.poll() is None:
             self.uploads_process.terminate()
-            try:
-                self.uploads_process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.uploads_process.kill()
-                self.uploads_process.wait()
+            _wait_or_kill(self.uploads_process, timeout_s=10)
 
     def restart_uploads(self) -> None:
         """Stop the upload server and start it again on the same port (fault tests)."""
@@ -264,11 +260,7 @@ class LocalFederation:
             process.kill()
         else:
             process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _wait_or_kill(process, timeout_s=10)
 
     def researcher_config(self) -> ResearcherConfig:
         assert self.broker is not None
@@ -301,11 +293,7 @@ class LocalFederation:
         for process in running:
             process.terminate()
         for process in running:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _wait_or_kill(process, timeout_s=15)
         self._stop_uploads()
         if self.broker is not None:
             self.broker.stop()
@@ -316,6 +304,15 @@ class LocalFederation:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait for a process that was told to stop; SIGKILL it if it outlives ``timeout_s``."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
