@@ -27,6 +27,7 @@ from fedward.core.ids import new_id, validate_id
 from fedward.errors import DatasetError, NotFound
 from fedward.node.services.dataset_inspection import DatasetInspector, LearningInspector
 from fedward.node.services.dataset_paths import resolve_dataset_path
+from fedward.node.services.free_text import checked_text
 from fedward.storage.node_records import AuditEntry, DatasetRecord, utc_now
 from fedward.storage.node_stores import DatasetStore
 
@@ -115,8 +116,10 @@ class DatasetService:
                 f"unknown dataset type {data_type!r}",
                 hint="one of " + ", ".join(self.data_types()),
             )
-        name = _checked_text(name, "name", MAX_NAME_CHARS, required=True)
-        description = _checked_text(description, "description", MAX_DESCRIPTION_CHARS)
+        name = checked_text(name, "dataset name", MAX_NAME_CHARS, required=True, error=DatasetError)
+        description = checked_text(
+            description, "dataset description", MAX_DESCRIPTION_CHARS, error=DatasetError
+        )
         tag_list = parse_tags(tags)
         checked_options = self._checked_options(options or {})
         resolved = resolve_dataset_path(path, self.data_root)
@@ -241,17 +244,6 @@ class DatasetService:
 
     def _audit(self, kind: str, actor: str, subject: str, detail: str) -> AuditEntry:
         return AuditEntry(at=self._clock(), kind=kind, actor=actor, subject=subject, detail=detail)
-
-
-def _checked_text(value: object, what: str, limit: int, *, required: bool = False) -> str:
-    if not isinstance(value, str):
-        raise DatasetError(f"dataset {what} must be text")
-    text = value.strip()
-    if required and not text:
-        raise DatasetError(f"dataset {what} must not be empty")
-    if len(text) > limit:
-        raise DatasetError(f"dataset {what} is longer than {limit} characters")
-    return text
 
 
 def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from fedward.core.ids import new_id, validate_id
 from fedward.core.plan_digest import plan_digest
 from fedward.errors import Conflict, NotFound, PlanError, ValidationError
 from fedward.node.services.datasets import ADMIN
+from fedward.node.services.free_text import checked_text
 from fedward.storage.node_records import (
     PLAN_STATUSES,
     AuditEntry,
@@ -76,7 +77,7 @@ class PlanService:
         now = self._clock()
         record = PlanRecord(
             plan_id=new_id("plan"),
-            name=_text(name, "plan name", MAX_NAME_CHARS, required=True),
+            name=checked_text(name, "plan name", MAX_NAME_CHARS, required=True),
             class_name=class_name,
             source=source,
             digest=digest,
@@ -85,7 +86,7 @@ class PlanService:
             decided_by=by if approve else None,
             decided_at=now if approve else None,
             created_at=now,
-            description=_text(description, "description", MAX_NOTES_CHARS),
+            description=checked_text(description, "description", MAX_NOTES_CHARS),
         )
         decision = "registered and approved" if approve else "registered"
         self._store.commit(inserts=[record], audit=[self._audit(record, decision, by)])
@@ -140,7 +141,7 @@ class PlanService:
             status="pending",
             created_at=self._clock(),
             researcher_id=researcher_id,
-            description=_text(description, "description", MAX_NOTES_CHARS),
+            description=checked_text(description, "description", MAX_NOTES_CHARS),
         )
         try:
             self._store.commit(
@@ -174,7 +175,7 @@ class PlanService:
                 f"plan {plan_id} is already {status} (by {current.decided_by or 'nobody'}{when})",
                 hint="nothing was changed",
             )
-        notes = _text(notes, "notes", MAX_NOTES_CHARS)
+        notes = checked_text(notes, "notes", MAX_NOTES_CHARS)
         decided = self._decided(current, status, by, notes, self._clock())
         self._store.commit(
             changes=[PlanChange(current, decided)],
@@ -339,14 +340,3 @@ def _approved_unless_admin_said_no(record: PlanRecord, now: datetime) -> PlanRec
     if record.status == "rejected" and record.decided_by not in (None, SYSTEM):
         return record
     return replace(record, status="approved", decided_by=SYSTEM, decided_at=now, notes="")
-
-
-def _text(value: str, what: str, limit: int, *, required: bool = False) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"{what} must be text")
-    text = value.strip()
-    if required and not text:
-        raise ValidationError(f"{what} must not be empty")
-    if len(text) > limit:
-        raise ValidationError(f"{what} is longer than {limit} characters")
-    return text
