@@ -8,20 +8,14 @@ services see them through ``DatasetInspector`` so tests can give a fake one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from fedward.errors import DatasetError
-from fedward.learning.datasets import DATASET_TYPES
+from fedward.learning.datasets import DATASET_TYPES, DatasetInfo
 
-
-@dataclass(frozen=True)
-class DatasetInspection:
-    shape: list[int]
-    dtypes: dict[str, str]
-    sample_count: int
-    preview: dict[str, Any] = field(default_factory=dict)
+#: What an inspector reports: shape, dtypes, sample count, JSON-ready preview.
+DatasetInspection = DatasetInfo
 
 
 class DatasetInspector(Protocol):
