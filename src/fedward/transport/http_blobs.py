@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -27,7 +26,7 @@ from fedward.errors import (
     TransportError,
     ValidationError,
 )
-from fedward.storage.atomic import fsync_dir
+from fedward.storage.atomic import atomic_writer
 
 CHUNK_BYTES = 1024 * 1024
 _URL_HINT = "check UPLOADS_URL and that the upload server is running"
@@ -78,19 +77,8 @@ class HttpBlobStore:
         """Stream the blob into a temporary file beside ``dest`` while hashing it, then
         rename it over ``dest``. On any failure nothing is left behind."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                self._download(blob_id, out.write)
-                out.flush()
-                os.fsync(out.fileno())
-            tmp.replace(dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(dest.parent)
+        with atomic_writer(dest, mode=0o600) as out:
+            self._download(blob_id, out.write)
         return dest
 
     def close(self) -> None:
