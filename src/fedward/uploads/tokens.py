@@ -12,21 +12,19 @@ brute-force, and a stolen file gives no token back.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from fedward.core.ids import validate_id
 from fedward.errors import ConfigError, ValidationError
 from fedward.storage.atomic import atomic_write_text
+from fedward.storage.file_lock import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +105,10 @@ def _write(tokens_file: Path, hashes: dict[str, str]) -> None:
     atomic_write_text(Path(tokens_file), text, mode=0o600)
 
 
-@contextlib.contextmanager
-def _locked(tokens_file: Path) -> Iterator[None]:
+def _locked(tokens_file: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise read-modify-write of the tokens file across threads and processes."""
     tokens_file = Path(tokens_file)
-    tokens_file.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = tokens_file.with_name(f".{tokens_file.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
+    return exclusive_lock(tokens_file.with_name(f".{tokens_file.name}.lock"))
 
 
 class TokenRegistry:

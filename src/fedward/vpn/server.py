@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fedward.errors import NotFound, ValidationError
 from fedward.storage.atomic import atomic_write_text
+from fedward.storage.file_lock import exclusive_lock
 from fedward.vpn.app_credentials import (
     AppCredentials,
     ServiceEndpoints,
@@ -26,7 +27,7 @@ from fedward.vpn.interface import RunState, interface_exists, sync_config
 from fedward.vpn.keys import public_key_of, validate_key
 from fedward.vpn.layout import BROKER_PEER_ID, UPLOADS_PEER_ID, ServerLayout
 from fedward.vpn.peer_config import parse_peer_config, peer_config_for, render_peer_config
-from fedward.vpn.registry import PeerRecord, Registry, exclusive_lock, load_registry, save_registry
+from fedward.vpn.registry import PeerRecord, Registry, load_registry, save_registry
 from fedward.vpn.services import BrokerAccount, PeerServices
 from fedward.vpn.settings import ServerSettings, read_settings
 from fedward.vpn.wg_config import render_server_config

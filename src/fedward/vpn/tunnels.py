@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fedward.errors import Conflict
 from fedward.storage.atomic import atomic_write_text
+from fedward.storage.file_lock import exclusive_lock
 from fedward.vpn.app_credentials import relocated_app_env
 from fedward.vpn.hub_rules import (
     chain_name,
@@ -33,7 +34,6 @@ from fedward.vpn.interface import (
 from fedward.vpn.keys import generate_private_key, public_key_of
 from fedward.vpn.layout import PeerFolder, ServerLayout
 from fedward.vpn.peer_config import read_peer_config
-from fedward.vpn.registry import exclusive_lock
 from fedward.vpn.server import load_state, read_private_key
 from fedward.vpn.services import relocate_broker_config
 from fedward.vpn.wg_config import ClientTunnel, render_client_config
