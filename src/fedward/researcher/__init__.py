@@ -5,6 +5,7 @@
 - ``connect``           a ``Federation`` from the researcher's configuration
 - ``aggregators``       FedAvg, FedProx, SCAFFOLD, FedAdam/FedYogi/FedAdagrad, median,
                         trimmed mean, Krum
+- ``discovery``         which dataset of which node, found by tags
 - ``selection``         which nodes train in a round (all, a random fraction, a callable)
 - ``rounds``            one round: requests out, updates folded in node order, drop-outs
 - ``history``           per-round, per-node records of an experiment

@@ -14,7 +14,6 @@ result is bit for bit the one an uninterrupted run would have given.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
 from fedward.researcher.checkpoint import experiment_dir
+from fedward.researcher.discovery import find_datasets
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
@@ -46,10 +46,7 @@ from fedward.researcher.selection import (
 )
 from fedward.researcher.tensorboard import TensorBoardLog
 
-log = logging.getLogger("fedward.researcher")
-
 RoundCallback = Callable[[RoundRecord], None]
-SEARCH_TIMEOUT_S = 10.0
 
 
 class Experiment:
@@ -158,29 +155,9 @@ class Experiment:
         return list(self.history)
 
     def nodes(self) -> dict[str, DatasetSummary]:
-        """The node chosen for each dataset, found by tags (asked once, then kept)."""
+        """The dataset of each node, found by tags (``discovery``; asked once, then kept)."""
         if self._datasets is None:
-            self.federation.settle_presence()
-            # Long, but a search ends as soon as every node known to be online answered.
-            found = self.federation.search(self.tags, timeout_s=SEARCH_TIMEOUT_S)
-            if self.wanted_nodes is not None:
-                found = {n: d for n, d in found.items() if n in self.wanted_nodes}
-            if not found:
-                raise FederationError(
-                    f"no online node has a dataset with tags {self.tags}",
-                    hint="check the nodes are started (fedward researcher nodes) and the tags",
-                )
-            chosen: dict[str, DatasetSummary] = {}
-            for node_id, datasets in sorted(found.items()):
-                if len(datasets) > 1:
-                    log.warning(
-                        "node %s has %d datasets with these tags; using %s",
-                        node_id,
-                        len(datasets),
-                        datasets[0].dataset_id,
-                    )
-                chosen[node_id] = datasets[0]
-            self._datasets = chosen
+            self._datasets = find_datasets(self.federation, self.tags, self.wanted_nodes)
         return dict(self._datasets)
 
     def request_approval(self, description: str = "", timeout_s: float = 30.0) -> dict[str, str]:
