@@ -37,49 +37,44 @@ from fedward.transport.http_blobs import HttpBlobStore
 
 
 def floor_round(
-    uploads_url: str,
-    tokens: Mapping[str, str],
+    stores: Mapping[str, HttpBlobStore],
     researcher_id: str,
     node_ids: Sequence[str],
     params: Mapping[str, np.ndarray],
     scratch: Path,
     tag: str,
 ) -> float:
-    """Seconds for one round's transfers (see the module docstring)."""
-    stores = {peer: HttpBlobStore(uploads_url, tokens[peer]) for peer in [researcher_id, *node_ids]}
+    """Seconds for one round's transfers (see the module docstring). ``stores`` holds one
+    connected client per peer, made before the clock starts, as fedward's peers keep theirs."""
     stored: queue.Queue[tuple[str, str | BaseException]] = queue.Queue()
-    try:
-        started = time.perf_counter()
-        global_id = stores[researcher_id].put_bytes(params_to_bytes(params), readers=node_ids)
+    started = time.perf_counter()
+    global_id = stores[researcher_id].put_bytes(params_to_bytes(params), readers=node_ids)
 
-        def node(node_id: str) -> None:
-            try:
-                store = stores[node_id]
-                downloaded = store.get_file(global_id, scratch / f"{node_id}-in.safetensors")
-                update = scratch / f"{node_id}-out.safetensors"
-                save_file(dict(params), str(update), metadata={"node": node_id, "tag": tag})
-                stored.put((node_id, store.put_file(update, readers=[researcher_id])))
-                downloaded.unlink()
-                update.unlink()
-            except BaseException as exc:  # reported to the researcher thread below
-                stored.put((node_id, exc))
+    def node(node_id: str) -> None:
+        try:
+            store = stores[node_id]
+            downloaded = store.get_file(global_id, scratch / f"{node_id}-in.safetensors")
+            update = scratch / f"{node_id}-out.safetensors"
+            save_file(dict(params), str(update), metadata={"node": node_id, "tag": tag})
+            stored.put((node_id, store.put_file(update, readers=[researcher_id])))
+            downloaded.unlink()
+            update.unlink()
+        except BaseException as exc:  # reported to the researcher thread below
+            stored.put((node_id, exc))
 
-        threads = [threading.Thread(target=node, args=(n,), daemon=True) for n in node_ids]
-        for thread in threads:
-            thread.start()
-        for _ in node_ids:
-            node_id, outcome = stored.get(timeout=600)
-            if isinstance(outcome, BaseException):
-                raise RuntimeError(f"floor transfer of {node_id} failed") from outcome
-            path = stores[researcher_id].get_file(outcome, scratch / f"update-{node_id}")
-            path.unlink()
-        elapsed = time.perf_counter() - started
-        for thread in threads:
-            thread.join()
-        return elapsed
-    finally:
-        for store in stores.values():
-            store.close()
+    threads = [threading.Thread(target=node, args=(n,), daemon=True) for n in node_ids]
+    for thread in threads:
+        thread.start()
+    for _ in node_ids:
+        node_id, outcome = stored.get(timeout=600)
+        if isinstance(outcome, BaseException):
+            raise RuntimeError(f"floor transfer of {node_id} failed") from outcome
+        path = stores[researcher_id].get_file(outcome, scratch / f"update-{node_id}")
+        path.unlink()
+    elapsed = time.perf_counter() - started
+    for thread in threads:
+        thread.join()
+    return elapsed
 
 
 def measure_floor(
@@ -95,12 +90,15 @@ def measure_floor(
     """``repeats`` floor rounds; their median and spread. ``after_each()`` runs between
     repeats, outside the clock (the caller removes the blobs from the server's store)."""
     times = []
+    stores = {peer: HttpBlobStore(uploads_url, tokens[peer]) for peer in [researcher_id, *node_ids]}
     with tempfile.TemporaryDirectory(prefix="floor-", dir=workdir) as scratch:
+        # One untimed transfer per client opens its connection (fedward's are open too).
+        for peer, store in stores.items():
+            store.put_bytes(f"warm-up {peer} {time.time_ns()}".encode(), readers=[])
         for repeat in range(repeats):
             times.append(
                 floor_round(
-                    uploads_url,
-                    tokens,
+                    stores,
                     researcher_id,
                     node_ids,
                     params,
@@ -110,4 +108,6 @@ def measure_floor(
             )
             if after_each is not None:
                 after_each()
+    for store in stores.values():
+        store.close()
     return {"seconds": summary(times), "samples": times}

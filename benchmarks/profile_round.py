@@ -40,8 +40,14 @@ def _py_spy() -> str:
     return found
 
 
-def summarise_collapsed(path: Path, top: int = TOP) -> str:
-    """Top functions of a py-spy raw (collapsed) file, inclusive and self."""
+#: With ``--idle``, only the stacks under these functions are summarised per process
+#: (the rest is threads waiting for work).
+FOCUS = {"daemon": "handle_train", "worker": "Worker.run", "server": "UploadApp.__call__"}
+
+
+def summarise_collapsed(path: Path, rounds: int, top: int = TOP, focus: str = "") -> str:
+    """Top functions of a py-spy raw (collapsed) file, inclusive and self, with the
+    milliseconds per round they stand for (100 samples a second, all threads summed)."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -53,18 +59,29 @@ def summarise_collapsed(path: Path, top: int = TOP) -> str:
             continue
         count = int(count_text)
         frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";")]
+        if focus and not any(f.startswith(focus + " ") for f in frames):
+            continue
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
     if not total:
         return "(no samples)"
-    lines = [f"{total} samples", "", "| inclusive % | self % | function |", "|---:|---:|---|"]
+
+    def ms(count: int) -> str:
+        return f"{count * 10 / rounds:.0f}"
+
+    lines = [
+        f"{total} samples" + (f" under `{focus}`" if focus else ""),
+        "",
+        "| inclusive ms/round | inclusive % | self ms/round | function |",
+        "|---:|---:|---:|---|",
+    ]
     for frame, count in inclusive.most_common(top):
-        lines.append(f"| {100 * count / total:.0f} | {100 * own[frame] / total:.0f} | `{frame}` |")
+        lines.append(f"| {ms(count)} | {100 * count / total:.0f} | {ms(own[frame])} | `{frame}` |")
     lines += ["", "Most self time:", ""]
     for frame, count in own.most_common(top // 2):
-        lines.append(f"- {100 * count / total:.0f}% `{frame}`")
+        lines.append(f"- {100 * count / total:.0f}% ({ms(count)} ms/round) `{frame}`")
     return "\n".join(lines)
 
 
@@ -73,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=int, default=25_000_000)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--idle",
+        action="store_true",
+        help="also sample waiting threads (wall time, not CPU: shows where a round waits)",
+    )
     args = parser.parse_args(argv)
     py_spy = _py_spy()
     workdir = Path(tempfile.mkdtemp(prefix="profile-", dir=REPO / ".bench-work"))
@@ -96,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                             targets[f"{node_id} job worker"] = child.pid
                     for name, pid in targets.items():
                         outputs[name] = workdir / f"{name.replace(' ', '-')}.txt"
-                        command = [py_spy, "record", "-p", str(pid), "-f", "raw", "-F"]
+                        command = [py_spy, "record", "-p", str(pid), "-f", "raw"]
+                        command += ["--idle"] if args.idle else []
                         spies.append(
                             subprocess.Popen(
                                 [*command, "--nolineno", "-o", str(outputs[name])],
@@ -132,9 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             "```",
         ]
         for name, path in outputs.items():
-            parts += ["", f"## {name} (py-spy, CPU samples)", "", summarise_collapsed(path)]
+            focus = next((f for k, f in FOCUS.items() if k in name), "") if args.idle else ""
+            kind = "wall-time samples, idle threads included" if args.idle else "CPU samples"
+            parts += [
+                "",
+                f"## {name} (py-spy, {kind})",
+                "",
+                summarise_collapsed(path, args.rounds, focus=focus),
+            ]
         report = "\n".join(parts) + "\n"
-        target = REPO / "benchmarks" / "results" / f"profile-{args.params}-{args.nodes}.md"
+        suffix = "-idle" if args.idle else ""
+        target = REPO / "benchmarks" / "results" / f"profile-{args.params}-{args.nodes}{suffix}.md"
         target.write_text(report)
         print(report)
         print(f"written to {target}", file=sys.stderr)
