@@ -107,13 +107,6 @@ class AccountService:
             rows = connection.execute("SELECT * FROM users ORDER BY username").fetchall()
         return [_account(row) for row in rows]
 
-    def count_admins(self) -> int:
-        with self._database.read() as connection:
-            row = connection.execute(
-                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0"
-            ).fetchone()
-        return int(row[0])
-
     def verify_login(self, username: str, password: str) -> Account:
         """The account if the password is right and the account enabled; else AccessDenied."""
         with self._database.read() as connection:

@@ -104,10 +104,6 @@ class SessionStore:
         with self._database.write() as connection:
             connection.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
 
-    def close_all_for(self, username: str) -> None:
-        with self._database.write() as connection:
-            connection.execute("DELETE FROM sessions WHERE username = ?", (username,))
-
     def set_flash(self, token: str, message: str) -> None:
         with self._database.write() as connection:
             connection.execute(

@@ -1,4 +1,4 @@
-"""``KEY=value`` files (the seed's ``config.env``), read strictly and written atomically.
+"""``KEY=value`` files (the seed's ``config.env``): rendered safely, read strictly.
 
 The seed sourced these files with a shell, so a hand-edited value could run commands. Here
 values are never evaluated: a line is ``KEY=value`` (an ``export`` prefix is tolerated),
@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from fedward.errors import NotFound, ValidationError
-from fedward.storage.atomic import atomic_write_text
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/+=@\[\]-]*$")
-SECRET_MODE = 0o600
 
 
 def render_env(values: Mapping[str, str], header: str = "") -> str:
@@ -27,10 +25,6 @@ def render_env(values: Mapping[str, str], header: str = "") -> str:
             raise ValidationError(f"cannot write {key}={value!r} to an env file")
         lines.append(f"{key}={value}")
     return "\n".join(lines) + "\n"
-
-
-def write_env(path: Path, values: Mapping[str, str], header: str = "") -> None:
-    atomic_write_text(path, render_env(values, header), mode=SECRET_MODE)
 
 
 def parse_env(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal, get_args
@@ -181,7 +181,3 @@ def render_settings(settings: ServerSettings) -> str:
     return render_env(
         settings.as_env(), header="fedward VPN server settings (fedward vpn server init)"
     )
-
-
-def changed_fields(old: ServerSettings, new: ServerSettings) -> list[str]:
-    return [f.name for f in fields(ServerSettings) if getattr(old, f.name) != getattr(new, f.name)]
