@@ -1,1 +1,1 @@
-"""Durable state: atomic files, SQLite stores."""
+"""Durable state: atomic files, file locks, the node's SQLite stores."""
