@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ from fedward.transport.blobs import BlobStore
 
 log = logging.getLogger("fedward.node")
 
+PLAN_CACHE_SIZE = 64
 MAX_PLAN_BYTES = 1 << 20
 
 
@@ -47,6 +49,10 @@ class NodeContext:
     runner: JobRunner
     send_event: Callable[[str, ScalarEvent], None]
     device_probe: DeviceProbe = field(default=cuda_device_count)
+    # Plans by blob id. Blobs are content-addressed and readers are never removed, so a
+    # plan fetched once stays valid: every round of an experiment reuses it.
+    plan_cache: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    plan_cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def handle_ping(ctx: NodeContext, researcher_id: str, request: PingRequest) -> Reply:
@@ -65,6 +71,10 @@ def handle_search(ctx: NodeContext, researcher_id: str, request: SearchRequest) 
 
 def fetch_plan(ctx: NodeContext, plan_blob: str) -> tuple[bytes, str]:
     """The plan's exact bytes and the node's own digest of them."""
+    with ctx.plan_cache_lock:
+        cached = ctx.plan_cache.get(plan_blob)
+    if cached is not None:
+        return cached
     data = ctx.blobs.get_bytes(plan_blob)
     if len(data) > MAX_PLAN_BYTES:
         raise PlanError(f"training plan larger than {MAX_PLAN_BYTES} bytes")
@@ -74,7 +84,12 @@ def fetch_plan(ctx: NodeContext, plan_blob: str) -> tuple[bytes, str]:
         source = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PlanError("training plan is not UTF-8 text") from exc
-    return data, plan_digest(source, ctx.config.digest_algorithm)
+    fetched = (data, plan_digest(source, ctx.config.digest_algorithm))
+    with ctx.plan_cache_lock:
+        if len(ctx.plan_cache) >= PLAN_CACHE_SIZE:
+            ctx.plan_cache.pop(next(iter(ctx.plan_cache)))  # oldest first
+        ctx.plan_cache[plan_blob] = fetched
+    return fetched
 
 
 def handle_plan_status(ctx: NodeContext, researcher_id: str, request: PlanStatusRequest) -> Reply:
