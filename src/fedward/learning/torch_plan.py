@@ -209,7 +209,7 @@ class TorchTrainingPlan(TrainingPlan):
         torch = _torch()
         device = next(iter(model.parameters())).device
         truths, predictions, scores = [], [], []
-        model.eval()
+        model.train(False)  # evaluation mode
         with torch.no_grad():
             for inputs, targets in self._loader(data, batch_size, shuffle=False):
                 predicted, scored = self.testing_step(model, inputs.to(device), targets.to(device))
@@ -258,7 +258,7 @@ class TorchTrainingPlan(TrainingPlan):
         torch = _torch()
         model = self.init_model()
         load_model_params(model, params)
-        model.eval()
+        model.train(False)  # evaluation mode
         batch = _as_tensor(torch, inputs)
         with torch.no_grad():
             predicted, _ = self.testing_step(model, batch, torch.zeros(len(batch)))
