@@ -126,6 +126,7 @@ class Experiment:
         self._rng = selection_rng(seed)
         self._source = plan_source(training_plan)
         self._plan_digest = plan_digest(self._source)
+        self._plan_upload: tuple[str, set[str]] | None = None  # (blob id, its readers)
         self._datasets: dict[str, DatasetSummary] | None = None
         self._observers: Observers | None = None
 
@@ -351,8 +352,16 @@ class Experiment:
         return self._global
 
     def _upload_plan(self, readers: list[str]) -> str:
-        # Re-uploading the same content only extends its readers; cheap and keeps it simple.
-        return self.federation.blobs.put_bytes(self._source.encode("utf-8"), readers=readers)
+        # Upload once per new reader set: re-uploading the same content only extends its
+        # readers, so a round whose nodes all read the plan already skips the request.
+        if self._plan_upload is not None and set(readers) <= self._plan_upload[1]:
+            return self._plan_upload[0]
+        granted = set(readers) | (self._plan_upload[1] if self._plan_upload else set())
+        blob = self.federation.blobs.put_bytes(
+            self._source.encode("utf-8"), readers=sorted(granted)
+        )
+        self._plan_upload = (blob, granted)
+        return blob
 
     def _train_request(
         self,
