@@ -32,6 +32,7 @@ from fedward.node.services import open_node_services_for
 from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import Experiment
 from tests.node_job_plans import probes
+from tests.node_job_plans.expectations import WORKER_ENV
 
 NODE = "guarded"
 TAGS = ["isolation"]
@@ -46,22 +47,6 @@ PROBE_SOURCES = {
     )
 }
 CANARY = "canary-vpn-key-in-the-node-environment"
-WORKER_ENV = {
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "HOME",
-    "TMPDIR",
-    "MPLCONFIGDIR",
-    "PYTHONDONTWRITEBYTECODE",
-    "PYTHONNOUSERSITE",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "CUDA_VISIBLE_DEVICES",
-    "PYTHONHASHSEED",
-}
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from fedward.demo.data import breast_cancer_split
 from fedward.demo.local_federation import LocalFederation
 from fedward.protocol.params_wire import load_params
 from fedward.researcher.checkpoint import round_dirs
+
+from .conftest import breast_cancer_federation
 
 TAGS = ["breast-cancer", "cli"]
 NODES = ["node1", "node2", "node3"]
@@ -31,16 +32,8 @@ NODES = ["node1", "node2", "node3"]
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     workdir = tmp_path_factory.mktemp("cli")
-    split = breast_cancer_split(workdir / "data", len(NODES))
-    fed = LocalFederation(workdir, node_ids=NODES)
-    fed.start()
-    try:
-        for node_id, path in zip(NODES, split.node_files, strict=True):
-            fed.add_dataset(node_id, data_type="csv", path=path, name="bc", tags=TAGS)
-        fed.start_nodes()
+    with breast_cancer_federation(workdir, NODES, TAGS) as fed:
         yield fed
-    finally:
-        fed.stop()
 
 
 def researcher_toml(fed: LocalFederation, path: Path, state_dir: Path) -> Path:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from fedward.demo.breast_cancer import demo_training_args
-from fedward.demo.data import breast_cancer_split
 from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
 from fedward.researcher import Experiment
+
+from .conftest import breast_cancer_federation
 
 TAGS = ["breast-cancer", "resilience"]
 NODES = ["node1", "node2"]
@@ -20,16 +21,8 @@ NODES = ["node1", "node2"]
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     workdir = tmp_path_factory.mktemp("resilience")
-    split = breast_cancer_split(workdir / "data", len(NODES))
-    fed = LocalFederation(workdir, node_ids=NODES)
-    fed.start()
-    try:
-        for node_id, path in zip(NODES, split.node_files, strict=True):
-            fed.add_dataset(node_id, data_type="csv", path=path, name="bc", tags=TAGS)
-        fed.start_nodes()
+    with breast_cancer_federation(workdir, NODES, TAGS) as fed:
         yield fed
-    finally:
-        fed.stop()
 
 
 def _experiment(fed: LocalFederation) -> Experiment:

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedward.demo.data import breast_cancer_split
-from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plans.torch_mlp import TorchMLPPlan
 from fedward.researcher import Experiment
 from fedward.researcher.aggregators import Scaffold
+
+from .conftest import breast_cancer_federation
 
 NODES = ["node1", "node2"]
 TAGS = ["breast-cancer", "scaffold"]
 
 
 def test_scaffold_rounds_complete_on_real_nodes_and_learn(tmp_path: Path) -> None:
-    split = breast_cancer_split(tmp_path / "data", len(NODES))
-    with LocalFederation(tmp_path, node_ids=NODES) as federation:
-        for node_id, path in zip(NODES, split.node_files, strict=True):
-            federation.add_dataset(node_id, data_type="csv", path=path, name="bc", tags=TAGS)
-        federation.start_nodes()
+    with breast_cancer_federation(tmp_path, NODES, TAGS) as federation:
+        split = federation.split  # type: ignore[attr-defined]
         experiment = Experiment(
             tags=TAGS,
             training_plan=TorchMLPPlan,

@@ -27,24 +27,9 @@ from fedward.node.jobs.runner import JobRunner, WorkerKey
 from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.protocol.params_wire import load_params, save_params
 from tests.node_job_plans import probes
+from tests.node_job_plans.expectations import WORKER_ENV
 
 CAP_DAC_READ_SEARCH = 1 << 2
-WORKER_ENV = {
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "HOME",
-    "TMPDIR",
-    "MPLCONFIGDIR",
-    "PYTHONDONTWRITEBYTECODE",
-    "PYTHONNOUSERSITE",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "CUDA_VISIBLE_DEVICES",
-    "PYTHONHASHSEED",
-}
 
 
 @dataclass

@@ -1,0 +1,21 @@
+"""What tests expect of a job worker (not a plan module: plans must stay self-contained)."""
+
+# The only environment variables a job worker may see (node.jobs.sandbox.clean_environment).
+WORKER_ENV = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "HOME",
+        "TMPDIR",
+        "MPLCONFIGDIR",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONNOUSERSITE",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "CUDA_VISIBLE_DEVICES",
+        "PYTHONHASHSEED",
+    }
+)
