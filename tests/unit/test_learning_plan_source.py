@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from fedward.core.plan_digest import plan_digest
+from fedward.core.plan_digest import normalise_source, plan_digest
 from fedward.errors import PlanError
 from fedward.learning.plan import NullProgress, TrainingPlan
 from fedward.learning.plan_source import load_plan_class, plan_source, source_file_name
@@ -84,7 +84,9 @@ def test_plan_source_round_trips_through_load_plan_class(
     outcome = plan.train(params, None, {}, NullProgress())  # type: ignore[arg-type]
     assert outcome.params["w"].tolist() == [3.0, 3.0, 3.0]
     assert plan.model_args == {"x": 1}
-    assert (tmp_path / "work" / source_file_name(source)).read_text() == source
+    # What is imported is the canonical text, the one the digest binds.
+    canonical = normalise_source(source)
+    assert (tmp_path / "work" / source_file_name(canonical)).read_text() == canonical
 
 
 def test_plan_source_is_stable_so_its_digest_is(researcher_module: ModuleType) -> None:

@@ -8,15 +8,18 @@ helpers inside the class or in an installed package it imports.
 In a notebook the "file" of a class is the cell that defined it, so that cell must hold
 the imports the plan needs.
 
-Loading writes the source to a file in the job's work folder and imports it with
-``importlib`` (never ``exec``/``eval`` of strings in our code), so tracebacks, ``inspect``
-and ``dataclasses`` see a real module.
+A node runs the plan's *canonical* text (``fedward.core.plan_digest``): the daemon writes
+it to a file (``write_canonical_plan``) and the worker imports that file with
+``importlib`` (``load_plan_file``; never ``exec``/``eval`` of strings in our code), so
+tracebacks, ``inspect`` and ``dataclasses`` see a real module, and what runs is exactly
+what was hashed.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.machinery
 import importlib.util
 import inspect
 import itertools
@@ -24,7 +27,9 @@ import linecache
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+from fedward.core.plan_digest import normalise_source, plan_text
 from fedward.errors import PlanError
 from fedward.learning.plan import TrainingPlan
 from fedward.storage.atomic import atomic_write_text
@@ -126,25 +131,42 @@ def source_file_name(source: str) -> str:
     return f"plan_{digest[:16]}.py"
 
 
-def load_plan_class(source: str, class_name: str, workdir: Path) -> type[TrainingPlan]:
-    """Import ``source`` from a file under ``workdir`` and return its plan class.
+def write_canonical_plan(source: str, folder: Path) -> tuple[Path, str]:
+    """Write the canonical text of ``source`` (what the digest binds) into ``folder``;
+    returns the file and the sha256 of its bytes. PlanError if it cannot be normalised."""
+    canonical = normalise_source(source)
+    path = Path(folder) / source_file_name(canonical)
+    data = canonical.encode("utf-8")
+    if not path.is_file() or path.read_bytes() != data:
+        atomic_write_text(path, canonical)
+    return path, hashlib.sha256(data).hexdigest()
 
-    Every failure (syntax, a missing package, an error raised while the module runs, a
-    missing or wrong class) becomes a PlanError whose message says why, without the
-    traceback, which could carry node paths.
+
+def load_plan_class(source: str, class_name: str, workdir: Path) -> type[TrainingPlan]:
+    """Write the canonical text of ``source`` under ``workdir``, import it, return the class
+    (what a node does, in one call: for tests and local runs)."""
+    path, sha256 = write_canonical_plan(source, workdir)
+    return load_plan_file(path, sha256, class_name)
+
+
+def load_plan_file(path: Path, sha256: str, class_name: str) -> type[TrainingPlan]:
+    """Import the canonical plan file ``path`` and return its plan class.
+
+    The file must hash to ``sha256`` and be canonical text (UTF-8, a fixed point of
+    normalisation, no encoding declaration), so what Python imports is byte for byte what
+    the node hashed and approved. Every failure (a missing package, an error raised while
+    the module runs, a missing or wrong class) becomes a PlanError whose message says
+    why, without the traceback, which could carry node paths.
     """
     if not class_name.isidentifier():
         raise PlanError(f"plan class name {class_name!r} is not a Python identifier")
-    try:
-        ast.parse(source)
-    except SyntaxError as exc:
-        raise PlanError(f"training plan is not valid Python: line {exc.lineno}: {exc.msg}") from exc
-    except ValueError as exc:  # e.g. NUL bytes
-        raise PlanError(f"training plan is not valid Python: {exc}") from exc
-    path = Path(workdir) / source_file_name(source)
-    if not path.is_file() or path.read_text(encoding="utf-8") != source:
-        atomic_write_text(path, source)
-    module = _import_file(path)
+    data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise PlanError("plan file changed after approval; refusing to run it")
+    text = plan_text(data)
+    if normalise_source(text) != text:
+        raise PlanError("plan file is not in canonical form; refusing to run it")
+    module = _import_file(Path(path))
     found = getattr(module, class_name, None)
     if found is None:
         raise PlanError(f"training plan source defines no {class_name!r}")
@@ -156,11 +178,21 @@ def load_plan_class(source: str, class_name: str, workdir: Path) -> type[Trainin
     return found
 
 
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file's own bytes, never a ``__pycache__`` entry beside it: a cached
+    bytecode file is not what was approved."""
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
 def _import_file(path: Path) -> object:
     # One module name per load, so two experiments (or two versions of a plan) loaded in
     # the same worker never replace each other in sys.modules.
     module_name = f"{_MODULE_PREFIX}{path.stem}_{next(_load_serial)}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    loader = _SourceOnlyLoader(module_name, str(path))
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
     if spec is None or spec.loader is None:
         raise PlanError(f"cannot import training plan file {path.name}")
     module = importlib.util.module_from_spec(spec)
