@@ -6,7 +6,6 @@ The plans are in ``tests/node_job_plans/probes.py``; they report what they saw a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import time
@@ -21,10 +20,11 @@ import pytest
 from fedward.config.model import JobLimits
 from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.learning.plan import TrainingPlan
-from fedward.learning.plan_source import plan_source
+from fedward.learning.plan_source import plan_source, write_canonical_plan
 from fedward.node.jobs import wire
+from fedward.node.jobs.isolation import WorkerIsolation
+from fedward.node.jobs.job_folder import result_name
 from fedward.node.jobs.runner import JobRunner, WorkerKey
-from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.protocol.params_wire import load_params, save_params
 from tests.node_job_plans import probes
 from tests.node_job_plans.expectations import WORKER_ENV
@@ -43,6 +43,7 @@ class Jobs:
     scalars: list[wire.ScalarOut] = field(default_factory=list)
 
     isolation: WorkerIsolation | None = None
+    job_id: str = ""
 
     def __post_init__(self) -> None:
         self.state_dir.mkdir(mode=0o700, exist_ok=True)
@@ -57,15 +58,12 @@ class Jobs:
         experiment_id: str = "exp-1",
         deadline_s: float = 60.0,
     ) -> wire.ResultOut:
-        source = plan_source(cls).encode()
-        sha = hashlib.sha256(source).hexdigest()
-        job_dir = self.runner.job_dir(experiment_id)
-        plan_path = job_dir / f"plan-{sha[:16]}.py"
-        plan_path.write_bytes(source)
-        job_id = f"job-{time.monotonic_ns()}"
-        save_params({"w": np.zeros(2)}, job_dir / f"{job_id}-in.safetensors")
+        folder = self.runner.folder(experiment_id)
+        plan_path, sha = write_canonical_plan(plan_source(cls), folder.inputs)
+        self.job_id = f"job-{time.monotonic_ns()}"
+        save_params({"w": np.zeros(2)}, folder.inputs / f"{self.job_id}.safetensors")
         spec = wire.JobSpec(
-            job_id=job_id,
+            job_id=self.job_id,
             plan_path=str(plan_path),
             plan_sha256=sha,
             plan_class=cls.__name__,
@@ -74,14 +72,14 @@ class Jobs:
             dataset_id="dataset-1",
             data_type="csv",
             dataset_path=str(self.dataset),
-            params_in=str(job_dir / f"{job_id}-in.safetensors"),
-            params_out=str(job_dir / f"{job_id}-out.safetensors"),
+            params_in=str(folder.inputs / f"{self.job_id}.safetensors"),
+            results_dir=str(folder.work),
             cpu_seconds=self.limits.cpu_s,
         )
         return self.runner.run(
             WorkerKey(experiment_id, sha, "dataset-1"),
             spec,
-            readable=[self.dataset],
+            dataset=self.dataset,
             deadline_s=deadline_s,
             on_scalar=self.scalars.append,
         )
@@ -130,35 +128,37 @@ def test_worker_with_torch_imported_starts_under_the_default_memory_limit(
 
 def test_warm_worker_is_reused_across_rounds(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs()
-    pids = {jobs.run(probes.PidPlan).metrics["pid"] for _ in range(3)}
-    assert len(pids) == 1
-    assert list(jobs.runner.worker_pids().values()) == [int(pids.pop())]
+    workers = {jobs.run(probes.PidPlan).metrics["worker"] for _ in range(3)}
+    assert len(workers) == 1
+    assert len(jobs.runner.worker_pids()) == 1
 
 
 def test_each_experiment_gets_its_own_worker(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs()
-    first = jobs.run(probes.PidPlan, experiment_id="exp-a").metrics["pid"]
-    second = jobs.run(probes.PidPlan, experiment_id="exp-b").metrics["pid"]
+    first = jobs.run(probes.PidPlan, experiment_id="exp-a").metrics["worker"]
+    second = jobs.run(probes.PidPlan, experiment_id="exp-b").metrics["worker"]
     assert first != second
 
 
 def test_idle_worker_is_stopped(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs(idle_worker_s=0.3)
-    pid = int(jobs.run(probes.PidPlan).metrics["pid"])
+    worker = jobs.run(probes.PidPlan).metrics["worker"]
+    (pid,) = jobs.runner.worker_pids().values()
     assert wait_until(lambda: not alive(pid))
     assert jobs.runner.worker_pids() == {}
-    assert int(jobs.run(probes.PidPlan).metrics["pid"]) != pid  # a fresh one next time
+    assert jobs.run(probes.PidPlan).metrics["worker"] != worker  # a fresh one next time
 
 
 def test_worker_is_replaced_after_a_failure(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs()
-    pid = int(jobs.run(probes.PidPlan).metrics["pid"])
+    worker = jobs.run(probes.PidPlan).metrics["worker"]
+    (pid,) = jobs.runner.worker_pids().values()
     with pytest.raises(JobError) as failed:
         jobs.run(probes.PidPlan, training_args={"fail": True})
     assert failed.value.code == "job_failed"
     assert "ValueError" in failed.value.message and "asked to fail" not in failed.value.message
     assert not alive(pid)
-    assert int(jobs.run(probes.PidPlan).metrics["pid"]) != pid
+    assert jobs.run(probes.PidPlan).metrics["worker"] != worker
 
 
 def test_failure_messages_never_carry_the_nodes_paths(make_jobs: Callable[..., Jobs]) -> None:
@@ -255,6 +255,6 @@ def test_without_the_sandbox_the_same_probe_reads_the_secret(
 def test_result_parameters_are_written_by_the_worker(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs()
     result = jobs.run(probes.PidPlan)
-    out = next((jobs.state_dir / "jobs" / "exp-1").glob("*-out.safetensors"))
-    assert result.sample_count == 1
+    out = jobs.runner.folder("exp-1").work / result_name(jobs.job_id)
+    assert result.sample_count == 1 and result.extras == []
     np.testing.assert_array_equal(load_params(out)["w"], np.ones(2))

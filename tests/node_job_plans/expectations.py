@@ -1,6 +1,7 @@
 """What tests expect of a job worker (not a plan module: plans must stay self-contained)."""
 
-# The only environment variables a job worker may see (node.jobs.sandbox.clean_environment).
+# The only environment variables a job worker may see (node.jobs.sandbox.clean_environment),
+# and PWD, which bubblewrap and the shell set to the work folder.
 WORKER_ENV = frozenset(
     {
         "PATH",
@@ -17,5 +18,6 @@ WORKER_ENV = frozenset(
         "OPENBLAS_NUM_THREADS",
         "CUDA_VISIBLE_DEVICES",
         "PYTHONHASHSEED",
+        "PWD",
     }
 )

@@ -20,9 +20,13 @@ from fedward.learning.plan import DatasetView, Progress, TrainingPlan, TrainOutc
 
 
 class PidPlan(TrainingPlan):
-    """Reports the worker's process id: the same id across rounds means a warm worker.
+    """Reports which worker ran it (``worker``: a number drawn when the worker loaded the
+    plan; the same number across rounds means a warm worker — process ids do not tell,
+    since every worker may be pid 2 of its own namespace) and its process id.
     ``training_args["fail"]``: raise a ValueError, or (``"dataset"``) a DatasetError that
     names the dataset's path."""
+
+    WORKER = float(int.from_bytes(os.urandom(6), "big"))
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}
@@ -38,7 +42,7 @@ class PidPlan(TrainingPlan):
             raise DatasetError(f"cannot read {dataset.path} (in {dataset.path.parent})")
         if training_args.get("fail"):
             raise ValueError("asked to fail")
-        metrics = {"pid": float(os.getpid()), "uid": float(os.getuid())}
+        metrics = {"worker": self.WORKER, "pid": float(os.getpid()), "uid": float(os.getuid())}
         return TrainOutcome({k: v + 1 for k, v in params.items()}, 1, metrics)
 
 

@@ -112,8 +112,24 @@ def test_the_gpu_table_is_honoured(tmp_path: Path) -> None:
 
 def test_unknown_researcher_keys_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "r.toml", 'researcher_id = "r"\nnode_id = "oops"\n')
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['node_id'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key 'node_id'"):
         load_researcher_config(path, env={})
+
+
+def test_a_misspelt_key_is_answered_with_the_closest_valid_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "node.toml", 'node_id = "n"\n[jobs]\nmemory_mbs = 512\n')
+    with pytest.raises(ConfigError, match="did you mean 'memory_mb'"):
+        load_node_config(path, env={})
+
+
+def test_job_isolation_settings_are_read_and_checked(tmp_path: Path) -> None:
+    text = 'node_id = "n"\n[jobs]\nsandbox = "basic"\nrequire = ["no_network", "memory_tree"]\n'
+    config = load_node_config(write(tmp_path / "node.toml", text), env={})
+    assert config.jobs.sandbox == "basic"
+    assert config.jobs.require == ("no_network", "memory_tree")
+    bad = 'node_id = "n"\n[jobs]\nrequire = ["no_netwrk"]\n'
+    with pytest.raises(ConfigError, match="did you mean 'no_network'"):
+        load_node_config(write(tmp_path / "bad.toml", bad), env={})
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from fedward.core.plan_digest import plan_digest
 from fedward.errors import PlanError
 from fedward.learning.plan_source import plan_source
 from fedward.node.default_plans import SHIPPED_PLANS, default_plans
-from fedward.node.jobs.sandbox import WorkerIsolation
+from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.plan_files import missing_packages, plan_source_from_text
 from fedward.node.services import open_node_services_for
 from fedward.node.wiring import build_node_daemon

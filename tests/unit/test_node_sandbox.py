@@ -12,15 +12,10 @@ import pytest
 
 from fedward.config.model import JobLimits
 from fedward.errors import ConfigError
+from fedward.node.jobs.isolation import GUARANTEES, NOBODY_UID, WorkerIsolation, readable_by
 from fedward.node.jobs.landlock import handled_fs_rights, landlock_abi
 from fedward.node.jobs.runner import JobRunner
-from fedward.node.jobs.sandbox import (
-    NOBODY_UID,
-    WorkerIsolation,
-    clean_environment,
-    python_paths,
-    readable_by,
-)
+from fedward.node.jobs.sandbox import clean_environment, python_paths
 
 NODE_ENV = {
     "PATH": "/usr/bin",
@@ -64,18 +59,66 @@ def public_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-def test_a_kernel_with_landlock_sandboxes_workers_in_place() -> None:
-    isolation = WorkerIsolation.for_host(abi=3, euid=0, worker_files=[])
-    assert isolation == WorkerIsolation(landlock=True)
+def host(**facts: object) -> WorkerIsolation:
+    """``for_host`` with this test's facts instead of the machine's."""
+    defaults: dict[str, object] = {
+        "abi": 3,
+        "euid": 0,
+        "worker_files": [],
+        "bubblewrap": "/usr/bin/bwrap",
+        "seccomp": True,
+        "cgroup_version": 2,
+    }
+    return WorkerIsolation.for_host(**{**defaults, **facts})  # type: ignore[arg-type]
 
 
-def test_root_without_landlock_runs_workers_as_nobody(public_dir: Path) -> None:
+def test_a_full_host_gives_every_guarantee() -> None:
+    isolation = host()
+    assert isolation.guarantees() == set(GUARANTEES)
+    assert isolation.refusal() is None
+    assert isolation.run_as is None
+
+
+def test_without_bubblewrap_seccomp_and_landlock_still_keep_network_and_secrets() -> None:
+    isolation = host(bubblewrap=None, cgroup_version=None)
+    assert isolation.guarantees() == {"no_network", "no_secrets"}
+    assert isolation.refusal() is None  # the default minimum holds
+    assert "namespaces" in [name for name, on, _ in isolation.layers() if not on]
+
+
+def test_a_host_below_the_required_minimum_refuses_jobs_and_says_why() -> None:
+    isolation = host(bubblewrap=None, seccomp=False, cgroup_version=None)
+    assert isolation.missing() == ["no_network"]
+    refusal = isolation.refusal()
+    assert refusal is not None and "no_network" in refusal and "bubblewrap" in refusal
+    assert any(line.startswith("REFUSING JOBS") for line in isolation.report_lines())
+
+
+def test_a_node_can_require_more_than_the_default() -> None:
+    isolation = host(bubblewrap=None, cgroup_version=None, required=("memory_tree",))
+    assert isolation.missing() == ["memory_tree"]
+
+
+def test_basic_mode_never_uses_namespaces() -> None:
+    isolation = WorkerIsolation.for_host(
+        "basic", abi=3, euid=0, worker_files=[], seccomp=True, cgroup_version=1
+    )
+    assert isolation.bubblewrap is None
+    assert isolation.guarantees() == set(GUARANTEES)  # the cgroup keeps the tree
+
+
+def test_bubblewrap_mode_fails_loudly_where_bubblewrap_cannot_run() -> None:
+    with pytest.raises(ConfigError, match="bubblewrap"):
+        host(mode="bubblewrap", bubblewrap=None)
+
+
+def test_root_without_namespaces_or_landlock_runs_workers_as_nobody(public_dir: Path) -> None:
     python = public_dir / "python"
     python.write_text("")
     python.chmod(0o755)
-    isolation = WorkerIsolation.for_host(abi=0, euid=0, worker_files=[python])
-    assert isolation.landlock is False
+    isolation = host(abi=0, bubblewrap=None, worker_files=[python])
     assert isolation.run_as is not None and isolation.run_as[0] == NOBODY_UID
+    assert "no_secrets" in isolation.guarantees()
 
 
 def test_root_without_landlock_refuses_when_nobody_cannot_start_python(tmp_path: Path) -> None:
@@ -84,12 +127,19 @@ def test_root_without_landlock_refuses_when_nobody_cannot_start_python(tmp_path:
     python = private / "python"
     python.write_text("")
     with pytest.raises(ConfigError, match="--no-sandbox"):
-        WorkerIsolation.for_host(abi=0, euid=0, worker_files=[python])
+        host(abi=0, bubblewrap=None, worker_files=[python])
 
 
-def test_non_root_without_landlock_can_only_warn() -> None:
-    isolation = WorkerIsolation.for_host(abi=0, euid=1000, worker_files=[])
-    assert isolation == WorkerIsolation(landlock=False, run_as=None)
+def test_non_root_without_namespaces_or_landlock_cannot_keep_secrets() -> None:
+    isolation = host(abi=0, euid=1000, bubblewrap=None, cgroup_version=None)
+    assert isolation.run_as is None
+    assert "no_secrets" in isolation.missing()
+
+
+def test_no_sandbox_switches_every_layer_off_and_requires_nothing() -> None:
+    isolation = WorkerIsolation.none()
+    assert isolation.guarantees() == set() and isolation.refusal() is None
+    assert not any(on for _, on, _ in isolation.layers())
 
 
 def test_readable_by_follows_the_mode_bits_of_every_directory(public_dir: Path) -> None:
@@ -110,23 +160,24 @@ def test_readable_by_follows_the_mode_bits_of_every_directory(public_dir: Path) 
     assert not readable_by(public_dir / "missing", *nobody)
 
 
-def test_without_landlock_the_worker_user_owns_its_job_dir_only(tmp_path: Path) -> None:
+def test_a_nobody_worker_owns_its_work_folder_only(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     database = state / "node.sqlite3"
     database.write_text("")
     database.chmod(0o600)
     runner = JobRunner(
-        state / "jobs",
-        JobLimits(),
-        WorkerIsolation(landlock=False, run_as=(NOBODY_UID, NOBODY_UID)),
+        state / "jobs", JobLimits(), WorkerIsolation(run_as=(NOBODY_UID, NOBODY_UID))
     )
     try:
-        job_dir = runner.job_dir("exp-1")
+        folder = runner.folder("exp-1")
     finally:
         runner.close()
-    assert job_dir.stat().st_uid == NOBODY_UID
-    assert stat.S_IMODE(job_dir.stat().st_mode) == 0o700
+    assert folder.work.stat().st_uid == NOBODY_UID
+    assert stat.S_IMODE(folder.work.stat().st_mode) == 0o700
+    for daemons in (folder.inputs, folder.outputs):
+        assert daemons.stat().st_uid == 0  # the worker cannot write its inputs
+    assert stat.S_IMODE(folder.outputs.stat().st_mode) == 0o700
     for parent in (state, state / "jobs"):
         mode = stat.S_IMODE(parent.stat().st_mode)
         assert mode & 0o001 and not mode & 0o004  # pass through, not list

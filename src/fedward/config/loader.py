@@ -8,6 +8,7 @@ The seed's variable names keep working: ``NODE_ID``, ``RESEARCHER_ID``, ``MQTT_B
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -62,7 +63,13 @@ def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where}", hint="check for typos")
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {where}",
+            hint=f"did you mean {close[0]!r}?"
+            if close
+            else "valid keys: " + ", ".join(sorted(allowed)),
+        )
 
 
 def _secret(
@@ -133,7 +140,20 @@ def load_node_config(
         "[training]",
     )
     jobs = _section(data, "jobs")
-    _check_keys(jobs, {"memory_mb", "cpu_s", "idle_worker_s"}, "[jobs]")
+    _check_keys(
+        jobs,
+        {
+            "memory_mb",
+            "cpu_s",
+            "idle_worker_s",
+            "disk_mb",
+            "pids_max",
+            "max_parallel",
+            "sandbox",
+            "require",
+        },
+        "[jobs]",
+    )
     node_id = overrides.pop("node_id", None) or env.get("NODE_ID") or data.get("node_id")
     if not node_id:
         raise ConfigError("no node id", hint="set node_id in the config file or NODE_ID")
@@ -159,15 +179,28 @@ def load_node_config(
         "allow_default_plans": parse_bool(defaults, "allow_default_plans"),
         "digest_algorithm": str(training.get("digest_algorithm", "sha256")),
         "max_message_bytes": _int(training.get("max_message_bytes", 1 << 20), "max_message_bytes"),
-        "jobs": JobLimits(
-            memory_mb=_int(jobs.get("memory_mb", 4096), "memory_mb"),
-            cpu_s=_int(jobs.get("cpu_s", 3600), "cpu_s"),
-            idle_worker_s=_float(jobs.get("idle_worker_s", 600.0), "idle_worker_s"),
-        ),
+        "jobs": _job_limits(jobs, env),
         "gpu": _gpu_policy(_section(data, "gpu")),
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return NodeConfig(**fields)
+
+
+def _job_limits(jobs: Mapping[str, Any], env: Mapping[str, str]) -> JobLimits:
+    defaults = JobLimits()
+    require = jobs.get("require", list(defaults.require))
+    if not isinstance(require, list) or not all(isinstance(g, str) for g in require):
+        raise ConfigError("[jobs] require must be a list of protection names")
+    return JobLimits(
+        memory_mb=_int(jobs.get("memory_mb", defaults.memory_mb), "memory_mb"),
+        cpu_s=_int(jobs.get("cpu_s", defaults.cpu_s), "cpu_s"),
+        idle_worker_s=_float(jobs.get("idle_worker_s", defaults.idle_worker_s), "idle_worker_s"),
+        disk_mb=_int(jobs.get("disk_mb", defaults.disk_mb), "disk_mb"),
+        pids_max=_int(jobs.get("pids_max", defaults.pids_max), "pids_max"),
+        max_parallel=_int(jobs.get("max_parallel", defaults.max_parallel), "max_parallel"),
+        sandbox=str(env.get("FEDWARD_JOB_SANDBOX") or jobs.get("sandbox", defaults.sandbox)),  # type: ignore[arg-type]
+        require=tuple(require),
+    )
 
 
 def _gpu_policy(section: Mapping[str, Any]) -> GpuPolicy:

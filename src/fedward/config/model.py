@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,10 +17,11 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 class Secret:
     """A string that does not show itself in ``repr``, logs or tracebacks."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "path")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, path: Path | None = None) -> None:
         self._value = value
+        self.path = path  # the file it was read from, if any: kept away from job workers
 
     def reveal(self) -> str:
         return self._value
@@ -38,7 +40,7 @@ class Secret:
     @classmethod
     def from_file(cls, path: Path) -> Secret:
         try:
-            return cls(Path(path).read_text(encoding="utf-8").strip())
+            return cls(Path(path).read_text(encoding="utf-8").strip(), Path(path).resolve())
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
 
@@ -94,11 +96,44 @@ class GpuPolicy:
     device_index: int = 0
 
 
+SandboxMode = Literal["auto", "bubblewrap", "basic", "none"]
+SANDBOX_MODES: tuple[SandboxMode, ...] = ("auto", "bubblewrap", "basic", "none")
+# What ``[jobs] require`` may name (see fedward.node.jobs.isolation).
+JOB_GUARANTEES = ("no_network", "no_secrets", "process_tree", "memory_tree")
+
+
 @dataclass(frozen=True)
 class JobLimits:
-    memory_mb: int = 4096
-    cpu_s: int = 3600
+    """``[jobs]``: what a training job may use, and how it is isolated."""
+
+    memory_mb: int = 4096  # for the job's whole process tree (cgroup), and each process
+    cpu_s: int = 3600  # CPU seconds per job, the whole tree counted where a cgroup exists
     idle_worker_s: float = 600.0  # a warm worker with no job for this long is stopped
+    disk_mb: int = 4096  # what a job may write in its work folder (and per file)
+    pids_max: int = 256  # processes and threads of one job tree
+    max_parallel: int = 4  # jobs running at once; more requests wait their turn
+    sandbox: SandboxMode = "auto"  # auto: strongest available; basic: no namespaces
+    require: tuple[str, ...] = ("no_network", "no_secrets")  # or no job runs
+
+    def __post_init__(self) -> None:
+        for name in ("memory_mb", "cpu_s", "disk_mb", "pids_max", "max_parallel"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"[jobs] {name} must be at least 1, got {getattr(self, name)}")
+        if self.pids_max < 16:
+            raise ConfigError("[jobs] pids_max must be at least 16 (Python and BLAS use threads)")
+        if self.sandbox not in SANDBOX_MODES:
+            raise ConfigError(
+                f"[jobs] sandbox must be one of {', '.join(SANDBOX_MODES)}, got {self.sandbox!r}"
+            )
+        for guarantee in self.require:
+            if guarantee not in JOB_GUARANTEES:
+                close = difflib.get_close_matches(guarantee, JOB_GUARANTEES, n=1)
+                raise ConfigError(
+                    f"[jobs] require names unknown protection {guarantee!r}",
+                    hint=f"did you mean {close[0]!r}?"
+                    if close
+                    else "choose among " + ", ".join(JOB_GUARANTEES),
+                )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Every command takes ids as arguments (no interactive pickers). Errors are raised
 - ``cli_datasets``  ``dataset add|list|show|delete``
 - ``cli_plans``     ``plan register|update|approve|reject|delete|list|view``
 - ``start_command`` ``start [--gpu | --gpu-only] [--gpu-num N] [--check]``
-- here              ``jobs`` (jobs and plan decisions) and ``audit`` (the whole security log)
+- here              ``status`` (settings and job isolation), ``jobs`` (jobs and plan
+                    decisions) and ``audit`` (the whole security log)
 """
 
 from __future__ import annotations
@@ -53,6 +54,20 @@ def node(
 node.add_command(start)
 node.add_command(dataset_group)
 node.add_command(plan_group)
+
+
+@node.command("status")
+@pass_node
+def status_command(state: NodeCliContext) -> None:
+    """The node's settings and the isolation its training jobs would get on this host:
+    each layer (namespaces, seccomp, Landlock, cgroup, limits, capabilities), the
+    guarantees they give, and whether jobs are refused for a missing one."""
+    from fedward.node.jobs.isolation import WorkerIsolation
+    from fedward.node.start_command import describe_settings
+
+    config = state.load_config()
+    isolation = WorkerIsolation.for_host(config.jobs.sandbox, config.jobs.require)
+    click.echo(describe_settings(config, isolation))
 
 
 @node.command("jobs")

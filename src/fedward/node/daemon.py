@@ -91,6 +91,10 @@ class NodeDaemon:
     def node_id(self) -> str:
         return self._node_id
 
+    def isolation_lines(self) -> list[str]:
+        """The job workers' isolation layers and guarantees, as the runner applies them."""
+        return self._ctx.runner.isolation.report_lines()
+
     def start(self, presence_wait_s: float = 10.0) -> None:
         """Connect, refuse to run if the same node id is already online, announce presence."""
         offline = encode_presence(NodePresence(state="offline", instance_id=self._instance_id))

@@ -28,8 +28,8 @@ from fedward.core.messages import (
     ScalarEvent,
     SearchRequest,
 )
-from fedward.core.plan_digest import plan_digest
-from fedward.errors import IntegrityError, PlanError
+from fedward.core.plan_digest import normalise_source, plan_digest, plan_text
+from fedward.errors import IntegrityError, PlanError, ValidationError
 from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.jobs.runner import JobRunner
 from fedward.node.services import NodeServices
@@ -51,7 +51,7 @@ class NodeContext:
     device_probe: DeviceProbe = field(default=cuda_device_count)
     # Plans by blob id. Blobs are content-addressed and readers are never removed, so a
     # plan fetched once stays valid: every round of an experiment reuses it.
-    plan_cache: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    plan_cache: dict[str, FetchedPlan] = field(default_factory=dict)
     plan_cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -69,22 +69,31 @@ def handle_search(ctx: NodeContext, researcher_id: str, request: SearchRequest) 
     return DatasetsReply(request_id=request.request_id, datasets=datasets)
 
 
-def fetch_plan(ctx: NodeContext, plan_blob: str) -> tuple[bytes, str]:
-    """The plan's exact bytes and the node's own digest of them."""
+@dataclass(frozen=True)
+class FetchedPlan:
+    """A plan as the node checked it: the text as sent, the canonical text the node runs
+    and shows, and the node's own digest of the canonical text."""
+
+    text: str
+    canonical: str
+    digest: str
+
+
+def fetch_plan(ctx: NodeContext, plan_blob: str) -> FetchedPlan:
+    """The plan of ``plan_blob``, downloaded with a size cap and checked (``plan_digest``)."""
     with ctx.plan_cache_lock:
         cached = ctx.plan_cache.get(plan_blob)
     if cached is not None:
         return cached
-    data = ctx.blobs.get_bytes(plan_blob)
-    if len(data) > MAX_PLAN_BYTES:
-        raise PlanError(f"training plan larger than {MAX_PLAN_BYTES} bytes")
+    try:
+        data = ctx.blobs.get_bytes(plan_blob, max_bytes=MAX_PLAN_BYTES)
+    except ValidationError as exc:
+        raise PlanError(f"training plan refused: {exc.message}") from exc
     if hashlib.sha256(data).hexdigest() != plan_blob:
         raise IntegrityError("training plan does not match its blob id")
-    try:
-        source = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PlanError("training plan is not UTF-8 text") from exc
-    fetched = (data, plan_digest(source, ctx.config.digest_algorithm))
+    text = plan_text(data)
+    canonical = normalise_source(text)
+    fetched = FetchedPlan(text, canonical, plan_digest(canonical, ctx.config.digest_algorithm))
     with ctx.plan_cache_lock:
         if len(ctx.plan_cache) >= PLAN_CACHE_SIZE:
             ctx.plan_cache.pop(next(iter(ctx.plan_cache)))  # oldest first
@@ -93,7 +102,7 @@ def fetch_plan(ctx: NodeContext, plan_blob: str) -> tuple[bytes, str]:
 
 
 def handle_plan_status(ctx: NodeContext, researcher_id: str, request: PlanStatusRequest) -> Reply:
-    _, digest = fetch_plan(ctx, request.plan_blob)
+    digest = fetch_plan(ctx, request.plan_blob).digest
     status, notes = ctx.services.plans.status_of(digest)
     return PlanStatusReply(
         request_id=request.request_id,
@@ -105,9 +114,9 @@ def handle_plan_status(ctx: NodeContext, researcher_id: str, request: PlanStatus
 
 
 def handle_approval(ctx: NodeContext, researcher_id: str, request: ApprovalRequest) -> Reply:
-    data, _ = fetch_plan(ctx, request.plan_blob)
+    plan = fetch_plan(ctx, request.plan_blob)
     record = ctx.services.plans.request(
-        data.decode("utf-8"), request.plan_class, request.description, researcher_id
+        plan.text, request.plan_class, request.description, researcher_id
     )
     return PlanStatusReply(
         request_id=request.request_id,

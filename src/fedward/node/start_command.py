@@ -14,7 +14,7 @@ from fedward.config.loader import load_node_config
 from fedward.config.model import GpuMode, NodeConfig
 
 if TYPE_CHECKING:
-    from fedward.node.jobs.sandbox import WorkerIsolation
+    from fedward.node.jobs.isolation import WorkerIsolation
 
 
 def _base_config(ctx: click.Context) -> NodeConfig:
@@ -78,12 +78,16 @@ def start(
     Settings come from the node config file and the seed's variables (NODE_ID, MQTT_BROKER,
     MQTT_BROKER_PORT, UPLOADS_URL, ENABLE_TRAINING_PLAN_APPROVAL, ALLOW_DEFAULT_TRAINING_PLANS).
     """
-    from fedward.node.jobs.sandbox import WorkerIsolation
+    from fedward.node.jobs.isolation import WorkerIsolation
 
     config = with_gpu_flags(
         load_node_config(config_file) if config_file else _base_config(ctx), gpu_mode, gpu_num
     )
-    isolation = WorkerIsolation.none() if no_sandbox else WorkerIsolation.for_host()
+    isolation = (
+        WorkerIsolation.none()
+        if no_sandbox
+        else WorkerIsolation.for_host(config.jobs.sandbox, config.jobs.require)
+    )
     if check:
         click.echo(describe_settings(config, isolation))
         return
@@ -94,6 +98,9 @@ def start(
         isolation=isolation,
         warn=lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
     )
+    click.echo("job isolation:", err=True)
+    for line in daemon.isolation_lines():
+        click.echo(f"  {line}", err=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -138,6 +145,10 @@ def describe_settings(config: NodeConfig, isolation: WorkerIsolation) -> str:
         ("job memory", f"{config.jobs.memory_mb} MiB"),
         ("job cpu time", f"{config.jobs.cpu_s} s"),
         ("idle workers", f"stopped after {config.jobs.idle_worker_s:g} s"),
-        ("job isolation", isolation.describe()),
+        ("job disk", f"{config.jobs.disk_mb} MiB per job"),
+        ("job processes", f"{config.jobs.pids_max} per job"),
+        ("parallel jobs", str(config.jobs.max_parallel)),
+        ("sandbox", config.jobs.sandbox),
     ]
-    return "\n".join(f"{key + ':':<15}{value}" for key, value in rows)
+    text = "\n".join(f"{key + ':':<15}{value}" for key, value in rows)
+    return text + "\njob isolation:\n" + "\n".join(f"  {line}" for line in isolation.report_lines())

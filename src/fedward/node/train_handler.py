@@ -1,15 +1,17 @@
 """``handle_train``: check a training request, run it in a job worker, reply.
 
 Order matters: the dataset and the plan are checked before anything runs; the plan's
-digest is computed by the node from the exact bytes it downloaded, with its own
-algorithm, and those same bytes are what the worker runs (it checks their sha256 again
-before loading them). Every job that starts is in the job log with its outcome; every
+digest is computed by the node over the canonical text of what it downloaded (with a
+size cap), with its own algorithm, and that canonical text is what the worker imports
+(it checks its sha256 again before loading it). What the job returns is taken under
+fixed names, copied out of the worker's reach, and checked — the model's layout,
+finite values, a plausible sample count — before anything is uploaded
+(``jobs.results``). Every job that starts is in the job log with its outcome; every
 refused request is in the audit log.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -17,10 +19,13 @@ from pathlib import Path
 from fedward.core.ids import new_id
 from fedward.core.messages import Reply, ScalarEvent, TrainReply, TrainRequest
 from fedward.errors import FedwardError, JobError, PlanNotApproved, ValidationError
+from fedward.learning.plan_source import write_canonical_plan
 from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
 from fedward.node.jobs import wire
 from fedward.node.jobs.failures import outcome_of
+from fedward.node.jobs.job_folder import result_name
+from fedward.node.jobs.results import ALLOWED_EXTRAS, check_result, checked_layout
 from fedward.node.jobs.runner import WorkerKey
 
 log = logging.getLogger("fedward.node")
@@ -61,41 +66,40 @@ def job_deadline_s(request_deadline_s: float, elapsed_s: float) -> float:
 def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) -> Reply:
     received = time.monotonic()
     dataset = ctx.services.datasets.checked(request.dataset_id)
-    plan_bytes, digest = fetch_plan(ctx, request.plan_blob)
+    plan = fetch_plan(ctx, request.plan_blob)
     check_approved(
         ctx,
         researcher_id,
-        digest,
+        plan.digest,
         f"experiment {request.experiment_id} round {request.round_index} "
         f"dataset {dataset.dataset_id}",
     )
-    experiment_dir = ctx.runner.job_dir(request.experiment_id)
-    plan_path = experiment_dir / f"plan-{request.plan_blob[:16]}.py"
-    if not plan_path.exists() or hashlib.sha256(plan_path.read_bytes()).hexdigest() != (
-        request.plan_blob
-    ):
-        plan_path.write_bytes(plan_bytes)
+    folder = ctx.runner.folder(request.experiment_id)
+    # The canonical text, the one the digest binds, is what the worker imports.
+    plan_path, plan_sha256 = write_canonical_plan(plan.canonical, folder.inputs)
     job_id = new_id("job")
-    params_in = experiment_dir / f"{job_id}-in.safetensors"
-    params_out = experiment_dir / f"{job_id}-out.safetensors"
+    params_in = folder.inputs / f"{job_id}.params.safetensors"
     extras_in: dict[str, str] = {}
-    extras_out: list[Path] = []
+    produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
     device = choose_device(
         ctx.config.gpu, bool(request.training_args.get("use_gpu", False)), ctx.device_probe
     )
     audit_id = ctx.services.jobs.start(
-        request.experiment_id, request.round_index, researcher_id, dataset.dataset_id, digest
+        request.experiment_id, request.round_index, researcher_id, dataset.dataset_id, plan.digest
     )
+    cap = ctx.config.jobs.disk_mb << 20
     try:
-        ctx.blobs.get_file(request.params_blob, params_in)
+        ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap)
+        layout = checked_layout(params_in, "parameters sent")
         for name, blob_id in request.extra_blobs.items():
-            extras_in[name] = str(
-                ctx.blobs.get_file(blob_id, experiment_dir / f"{job_id}-x-{name}.safetensors")
-            )
+            path = folder.inputs / f"{job_id}.in.{name}.safetensors"
+            ctx.blobs.get_file(blob_id, path, max_bytes=cap)
+            checked_layout(path, f"extra tensors {name!r}")
+            extras_in[name] = str(path)
         spec = wire.JobSpec(
             job_id=job_id,
             plan_path=str(plan_path),
-            plan_sha256=request.plan_blob,
+            plan_sha256=plan_sha256,
             plan_class=request.plan_class,
             model_args=request.model_args,
             training_args=request.training_args,
@@ -104,27 +108,34 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             dataset_path=str(dataset.path),
             dataset_metadata=dict(dataset.options),
             params_in=str(params_in),
-            params_out=str(params_out),
             extras_in=extras_in,
-            extras_out_dir=str(experiment_dir),
+            results_dir=str(folder.work),
             device=device,
             cpu_seconds=ctx.config.jobs.cpu_s,
         )
         result = ctx.runner.run(
             WorkerKey(request.experiment_id, request.plan_blob, dataset.dataset_id),
             spec,
-            readable=[dataset.path],
+            dataset=dataset.path,
             deadline_s=job_deadline_s(request.deadline_s, time.monotonic() - received),
             on_scalar=lambda scalar: _forward(ctx, researcher_id, request, scalar),
             gpu=device != "cpu",
         )
-        if result.sample_count <= 0:
-            raise ValidationError("the training plan reported no training samples")
-        extras_out.extend(Path(p) for p in result.extras_out.values())
-        out_blob = ctx.blobs.put_file(params_out, readers=[researcher_id])
+        _check_sample_count(result.sample_count, dataset.sample_count)
+        # The result has the model's layout, so its size is known: a few KiB of header more.
+        result_cap = params_in.stat().st_size + (1 << 20)
+        out_path = folder.collect(result_name(job_id), result_cap, "parameters")
+        check_result(out_path, layout, "parameters")
+        extra_paths: dict[str, Path] = {}
+        for name in result.extras:
+            if name not in ALLOWED_EXTRAS:
+                raise JobError(f"the job returned extra tensors {name!r}, which no aggregator uses")
+            extra_paths[name] = folder.collect(result_name(job_id, name), result_cap, name)
+            check_result(extra_paths[name], layout, f"extra tensors {name!r}", subset=True)
+        out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id])
         extra_blobs = {
-            name: ctx.blobs.put_file(Path(path), readers=[researcher_id])
-            for name, path in result.extras_out.items()
+            name: ctx.blobs.put_file(path, readers=[researcher_id])
+            for name, path in extra_paths.items()
         }
     except FedwardError as exc:
         outcome = outcome_of(exc) if isinstance(exc, JobError) else "failed"
@@ -134,8 +145,9 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         ctx.services.jobs.finish(audit_id, "failed", message="internal error")
         raise
     finally:
-        for path in [params_in, params_out, *map(Path, extras_in.values()), *extras_out]:
+        for path in [params_in, *map(Path, extras_in.values())]:
             path.unlink(missing_ok=True)
+        folder.discard(*produced)
     ctx.services.jobs.finish(audit_id, "succeeded", metrics=result.metrics)
     return TrainReply(
         request_id=request.request_id,
@@ -144,9 +156,20 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         params_blob=out_blob,
         sample_count=result.sample_count,
         metrics=result.metrics,
-        timings=result.timings,
+        timings={str(k): v for k, v in result.timings.items()},
         extra_blobs=extra_blobs,
     )
+
+
+def _check_sample_count(reported: int, dataset_size: int) -> None:
+    """The sample count weighs a node's update: a plan may not claim more than it has."""
+    if reported <= 0:
+        raise ValidationError("the training plan reported no training samples")
+    if dataset_size > 0 and reported > dataset_size:
+        raise JobError(
+            f"the training plan reported {reported} training samples; the dataset has "
+            f"{dataset_size}"
+        )
 
 
 def _forward(

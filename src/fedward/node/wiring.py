@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from fedward.config.model import NodeConfig
 from fedward.errors import ConfigError
@@ -11,8 +12,8 @@ from fedward.node.daemon import ChannelFactory, NodeDaemon
 from fedward.node.default_plans import default_plans
 from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.handlers import NodeContext
+from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.jobs.runner import JobRunner
-from fedward.node.jobs.sandbox import WorkerIsolation
 from fedward.node.services import NodeServices, open_node_services_for
 from fedward.transport.blobs import BlobStore
 from fedward.transport.channel import Will
@@ -40,6 +41,16 @@ def http_blob_store(config: NodeConfig) -> BlobStore:
     return HttpBlobStore(config.uploads.base_url, config.uploads.token.reveal())
 
 
+def secret_folders(config: NodeConfig) -> list[Path]:
+    """Folders holding the node's secrets, hidden from job workers even where they lie
+    inside a folder a worker must read (a Python installation, say)."""
+    folders = [config.state_dir.resolve()]
+    for secret in (config.broker.password, config.uploads.token):
+        if secret is not None and secret.path is not None:
+            folders.append(secret.path.parent)
+    return folders
+
+
 def build_node_daemon(
     config: NodeConfig,
     *,
@@ -61,8 +72,18 @@ def build_node_daemon(
         services.plans.sync_defaults(default_plans())
     else:
         services.plans.sync_defaults([])
-    runner = JobRunner(config.jobs_dir, config.jobs, isolation)
-    log.info("job workers: %s", runner.isolation.describe())
+    runner = JobRunner(
+        config.jobs_dir,
+        config.jobs,
+        isolation,
+        node_id=config.node_id,
+        hidden=secret_folders(config),
+    )
+    for line in runner.isolation.report_lines():
+        log.info("job isolation: %s", line)
+    refusal = runner.isolation.refusal()
+    if refusal is not None:
+        warn(refusal)
     holder: list[NodeDaemon] = []
     context = NodeContext(
         config=config,
@@ -72,6 +93,8 @@ def build_node_daemon(
         send_event=lambda researcher_id, event: holder[0].send_event(researcher_id, event),
         device_probe=device_probe,
     )
-    daemon = NodeDaemon(context, channel_factory or mqtt_channel_factory(config))
+    daemon = NodeDaemon(
+        context, channel_factory or mqtt_channel_factory(config), max_jobs=config.jobs.max_parallel
+    )
     holder.append(daemon)
     return daemon

@@ -1,41 +1,35 @@
-"""What a job worker may see and do: the isolation policy.
+"""What a job worker may see and do, and the layers the worker sets on itself.
 
-Approved plan code is still code from outside the hospital, so it runs:
+Approved plan code is still code from outside the hospital. The runner starts each worker
+with a scrubbed environment (``clean_environment``: no broker password, upload token or
+VPN variable), with ``python -I`` (no module from the work folder can shadow fedward's
+own before the sandbox is up), inside bubblewrap's namespaces and a cgroup where the
+host has them (``isolation``). Before the worker reads its first job it applies, in this
+order (``apply_sandbox``):
 
-- with a scrubbed environment (``clean_environment``; the runner sets it): no broker
-  password, upload token or VPN variable reaches the worker;
-- under resource limits (private memory, CPU time; the runner sets them);
-- in a Landlock sandbox the worker applies to itself before it loads plan code
-  (``apply_sandbox_from_argv``): read the Python installation, system libraries, its
-  dataset and its job directory; write only its job directory; no TCP; no signals to
-  processes outside (``landlock``). The node's secrets, its database and
-  ``/etc/wireguard`` cannot be opened;
-- without root's powers: a root worker drops every capability but reading files
-  (``capabilities``).
+1. resource limits (``setrlimit``): private memory, CPU time, file size, core dumps, and
+   a process count where no cgroup bounds the tree;
+2. Landlock: read the system, Python, its dataset and its job's inputs; write only its
+   work folder; no TCP; no signals or abstract sockets outside (``landlock``);
+3. for a root worker, every capability but CAP_DAC_READ_SEARCH (``capabilities``);
+4. seccomp (``seccomp``), last, so that the steps above can still make their calls.
 
-Where the kernel has no Landlock (before 5.13, or disabled) and the node runs as root,
-the second line is the classic one (``WorkerIsolation.for_host``): the worker runs as
-``nobody``, so files only root may read — secrets (written 0600), the node database — stay
-closed. That needs Python and fedward installed where nobody can read them (the node
-refuses to start otherwise, rather than run plans as root unconfined), and datasets
-readable by nobody (a job that cannot read its data fails, with the reason in the node's
-job log). A node that is not root and has no Landlock can only warn: its workers read
-what its user reads.
+Paths are the same inside and outside the namespaces, so the rules read the same.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pwd
+import resource
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedward.errors import ConfigError
 from fedward.node.jobs.capabilities import drop_capabilities
-from fedward.node.jobs.landlock import landlock_abi, restrict_self
+from fedward.node.jobs.landlock import restrict_self
+from fedward.node.jobs.seccomp import apply_filter
 
 log = logging.getLogger("fedward.sandbox")
 
@@ -69,7 +63,6 @@ _SYSTEM_READ = (
     "/etc/nsswitch.conf",
     "/etc/passwd",
     "/etc/group",
-    "/etc/ssl/certs",
     "/etc/matplotlibrc",
 )
 # Read-write files: a few devices, and the worker's own /proc entry, which CUDA writes (with
@@ -79,8 +72,6 @@ _SYSTEM_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/pr
 # CUDA opens its device files read-write and reads the PCI topology.
 _GPU_READ = ("/sys/devices", "/sys/bus/pci", "/sys/module/nvidia", "/proc/driver/nvidia")
 _GPU_DEVICE_PREFIX = "nvidia"
-
-NOBODY_UID = 65534
 
 
 def clean_environment(source: Mapping[str, str], home: Path) -> dict[str, str]:
@@ -94,138 +85,154 @@ def clean_environment(source: Mapping[str, str], home: Path) -> dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
-class WorkerIsolation:
-    """How the runner isolates workers on this host (decided once, at node start)."""
+def python_paths() -> list[Path]:
+    """The interpreter's installation and import path: what a worker's imports read.
 
-    landlock: bool  # the worker sandboxes its own file access
-    run_as: tuple[int, int] | None = None  # (uid, gid) to drop to, when not None
-
-    @classmethod
-    def none(cls) -> WorkerIsolation:
-        """No file sandbox, same user: ``fedward node start --no-sandbox`` (debugging)."""
-        return cls(landlock=False)
-
-    @classmethod
-    def for_host(
-        cls,
-        *,
-        abi: int | None = None,
-        euid: int | None = None,
-        worker_files: Sequence[Path] | None = None,
-    ) -> WorkerIsolation:
-        """The best isolation here; the arguments default to this host's facts."""
-        abi = landlock_abi() if abi is None else abi
-        euid = os.geteuid() if euid is None else euid
-        worker_files = _interpreter_files() if worker_files is None else worker_files
-        if abi >= 1:
-            return cls(landlock=True)
-        if euid == 0:
-            run_as = _nobody()
-            unreachable = [p for p in worker_files if not readable_by(p, *run_as)]
-            if unreachable:
-                raise ConfigError(
-                    "this kernel has no Landlock, so job workers must run as user nobody, "
-                    f"but nobody cannot read {unreachable[0]}",
-                    hint="install Python and fedward where every user can read them, or "
-                    "start the node with --no-sandbox to run jobs without isolation",
-                )
-            log.warning(
-                "this kernel has no Landlock: job workers run as user nobody instead of root"
-            )
-            return cls(landlock=False, run_as=run_as)
-        log.warning(
-            "this kernel has no Landlock and the node is not root: job workers can read "
-            "whatever this user can; keep the node's secrets and database unreadable to it"
-        )
-        return cls(landlock=False)
-
-    def describe(self) -> str:
-        if self.landlock:
-            return f"Landlock sandbox (kernel ABI {landlock_abi()}), capabilities dropped"
-        if self.run_as is not None:
-            return f"no Landlock; workers run as uid {self.run_as[0]}"
-        return "no file sandbox"
-
-
-def _nobody() -> tuple[int, int]:
-    try:
-        entry = pwd.getpwnam("nobody")
-        return entry.pw_uid, entry.pw_gid
-    except KeyError:
-        return NOBODY_UID, NOBODY_UID
-
-
-def _interpreter_files() -> list[Path]:
-    """What a worker process must read to start at all."""
+    ``sys.path[0]`` (the script's folder, or the current folder under ``python -m``) is
+    left out unless it lies in the installation: a node started from a home folder must
+    not open that folder to its plans.
+    """
     import fedward
 
-    return [Path(sys.executable).resolve(), Path(os.__file__), Path(fedward.__file__)]
-
-
-def readable_by(path: Path, uid: int, gid: int) -> bool:
-    """Whether ``uid``/``gid`` (no supplementary groups) may read ``path``: every directory
-    above it searchable, the file itself readable, by its mode bits."""
-
-    def allows(target: Path, bit: int) -> bool:
-        info = target.stat()
-        if info.st_uid == uid:
-            return bool(info.st_mode & (bit << 6))
-        if info.st_gid == gid:
-            return bool(info.st_mode & (bit << 3))
-        return bool(info.st_mode & bit)
-
-    try:
-        path = path.resolve()
-        return all(allows(d, 0o1) for d in path.parents) and allows(path, 0o4)
-    except OSError:
-        return False
-
-
-def python_paths() -> list[Path]:
-    """The interpreter's installation and import path: what imports need to read."""
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent}
-    for entry in sys.path:
-        if entry and Path(entry).exists():
-            paths.add(Path(entry).resolve())
+    paths.add(Path(fedward.__file__).resolve().parent.parent)  # a source checkout's src/
+    prefixes = {p.resolve() for p in (Path(sys.prefix), Path(sys.base_prefix))}
+    for index, entry in enumerate(sys.path):
+        if not entry or not Path(entry).exists():
+            continue
+        resolved = Path(entry).resolve()
+        if index == 0 and not any(p == resolved or p in resolved.parents for p in prefixes):
+            continue
+        paths.add(resolved)
     # A path entry of "/" would open everything; nothing legitimate needs it.
     return sorted(p for p in paths if p != Path("/"))
 
 
-def _gpu_devices() -> list[Path]:
+def gpu_devices() -> list[Path]:
     try:
         return [p for p in Path("/dev").iterdir() if p.name.startswith(_GPU_DEVICE_PREFIX)]
     except OSError:
         return []
 
 
-def sandbox_argv(readable: Sequence[Path], writable: Sequence[Path], gpu: bool) -> list[str]:
-    """Worker command-line arguments that ask it to sandbox itself at start."""
-    argv = ["--sandbox"]
-    argv += [f"--read={p}" for p in readable]
-    argv += [f"--write={p}" for p in writable]
-    if gpu:
-        argv.append("--gpu")
-    return argv
+@dataclass(frozen=True)
+class SelfSandbox:
+    """The layers a worker applies to itself, as the runner asked on its command line."""
+
+    landlock: bool = False
+    seccomp: str = ""  # "", "unix" (namespaced: Unix sockets allowed) or "strict"
+    read: tuple[Path, ...] = ()
+    write: tuple[Path, ...] = ()
+    gpu: bool = False
+    memory_mb: int | None = None
+    cpu_lifetime_s: int | None = None
+    file_mb: int | None = None
+    processes: int | None = None  # at most this many more processes of this user
+
+    def argv(self) -> list[str]:
+        out: list[str] = []
+        if self.landlock:
+            out.append("--landlock")
+        if self.seccomp:
+            out.append(f"--seccomp={self.seccomp}")
+        out += [f"--read={p}" for p in self.read]
+        out += [f"--write={p}" for p in self.write]
+        if self.gpu:
+            out.append("--gpu")
+        for name in ("memory_mb", "cpu_lifetime_s", "file_mb", "processes"):
+            value = getattr(self, name)
+            if value is not None:
+                out.append(f"--{name.replace('_', '-')}={value}")
+        return out
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> SelfSandbox:
+        def values(name: str) -> list[str]:
+            prefix = f"--{name}="
+            return [a[len(prefix) :] for a in argv if a.startswith(prefix)]
+
+        def number(name: str) -> int | None:
+            found = values(name)
+            return int(found[-1]) if found else None
+
+        seccomp = values("seccomp")
+        return cls(
+            landlock="--landlock" in argv,
+            seccomp=seccomp[-1] if seccomp else "",
+            read=tuple(Path(p) for p in values("read")),
+            write=tuple(Path(p) for p in values("write")),
+            gpu="--gpu" in argv,
+            memory_mb=number("memory-mb"),
+            cpu_lifetime_s=number("cpu-lifetime-s"),
+            file_mb=number("file-mb"),
+            processes=number("processes"),
+        )
 
 
-def apply_sandbox_from_argv(argv: Sequence[str]) -> str:
-    """Apply what ``sandbox_argv`` asked for; returns a line for the job log."""
-    if "--sandbox" not in argv:
-        return "no sandbox requested"
-    readable = [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--read=")]
-    writable = [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--write=")]
-    system = [Path(p) for p in _SYSTEM_READ]
-    devices = [Path(p) for p in _SYSTEM_DEVICES]
-    if "--gpu" in argv:
-        system += [Path(p) for p in _GPU_READ]
-        devices += _gpu_devices()
-    abi = restrict_self([*system, *python_paths(), *readable], writable, devices)
-    if abi < 1:
-        # The runner asks for a sandbox only where the kernel has one.
-        raise OSError("Landlock was requested but this kernel does not offer it")
-    applied = f"sandboxed: Landlock ABI {abi}"
+def apply_sandbox(asked: SelfSandbox) -> str:
+    """Apply what the runner asked for, in the order of the module docstring; returns a line
+    for the job log. Any failure raises: the worker then exits before reading a job."""
+    applied = [_apply_limits(asked)]
+    if asked.landlock:
+        system = [Path(p) for p in _SYSTEM_READ]
+        devices = [Path(p) for p in _SYSTEM_DEVICES]
+        if asked.gpu:
+            system += [Path(p) for p in _GPU_READ]
+            devices += gpu_devices()
+        abi = restrict_self([*system, *python_paths(), *asked.read], asked.write, devices)
+        if abi < 1:
+            raise OSError("Landlock was requested but this kernel does not offer it")
+        applied.append(f"Landlock ABI {abi}")
     if os.geteuid() == 0:
         bounded = drop_capabilities()
-        applied += ", capabilities dropped" + ("" if bounded else " (bounding set kept)")
-    return applied
+        applied.append("capabilities dropped" + ("" if bounded else " (bounding set kept)"))
+    if asked.seccomp:
+        _set_no_new_privileges()
+        apply_filter(allow_unix_sockets=asked.seccomp == "unix")
+        applied.append(f"seccomp ({asked.seccomp})")
+    return "sandboxed: " + ", ".join(applied)
+
+
+def _apply_limits(asked: SelfSandbox) -> str:
+    """Memory is bounded with RLIMIT_DATA, not RLIMIT_AS: RLIMIT_DATA counts the private
+    writable memory a job can fill; RLIMIT_AS also counts address space merely reserved
+    (glibc arenas, CUDA's tens of GiB), which breaks GPU workers (seen on an H100)."""
+    if asked.memory_mb is not None:
+        _lower_limit(resource.RLIMIT_DATA, asked.memory_mb << 20)
+    if asked.cpu_lifetime_s is not None:
+        _lower_limit(resource.RLIMIT_CPU, asked.cpu_lifetime_s)
+    if asked.file_mb is not None:
+        _lower_limit(resource.RLIMIT_FSIZE, asked.file_mb << 20)
+    if asked.processes is not None:
+        _lower_limit(resource.RLIMIT_NPROC, _processes_of_this_user() + asked.processes)
+    _lower_limit(resource.RLIMIT_CORE, 0)
+    return "limits set"
+
+
+def _processes_of_this_user() -> int:
+    """RLIMIT_NPROC counts every process of the real user, not only this job's."""
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def _lower_limit(which: int, value: int) -> None:
+    """Set soft and hard limits to ``value``, or keep a lower hard limit already in place."""
+    _, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))
+
+
+def _set_no_new_privileges() -> None:
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")

@@ -1,20 +1,37 @@
 """Daemon <-> worker messages: one JSON object per line, on private pipes.
 
-Nothing here is sent over the network; the worker never sees credentials, only paths to
-files inside its job directory and the dataset it is allowed to read.
+The worker runs foreign code, so everything it writes is decoded like bytes from the
+network: lines have a maximum length, every field a type, a length and a pattern, and
+the worker never names a file — results lie under fixed names in its work folder
+(``job_folder``), chosen by the daemon. What the daemon sends (paths included) is
+trusted by the worker.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_METRICS = 64
+
+JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# Metric and scalar names: what a chart label or a table column can show as it is.
+MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}$")]
+ExtraName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+ErrorCode = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Step = Annotated[int, Meta(ge=0, le=1 << 40)]
+# Bounded by the dataset's size by the daemon; this only keeps the number sane.
+SampleCount = Annotated[int, Meta(ge=0, le=1 << 48)]
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     job_id: str
-    plan_path: str
-    plan_sha256: str  # of the exact bytes the daemon hashed and approved
+    plan_path: str  # the canonical source, in the job's read-only inputs
+    plan_sha256: str  # of those exact bytes
     plan_class: str
     model_args: dict[str, Any]
     training_args: dict[str, Any]
@@ -23,9 +40,8 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     dataset_path: str
     dataset_metadata: dict[str, Any] = {}
     params_in: str
-    params_out: str
     extras_in: dict[str, str] = {}
-    extras_out_dir: str = ""
+    results_dir: str  # the work folder; results go under ``job_folder`` names
     device: str = "cpu"
     cpu_seconds: int = 3600
 
@@ -35,30 +51,30 @@ class Shutdown(msgspec.Struct, frozen=True, tag="shutdown"):
 
 
 class ScalarOut(msgspec.Struct, frozen=True, kw_only=True, tag="scalar"):
-    job_id: str
-    name: str
+    job_id: JobId
+    name: MetricName
     value: float
-    step: int
+    step: Step
 
 
 class LogOut(msgspec.Struct, frozen=True, kw_only=True, tag="log"):
-    job_id: str
+    job_id: JobId
     level: Literal["debug", "info", "warning", "error"]
-    message: str
+    message: Annotated[str, Meta(max_length=2000)]
 
 
 class ResultOut(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
-    job_id: str
-    sample_count: int
-    metrics: dict[str, float]
-    timings: dict[str, float]
-    extras_out: dict[str, str] = {}
+    job_id: JobId
+    sample_count: SampleCount
+    metrics: Annotated[dict[MetricName, float], Meta(max_length=MAX_METRICS)]
+    timings: Annotated[dict[Literal["load_s", "train_s", "save_s"], float], Meta(max_length=3)]
+    extras: Annotated[list[ExtraName], Meta(max_length=8)] = []
 
 
 class FailureOut(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
-    job_id: str
-    code: str
-    message: str
+    job_id: JobId
+    code: ErrorCode
+    message: Annotated[str, Meta(max_length=2000)]
 
 
 ToWorker = JobSpec | Shutdown
@@ -66,4 +82,31 @@ FromWorker = ScalarOut | LogOut | ResultOut | FailureOut
 
 encoder = msgspec.json.Encoder()
 to_worker_decoder = msgspec.json.Decoder(ToWorker)
-from_worker_decoder = msgspec.json.Decoder(FromWorker)
+_from_worker_decoder = msgspec.json.Decoder(FromWorker)
+
+
+class UnreadableReport(ValueError):
+    """A line from a worker that is not a valid report."""
+
+
+def decode_report(line: bytes) -> FromWorker:
+    """A worker's line, checked; ``UnreadableReport`` for anything else."""
+    if len(line) > MAX_LINE_BYTES:
+        raise UnreadableReport("line too long")
+    try:
+        report = _from_worker_decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        raise UnreadableReport(str(exc)) from exc
+    numbers: list[float] = []
+    if isinstance(report, ScalarOut):
+        numbers = [report.value]
+    elif isinstance(report, ResultOut):
+        numbers = [*report.metrics.values(), *report.timings.values()]
+    if not all(math.isfinite(n) for n in numbers):
+        raise UnreadableReport("a number is not finite")
+    return report
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced: a worker's words go into logs as one line."""
+    return "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in text)

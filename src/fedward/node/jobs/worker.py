@@ -1,16 +1,16 @@
 """The job worker: a separate process that runs approved plan code for one experiment.
 
-It is started by ``runner.JobRunner`` with a scrubbed environment; before it reads its
-first job it sets its resource limits and (where the kernel allows) sandboxes itself
-(``sandbox``), then stays warm: it reads one
-``JobSpec`` per line on stdin, and writes progress and one result per job on a private
-copy of stdout. Anything the plan prints goes to stderr (the node's job log), never into
-the protocol stream.
+It is started by ``runner.JobRunner`` (``python -I``, a scrubbed environment, inside the
+host's namespaces and cgroup). Before it reads its first job it applies the layers it
+was asked for (``sandbox.apply_sandbox``), then stays warm: it reads one ``JobSpec``
+per line on stdin, and writes progress and one result per job on a private copy of
+stdout. Results go to fixed names in its work folder (``job_folder.result_name``); it
+names no file in what it reports. Anything the plan prints goes to stderr (the node's
+job log), never into the protocol stream.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import resource
@@ -20,11 +20,12 @@ import traceback
 from pathlib import Path
 from typing import IO
 
-from fedward.errors import FedwardError, PlanError
+from fedward.errors import FedwardError
 from fedward.learning.plan import DatasetView, TrainingPlan
-from fedward.learning.plan_source import load_plan_class
+from fedward.learning.plan_source import load_plan_file
 from fedward.node.jobs import wire
-from fedward.node.jobs.sandbox import apply_sandbox_from_argv
+from fedward.node.jobs.job_folder import result_name
+from fedward.node.jobs.sandbox import SelfSandbox, apply_sandbox
 from fedward.protocol.params_wire import load_params, save_params
 
 log = logging.getLogger("fedward.worker")
@@ -51,19 +52,15 @@ def _send(out: IO[bytes], message: wire.FromWorker) -> None:
 
 
 class Worker:
-    def __init__(self, out: IO[bytes], workdir: Path) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self._out = out
-        self._workdir = workdir
         self._classes: dict[str, type[TrainingPlan]] = {}
 
     def _plan_class(self, spec: wire.JobSpec) -> type[TrainingPlan]:
         key = f"{spec.plan_sha256}:{spec.plan_class}"
         cls = self._classes.get(key)
         if cls is None:
-            data = Path(spec.plan_path).read_bytes()
-            if hashlib.sha256(data).hexdigest() != spec.plan_sha256:
-                raise PlanError("plan file changed after approval; refusing to run it")
-            cls = load_plan_class(data.decode("utf-8"), spec.plan_class, self._workdir)
+            cls = load_plan_file(Path(spec.plan_path), spec.plan_sha256, spec.plan_class)
             self._classes[key] = cls
         return cls
 
@@ -87,12 +84,10 @@ class Worker:
             params, dataset, spec.training_args, PipeProgress(self._out, spec.job_id)
         )
         trained = time.perf_counter()
-        save_params(outcome.params, Path(spec.params_out))
-        extras_out: dict[str, str] = {}
+        results = Path(spec.results_dir)
+        save_params(outcome.params, results / result_name(spec.job_id))
         for name, extra in outcome.extras.items():
-            path = Path(spec.extras_out_dir or self._workdir) / f"{spec.job_id}-{name}.safetensors"
-            save_params(extra, path)
-            extras_out[name] = str(path)
+            save_params(extra, results / result_name(spec.job_id, name))
         done = time.perf_counter()
         _send(
             self._out,
@@ -105,7 +100,7 @@ class Worker:
                     "train_s": trained - loaded,
                     "save_s": done - trained,
                 },
-                extras_out=extras_out,
+                extras=sorted(outcome.extras),
             ),
         )
 
@@ -128,18 +123,16 @@ _ALLOCATION_FAILURES = ("DefaultCPUAllocator: can't allocate memory", "std::bad_
 def _failure(spec: wire.JobSpec, exc: BaseException) -> wire.FailureOut:
     # Only the error class and fedward's own messages travel: a plan's exception text can
     # quote data, so it stays in the node's job log. fedward's messages may name files:
-    # the node's paths are masked too.
+    # the node's paths are masked too (and the daemon masks again: it trusts no worker).
     job_id = spec.job_id
     if isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError) and any(s in str(exc) for s in _ALLOCATION_FAILURES)
     ):
-        return wire.FailureOut(
-            job_id=job_id,
-            code="memory_limit",
-            message="the job ran out of memory: it needs more than this node's job memory limit",
-        )
+        return wire.FailureOut(job_id=job_id, code="memory_limit", message="out of memory")
     if isinstance(exc, FedwardError):
-        return wire.FailureOut(job_id=job_id, code=exc.code, message=_masked(exc.message, spec))
+        return wire.FailureOut(
+            job_id=job_id, code=exc.code, message=mask_paths(exc.message, spec)[:2000]
+        )
     return wire.FailureOut(
         job_id=job_id,
         code="job_failed",
@@ -150,39 +143,15 @@ def _failure(spec: wire.JobSpec, exc: BaseException) -> wire.FailureOut:
     )
 
 
-def _masked(text: str, spec: wire.JobSpec) -> str:
+def mask_paths(text: str, spec: wire.JobSpec) -> str:
+    """``text`` with the node's paths (dataset, job folder) replaced by names."""
     dataset = Path(spec.dataset_path)
     places = {str(dataset): "<dataset>", str(dataset.parent): "<dataset folder>"}
-    places[str(Path(spec.plan_path).parent)] = "<job folder>"
+    places[str(Path(spec.plan_path).parent.parent)] = "<job folder>"
     for location in sorted(places, key=len, reverse=True):
         if location not in ("/", "."):
             text = text.replace(location, places[location])
     return text
-
-
-def _option(argv: list[str], name: str) -> int | None:
-    prefix = f"--{name}="
-    values = [a[len(prefix) :] for a in argv if a.startswith(prefix)]
-    return int(values[-1]) if values else None
-
-
-def _apply_limits(argv: list[str]) -> None:
-    """Limits the runner asked for, set before any plan code runs (see ``runner``)."""
-    memory_mb = _option(argv, "memory-mb")
-    if memory_mb is not None:
-        _lower_limit(resource.RLIMIT_DATA, memory_mb * 1024 * 1024)
-    cpu_lifetime = _option(argv, "cpu-lifetime-s")
-    if cpu_lifetime is not None:
-        _lower_limit(resource.RLIMIT_CPU, cpu_lifetime)
-    _lower_limit(resource.RLIMIT_CORE, 0)
-
-
-def _lower_limit(which: int, value: int) -> None:
-    """Set soft and hard limits to ``value``, or keep a lower hard limit already in place."""
-    _, hard = resource.getrlimit(which)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(which, (value, value))
 
 
 def main() -> None:
@@ -194,11 +163,13 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(message)s"
     )
-    workdir = Path.cwd()
-    argv = sys.argv[1:]
-    _apply_limits(argv)
-    log.info("job worker %s: %s", os.getpid(), apply_sandbox_from_argv(argv))
-    worker = Worker(protocol_out, workdir)
+    try:
+        applied = apply_sandbox(SelfSandbox.from_argv(sys.argv[1:]))
+    except (OSError, ValueError) as exc:
+        log.error("job worker %s could not sandbox itself: %s", os.getpid(), exc)
+        sys.exit(3)
+    log.info("job worker %s: %s", os.getpid(), applied)
+    worker = Worker(protocol_out)
     for line in sys.stdin.buffer:
         try:
             message = wire.to_worker_decoder.decode(line)
