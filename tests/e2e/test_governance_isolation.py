@@ -8,31 +8,24 @@ admin, and a researcher that sends raw train requests to see the exact error cod
 from __future__ import annotations
 
 import os
-import queue
 import secrets
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from fedward.cli import cli
-from fedward.core.ids import new_id
-from fedward.core.messages import ErrorReply, Reply, ScalarEvent, TrainReply, TrainRequest
-from fedward.core.plan_digest import plan_digest
+from fedward.core.messages import ErrorReply, TrainReply
 from fedward.demo.data import breast_cancer_split
 from fedward.demo.local_federation import LocalFederation
-from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.node.services import open_node_services_for
-from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import Experiment
 from tests.node_job_plans import probes
 from tests.node_job_plans.expectations import WORKER_ENV
+from tests.security.attacker import RawResearcher
 
 NODE = "guarded"
 TAGS = ["isolation"]
@@ -91,63 +84,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederatio
         fed.stop()
 
 
-class Researcher:
-    """Sends one train request at a time and watches the node's progress events."""
-
-    def __init__(self, fed: LocalFederation) -> None:
-        self.federation = fed.researcher()
-        self.events: queue.Queue[ScalarEvent] = queue.Queue()
-        self.federation.add_event_sink(
-            lambda node_id, event: (
-                self.events.put(event) if isinstance(event, ScalarEvent) else None
-            )
-        )
-        self.dataset_id = self.federation.search(TAGS)[NODE][0].dataset_id
-
-    def _on_event(self, node_id: str, event: object) -> None:
-        if isinstance(event, ScalarEvent):
-            self.events.put(event)
-
-    def send(
-        self, plan: type[TrainingPlan], model_args: dict[str, Any] | None = None, **fields: Any
-    ) -> tuple[TrainRequest, queue.Queue[Reply | None]]:
-        """Send a request; its reply (None if none came) lands in the returned queue."""
-        blobs = self.federation.blobs
-        source = plan_source(plan)
-        request = TrainRequest(
-            request_id=self.federation.new_request_id(),
-            experiment_id=new_id("exp"),
-            round_index=0,
-            dataset_id=self.dataset_id,
-            plan_blob=blobs.put_bytes(source.encode(), readers=[NODE]),
-            plan_digest=plan_digest(source),
-            plan_class=plan.__name__,
-            params_blob=blobs.put_bytes(params_to_bytes({"w": np.zeros(2)}), readers=[NODE]),
-            model_args=model_args or {},
-            **{"deadline_s": 60.0, **fields},
-        )
-        replies: queue.Queue[Reply | None] = queue.Queue()
-
-        def wait() -> None:
-            answers = self.federation.ask({NODE: request}, request.deadline_s + 10)
-            replies.put(next((a.reply for a in answers), None))
-
-        threading.Thread(target=wait, daemon=True).start()
-        return request, replies
-
-    def wait_started(self, request: TrainRequest) -> None:
-        while True:
-            event = self.events.get(timeout=60)
-            if event.request_id == request.request_id and event.name == "started":
-                return
-
-    def node_answers_ping(self) -> bool:
-        return NODE in self.federation.ping(timeout_s=5)
-
-
 @pytest.fixture(scope="module")
-def researcher(guarded: LocalFederation) -> Researcher:
-    return Researcher(guarded)
+def researcher(guarded: LocalFederation) -> RawResearcher:
+    return RawResearcher(guarded, NODE, TAGS)
 
 
 def job_log_line(fed: LocalFederation, experiment_id: str) -> str:
@@ -159,7 +98,7 @@ def job_log_line(fed: LocalFederation, experiment_id: str) -> str:
 
 
 def test_plan_allocating_past_the_memory_limit_is_killed_and_reported(
-    guarded: LocalFederation, researcher: Researcher
+    guarded: LocalFederation, researcher: RawResearcher
 ) -> None:
     request, replies = researcher.send(probes.MemoryHogPlan, {"megabytes": 4096})
     reply = replies.get(timeout=90)
@@ -171,7 +110,7 @@ def test_plan_allocating_past_the_memory_limit_is_killed_and_reported(
 
 
 def test_endless_loop_is_killed_at_its_cpu_limit_while_the_node_answers_ping(
-    guarded: LocalFederation, researcher: Researcher
+    guarded: LocalFederation, researcher: RawResearcher
 ) -> None:
     request, replies = researcher.send(probes.SpinPlan)
     researcher.wait_started(request)
@@ -185,7 +124,7 @@ def test_endless_loop_is_killed_at_its_cpu_limit_while_the_node_answers_ping(
 
 
 def test_plan_that_never_returns_is_killed_at_its_deadline(
-    guarded: LocalFederation, researcher: Researcher
+    guarded: LocalFederation, researcher: RawResearcher
 ) -> None:
     request, replies = researcher.send(probes.SleepPlan, deadline_s=6.0)
     researcher.wait_started(request)
@@ -198,7 +137,7 @@ def test_plan_that_never_returns_is_killed_at_its_deadline(
 
 
 def test_training_plan_cannot_read_the_nodes_credentials(
-    guarded: LocalFederation, researcher: Researcher, etc_wireguard_key: Path
+    guarded: LocalFederation, researcher: RawResearcher, etc_wireguard_key: Path
 ) -> None:
     node = guarded.nodes[NODE]
     assert node.process is not None and guarded.broker is not None
@@ -233,7 +172,7 @@ def test_training_plan_cannot_read_the_nodes_credentials(
 
 
 def test_warm_worker_serves_every_round_of_an_experiment(
-    guarded: LocalFederation, researcher: Researcher
+    guarded: LocalFederation, researcher: RawResearcher
 ) -> None:
     experiment = Experiment(
         tags=TAGS,

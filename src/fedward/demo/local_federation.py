@@ -219,6 +219,7 @@ class LocalFederation:
                 sys.executable,
                 "-m",
                 "fedward.cli",
+                "-v",  # the node's log says what each job did
                 "node",
                 "start",
                 "--config",

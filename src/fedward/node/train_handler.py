@@ -140,9 +140,11 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
     except FedwardError as exc:
         outcome = outcome_of(exc) if isinstance(exc, JobError) else "failed"
         ctx.services.jobs.finish(audit_id, outcome, message=str(exc))
+        ctx.runner.discard_work(request.experiment_id)
         raise
     except Exception:
         ctx.services.jobs.finish(audit_id, "failed", message="internal error")
+        ctx.runner.discard_work(request.experiment_id)
         raise
     finally:
         for path in [params_in, *map(Path, extras_in.values())]:

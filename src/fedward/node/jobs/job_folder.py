@@ -116,6 +116,11 @@ class JobFolder:
         for name in names:
             (self.outputs / name).unlink(missing_ok=True)
 
+    def clear_work(self) -> None:
+        """Empty ``work/`` after a failed job (its worker is gone; a new one starts clean)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(exist_ok=True, mode=0o700)
+
     def work_bytes(self) -> int:
         """Disk used under ``work/`` (allocated blocks, so sparse files count what they
         hold); more entries than ``MAX_WORK_ENTRIES`` count as over any limit."""

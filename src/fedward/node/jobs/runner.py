@@ -122,6 +122,17 @@ class JobRunner:
         """The experiment's job folder (``job_folder``), created on first use."""
         return JobFolder.create(self._jobs_dir, experiment_id, self.isolation.run_as)
 
+    def discard_work(self, experiment_id: str) -> None:
+        """After a failed job: stop the experiment's worker and empty its work folder."""
+        with self._lock:
+            stale = [w for k, w in self._workers.items() if k.experiment_id == experiment_id]
+            stale = [w for w in stale if not w.busy]
+            for worker in stale:
+                del self._workers[worker.key]
+        for worker in stale:
+            worker.kill()
+        self.folder(experiment_id).clear_work()
+
     def worker_pids(self) -> dict[WorkerKey, int]:
         """The warm workers, for tests and ``status`` displays."""
         with self._lock:
@@ -374,6 +385,11 @@ class _Exchange:
             if used > limits.cpu_s:
                 worker.kill()
                 raise _cpu_error(limits)
+            # The kernel killed a process of the tree for the memory limit: the job's
+            # memory is spent, even if the worker itself lives on.
+            if worker.cgroup.oom_kills() > self._ooms_at_start:
+                worker.kill()
+                raise _memory_error(limits)
         now = time.monotonic()
         if now >= self._next_disk_check:
             self._next_disk_check = now + _DISK_CHECK_S

@@ -1,0 +1,114 @@
+"""Class 2: the daemon trusts nothing a worker reports. Plan code runs inside the worker,
+so it can speak the worker's protocol itself and plant files where results are read; the
+daemon must upload nothing but a checked result, read or delete nothing else, and keep
+serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedward.core.messages import ScalarEvent, TrainReply
+from tests.security import attack_plans
+from tests.security.conftest import AttackedNode
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Path:
+    """A file only root may read, outside every job folder: nothing may read or delete it."""
+    path = tmp_path / "canary-secret"
+    path.write_text("a secret of the hospital\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("attack", ["symlink", "fifo"])
+def test_a_result_swapped_for_a_link_or_fifo_is_not_read(
+    node: AttackedNode, canary: Path, attack: str
+) -> None:
+    reply = node.attack(attack_plans.ForgeryPlan, {"attack": attack, "target": str(canary)})
+    if isinstance(reply, TrainReply):  # the daemon took the result before the swap
+        assert reply.sample_count == 1
+    else:
+        node.refused(reply)
+    assert canary.read_text() == "a secret of the hospital\n"
+
+
+def test_a_result_swapped_for_a_hard_link_to_the_dataset_is_not_uploaded(
+    node: AttackedNode,
+) -> None:
+    reply = node.attack(
+        attack_plans.ForgeryPlan, {"attack": "hardlink", "target": str(node.dataset_file)}
+    )
+    if not isinstance(reply, TrainReply):
+        node.refused(reply)
+    assert node.researcher.node_answers_ping()
+
+
+def test_a_sparse_giant_result_is_refused_without_being_read(node: AttackedNode) -> None:
+    reply = node.attack(attack_plans.ForgeryPlan, {"attack": "sparse", "target": 10 << 30})
+    if not isinstance(reply, TrainReply):
+        node.refused(reply)
+
+
+@pytest.mark.parametrize(
+    "attack",
+    ["extras_path", "other_job", "huge_sample_count", "metric_name", "endless_line", "not_json"],
+)
+def test_forged_reports_are_refused(node: AttackedNode, attack: str, canary: Path) -> None:
+    reply = node.attack(attack_plans.ForgeryPlan, {"attack": attack, "target": str(canary)})
+    error = node.refused(reply)
+    assert error.code in ("job_worker_died", "job_failed"), error
+    assert str(node.state_dir) not in error.message
+    assert canary.exists()
+
+
+def test_a_forged_result_naming_a_file_to_upload_is_ignored(
+    node: AttackedNode, canary: Path
+) -> None:
+    # The old protocol uploaded and deleted whatever path the worker named.
+    reply = node.attack(
+        attack_plans.ForgeryPlan, {"attack": "old_extras_out", "target": str(canary)}
+    )
+    node.refused(reply)
+    assert canary.read_text() == "a secret of the hospital\n"
+
+
+@pytest.mark.parametrize(
+    ("attack", "words"),
+    [
+        ("extra_tensor", "tensors the model has not"),
+        ("reshaped", "change tensor"),
+        ("nan", "non-finite"),
+        ("inf", "non-finite"),
+        ("more_samples_than_rows", "training samples"),
+        ("unknown_extra", "no aggregator uses"),
+    ],
+)
+def test_results_that_are_not_a_model_update_are_refused(
+    node: AttackedNode, attack: str, words: str
+) -> None:
+    reply = node.attack(attack_plans.ResultPlan, {"attack": attack})
+    assert words in node.refused(reply).message
+
+
+def test_a_flood_of_progress_scalars_is_rate_limited(node: AttackedNode) -> None:
+    request, replies = node.send(attack_plans.ResultPlan, {"attack": "scalar_flood"})
+    assert isinstance(replies.get(timeout=90), TrainReply)
+    forwarded = 0
+    while not node.researcher.events.empty():
+        event = node.researcher.events.get_nowait()
+        if isinstance(event, ScalarEvent) and event.request_id == request.request_id:
+            forwarded += 1
+    assert 0 < forwarded < 2_000  # of 20,000 sent
+    assert node.researcher.node_answers_ping()
+
+
+@pytest.mark.parametrize("attack", ["none", "nan"])
+def test_a_job_leaves_no_result_behind(node: AttackedNode, attack: str) -> None:
+    request, replies = node.send(attack_plans.ResultPlan, {"attack": attack})
+    replies.get(timeout=90)
+    folder = node.state_dir / "jobs" / request.experiment_id
+    leftovers = [p for p in folder.glob("*/*.safetensors") if p.parent.name != "inputs"]
+    assert leftovers == [], leftovers
