@@ -85,17 +85,17 @@ class TimedBlobStore:
         finally:
             self.upload_s += time.perf_counter() - started
 
-    def get_bytes(self, blob_id: str) -> bytes:
+    def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
         started = time.perf_counter()
         try:
-            return self.inner.get_bytes(blob_id)
+            return self.inner.get_bytes(blob_id, max_bytes=max_bytes)
         finally:
             self.download_s += time.perf_counter() - started
 
-    def get_file(self, blob_id: str, dest: Path) -> Path:
+    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
         started = time.perf_counter()
         try:
-            return self.inner.get_file(blob_id, dest)
+            return self.inner.get_file(blob_id, dest, max_bytes=max_bytes)
         finally:
             self.download_s += time.perf_counter() - started
 

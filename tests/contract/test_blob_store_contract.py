@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fedward.errors import NotFound
+from fedward.errors import NotFound, ValidationError
 from fedward.transport.blobs import BlobStore
 from fedward.transport.http_blobs import HttpBlobStore
 from fedward.transport.memory import MemoryBlobStore
@@ -128,3 +128,27 @@ def test_failed_get_file_leaves_nothing_behind(peer: PeerFactory, tmp_path: Path
     with pytest.raises(NotFound):
         peer("alice").get_file("e" * 64, tmp_path / "params.bin")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_blob_over_max_bytes_is_refused_and_nothing_is_kept(
+    peer: PeerFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    data = unique("over the cap", request) * 100
+    alice = peer("alice")
+    blob_id = alice.put_bytes(data, [])
+    with pytest.raises(ValidationError, match=rf"larger than the limit of {len(data) - 1} bytes"):
+        alice.get_bytes(blob_id, max_bytes=len(data) - 1)
+    with pytest.raises(ValidationError, match="larger than the limit"):
+        alice.get_file(blob_id, tmp_path / "params.bin", max_bytes=len(data) - 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_blob_of_exactly_max_bytes_is_served(
+    peer: PeerFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    data = unique("at the cap", request)
+    alice = peer("alice")
+    blob_id = alice.put_bytes(data, [])
+    assert alice.get_bytes(blob_id, max_bytes=len(data)) == data
+    dest = alice.get_file(blob_id, tmp_path / "params.bin", max_bytes=len(data))
+    assert dest.read_bytes() == data

@@ -7,7 +7,11 @@ A blob's id is the lowercase hex sha256 of its bytes. Implementations MUST:
 - raise ``AccessDenied`` for missing or wrong credentials, ``TransportError`` when the
   server cannot be reached;
 - let the uploader name the peers (``readers``) allowed to read a blob; the uploader
-  can always read its own blobs.
+  can always read its own blobs;
+- with ``max_bytes``, refuse a blob larger than that with ``ValidationError`` (see
+  ``blob_too_large``) without ever holding more than ``max_bytes`` of it plus one chunk,
+  and leave no file behind: whoever sent the blob id may be hostile, and its size is
+  only known while it arrives.
 """
 
 from __future__ import annotations
@@ -16,12 +20,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from fedward.errors import ValidationError
+
 
 class BlobStore(Protocol):
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str: ...
 
     def put_file(self, path: Path, readers: Sequence[str]) -> str: ...
 
-    def get_bytes(self, blob_id: str) -> bytes: ...
+    def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes: ...
 
-    def get_file(self, blob_id: str, dest: Path) -> Path: ...
+    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path: ...
+
+
+def blob_too_large(blob_id: str, max_bytes: int) -> ValidationError:
+    """The error every store raises for a blob over the caller's ``max_bytes``."""
+    return ValidationError(
+        f"blob {blob_id} is larger than the limit of {_size_text(max_bytes)}",
+        hint="nothing of it was kept",
+    )
+
+
+def check_max_bytes(max_bytes: int | None) -> None:
+    if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 0):
+        raise ValidationError(f"max_bytes must be a non-negative int or None, not {max_bytes!r}")
+
+
+def _size_text(size: int) -> str:
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):g} MiB ({size} bytes)"
+    return f"{size} bytes"

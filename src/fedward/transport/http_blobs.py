@@ -4,6 +4,9 @@ Every httpx error is translated here, once: 401 becomes AccessDenied, 404 NotFou
 413 ValidationError (with the server's limit), a body that does not hash to its id
 IntegrityError, an unreachable server TransportError. Bodies are streamed both ways in
 1 MiB chunks over one keep-alive connection, and downloads are hashed as they arrive.
+A download with ``max_bytes`` is refused on the server's Content-Length when it gives
+one, and otherwise the moment more than that arrived: the connection is dropped rather
+than drained, so a hostile or broken server cannot make the client read (or hold) more.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fedward.errors import (
     ValidationError,
 )
 from fedward.storage.atomic import atomic_writer
+from fedward.transport.blobs import blob_too_large, check_max_bytes
 
 CHUNK_BYTES = 1024 * 1024
 _URL_HINT = "check UPLOADS_URL and that the upload server is running"
@@ -68,17 +72,18 @@ class HttpBlobStore:
         self._put(blob_id, _file_chunks(path), size, readers)
         return blob_id
 
-    def get_bytes(self, blob_id: str) -> bytes:
+    def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
         parts: list[bytes] = []
-        self._download(blob_id, parts.append)
+        self._download(blob_id, parts.append, max_bytes)
         return b"".join(parts)
 
-    def get_file(self, blob_id: str, dest: Path) -> Path:
+    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
         """Stream the blob into a temporary file beside ``dest`` while hashing it, then
         rename it over ``dest``. On any failure nothing is left behind."""
         dest = Path(dest)
+        check_max_bytes(max_bytes)
         with atomic_writer(dest, mode=0o600) as out:
-            self._download(blob_id, out.write)
+            self._download(blob_id, out.write, max_bytes)
         return dest
 
     def close(self) -> None:
@@ -112,16 +117,28 @@ class HttpBlobStore:
         if stored != blob_id:
             raise IntegrityError(f"upload server stored {stored!r} instead of blob {blob_id}")
 
-    def _download(self, blob_id: str, sink: Callable[[bytes], object]) -> None:
+    def _download(
+        self, blob_id: str, sink: Callable[[bytes], object], max_bytes: int | None = None
+    ) -> None:
         """Feed the blob's bytes to ``sink`` as they arrive; IntegrityError if they do not
-        hash to ``blob_id`` (the caller then drops what it got)."""
+        hash to ``blob_id``, ValidationError past ``max_bytes`` (the caller then drops what
+        it got)."""
         validate_sha256(blob_id)
+        check_max_bytes(max_bytes)
         digest = hashlib.sha256()
+        received = 0
+        # Leaving the stream before the body's end closes the connection instead of
+        # reading the rest: that is what bounds a refused download.
         with self._translated(), self._client.stream("GET", f"/blobs/{blob_id}") as response:
             _raise_for_status(response, blob_id)
+            if max_bytes is not None and _declared_length(response) > max_bytes:
+                raise blob_too_large(blob_id, max_bytes)
             # Raw chunks skip httpx's decoding layer; we asked for identity encoding.
             encoded = response.headers.get("content-encoding", "identity") != "identity"
             for chunk in response.iter_bytes() if encoded else response.iter_raw():
+                received += len(chunk)
+                if max_bytes is not None and received > max_bytes:
+                    raise blob_too_large(blob_id, max_bytes)
                 digest.update(chunk)
                 sink(chunk)
         _check_digest(blob_id, digest.hexdigest())
@@ -152,6 +169,15 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             yield chunk
+
+
+def _declared_length(response: httpx.Response) -> int:
+    """The Content-Length the server announced; 0 when it gave none (or gibberish, which
+    the streamed count then judges)."""
+    try:
+        return int(response.headers.get("content-length", "0"))
+    except ValueError:
+        return 0
 
 
 def _check_digest(blob_id: str, actual: str) -> None:

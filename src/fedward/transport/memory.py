@@ -15,6 +15,7 @@ from pathlib import Path
 from fedward.errors import AccessDenied, NotFound, TransportError
 from fedward.protocol.topics import topic_matches
 from fedward.storage.atomic import atomic_write_bytes
+from fedward.transport.blobs import blob_too_large, check_max_bytes
 from fedward.transport.channel import Handler, Will
 
 
@@ -133,15 +134,18 @@ class MemoryBlobClient:
     def put_file(self, path: Path, readers: Sequence[str]) -> str:
         return self.put_bytes(path.read_bytes(), readers)
 
-    def get_bytes(self, blob_id: str) -> bytes:
+    def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
+        check_max_bytes(max_bytes)
         with self._space._lock:
             entry = self._space._blobs.get(blob_id)
         if entry is None or self.peer_id not in entry[1]:
             raise NotFound(f"blob {blob_id} not found")
+        if max_bytes is not None and len(entry[0]) > max_bytes:
+            raise blob_too_large(blob_id, max_bytes)
         return entry[0]
 
-    def get_file(self, blob_id: str, dest: Path) -> Path:
-        atomic_write_bytes(dest, self.get_bytes(blob_id))
+    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
+        atomic_write_bytes(dest, self.get_bytes(blob_id, max_bytes=max_bytes))
         return dest
 
     def deny(self) -> None:  # pragma: no cover - symmetry with the HTTP client's errors
