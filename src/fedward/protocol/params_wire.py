@@ -137,8 +137,9 @@ def _check_chunk(name: str, values: np.ndarray, max_abs: int) -> None:
     if values.dtype == np.bool_:
         return
     # min and max need no temporary array, and NaN or an infinity shows in one of them.
-    low, high = values.min(), values.max()
-    if values.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+    # As Python numbers they compare exactly with max_abs (numpy would cast it to float16).
+    low, high = values.min().item(), values.max().item()
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ProtocolError(f"non-finite values (NaN or infinity) in tensor {name!r}")
     if low < -max_abs or high > max_abs:
         raise ProtocolError(f"values beyond +/-{float(max_abs):.3g} in tensor {name!r}")
