@@ -100,8 +100,9 @@ class RoundRunner:
         self.aggregator = aggregator
         self.observer = observer
         self.deadline_s = deadline_s
-        self._extras: dict[str, Layout] = {}
-        self._caps: dict[str, int] = {}  # download cap per extra name; "" for the update
+        self._extras: dict[str, Layout] = {}  # the extras the aggregator asks for
+        self._update_cap = 0  # download caps in bytes, from the layouts
+        self._extra_caps: dict[str, int] = {}
 
     def run(
         self,
@@ -120,10 +121,8 @@ class RoundRunner:
             self.observer.node_changed(round_index, node_id, "training")
         expected = layout_of(global_params)
         self._extras = self.aggregator.expected_extras()
-        self._caps = {
-            "": params_file_bound(expected),
-            **{name: params_file_bound(layout) for name, layout in self._extras.items()},
-        }
+        self._update_cap = params_file_bound(expected)
+        self._extra_caps = {name: params_file_bound(lay) for name, lay in self._extras.items()}
         results: dict[str, NodeRound] = {}
         answered: set[str] = set()
         fold = OrderedFold(sorted(selected))
@@ -193,16 +192,16 @@ class RoundRunner:
             return None
         ignored = sorted(set(reply.extra_blobs) - set(self._extras))
         if ignored:
-            log.info("round %d: ignoring extras %s from node %s", round_index, ignored, node_id)
+            log.info("round %d: ignoring extras %s from node %s", round_index, ignored[:5], node_id)
         arrival = Arrival(node_id, reply, scratch / f"{node_id}.safetensors", elapsed_s=elapsed)
         blobs = self.federation.blobs
         try:
-            blobs.get_file(reply.params_blob, arrival.params_path, max_bytes=self._caps[""])
+            blobs.get_file(reply.params_blob, arrival.params_path, max_bytes=self._update_cap)
             for name in sorted(set(reply.extra_blobs) & set(self._extras)):
                 arrival.extras_paths[name] = blobs.get_file(
                     reply.extra_blobs[name],
                     scratch / f"{node_id}-{name}.safetensors",
-                    max_bytes=self._caps[name],
+                    max_bytes=self._extra_caps[name],
                 )
         except (NotFound, IntegrityError, ValidationError) as exc:
             arrival.discard()
