@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedward.core.aggregation import WeightedMean
+from fedward.core.aggregation import WeightedMean, layout_of
 from fedward.errors import ProtocolError, ValidationError
 from fedward.protocol.params_wire import (
+    MAX_ABS_VALUE,
     load_params,
     open_params,
+    open_update,
+    params_file_bound,
     params_from_bytes,
     params_to_bytes,
     save_params,
@@ -243,3 +246,51 @@ def test_a_lazy_update_with_another_layout_leaves_the_sums_untouched(tmp_path: P
         mean.add(lazy, 5.0, lazy.layout)
     assert mean.count == 1
     np.testing.assert_array_equal(mean.result()["w"], np.ones(3, np.float32))
+
+
+# --- updates from peers ---------------------------------------------------------------------
+
+
+def test_every_honest_file_fits_the_download_bound_of_its_layout(tmp_path: Path) -> None:
+    many = {
+        f"encoder.layers.{i}.attention.{'q' * 200}.weight": np.zeros((1,) * 30, np.float16)
+        for i in range(300)
+    }
+    for params in (sample_params(), many, {"w": np.zeros((), np.float64)}, {}):
+        path = tmp_path / "p.safetensors"
+        save_params(params, path)
+        assert path.stat().st_size <= params_file_bound(layout_of(params))
+        assert len(params_to_bytes(params)) <= params_file_bound(layout_of(params))
+
+
+def test_open_update_accepts_the_expected_layout_and_reads_values_a_chunk_at_a_time(
+    tmp_path: Path,
+) -> None:
+    # Several chunks per tensor, with a NaN in the last one only.
+    big = np.zeros(3 * (1 << 20) // 4 + 5, np.float32)
+    path = tmp_path / "big.safetensors"
+    save_params({"big": big, "small": np.ones(2)}, path)
+    with open_update(path, layout_of({"big": big, "small": np.ones(2)})) as update:
+        np.testing.assert_array_equal(update["small"], np.ones(2))
+    big[-1] = np.nan
+    save_params({"big": big, "small": np.ones(2)}, path)
+    with pytest.raises(ProtocolError, match=r"non-finite values .* 'big'"):
+        open_update(path, layout_of({"big": big, "small": np.ones(2)}))
+
+
+def test_open_update_refuses_another_layout_before_reading_values(tmp_path: Path) -> None:
+    path = tmp_path / "u.safetensors"
+    save_params({"w": np.full(3, np.nan, np.float32)}, path)
+    with pytest.raises(ValidationError, match=r"'w' is float32\[3\], expected float32\[4\]"):
+        open_update(path, {"w": ((4,), np.dtype(np.float32))})
+
+
+def test_values_past_the_bound_are_refused_for_floats_and_integers(tmp_path: Path) -> None:
+    for value in (np.array([-3e38], np.float32), np.array([2**62], np.int64)):
+        path = tmp_path / "u.safetensors"
+        save_params({"v": value}, path)
+        with pytest.raises(ProtocolError, match="values beyond"):
+            open_update(path, layout_of({"v": value}))
+    edge = np.array([MAX_ABS_VALUE, -MAX_ABS_VALUE], np.int64)
+    save_params({"v": edge}, tmp_path / "edge.safetensors")
+    open_update(tmp_path / "edge.safetensors", layout_of({"v": edge})).close()

@@ -44,6 +44,30 @@ def layout_of(params: Mapping[str, np.ndarray]) -> Layout:
     return {name: (tuple(a.shape), a.dtype) for name, a in params.items()}
 
 
+def check_layout(expected: Layout, got: Layout, what: str = "parameter") -> None:
+    """ValidationError unless ``got`` has exactly the names, shapes and dtypes of ``expected``."""
+    if got.keys() != expected.keys():
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        raise ValidationError(
+            f"{what} names differ: missing {_names(missing)}, unexpected {_names(extra)}"
+        )
+    for name, (shape, dtype) in expected.items():
+        got_shape, got_dtype = got[name]
+        if tuple(got_shape) != tuple(shape) or np.dtype(got_dtype) != np.dtype(dtype):
+            raise ValidationError(
+                f"{what} {name!r} is {np.dtype(got_dtype)}{list(got_shape)}, "
+                f"expected {np.dtype(dtype)}{list(shape)}"
+            )
+
+
+def _names(names: list[str]) -> str:
+    # A peer chooses these names: show a few, each cut short, never all of them.
+    shown = [name if len(name) <= 60 else name[:60] + "..." for name in names[:5]]
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"{shown}{more}"
+
+
 class WeightedMean:
     """Accumulate ``sum(w_i * x_i) / sum(w_i)`` parameter by parameter.
 
@@ -84,26 +108,13 @@ class WeightedMean:
             raise ValidationError("this mean was already taken; start a new WeightedMean")
         layout = layout if layout is not None else layout_of(params)
         if self._sums:
-            self._check_layout(layout)
+            check_layout(self._layout, layout)
         else:
             self._start(layout)
         for name in self._layout:
             axpy(self._sums[name], params[name], weight)
         self._total_weight += float(weight)
         self.count += 1
-
-    def _check_layout(self, layout: Layout) -> None:
-        if layout.keys() != self._layout.keys():
-            missing = sorted(set(self._layout) - set(layout))
-            extra = sorted(set(layout) - set(self._layout))
-            raise ValidationError(f"parameter names differ: missing {missing}, unexpected {extra}")
-        for name, (shape, dtype) in self._layout.items():
-            got_shape, got_dtype = layout[name]
-            if tuple(got_shape) != shape or np.dtype(got_dtype) != dtype:
-                raise ValidationError(
-                    f"parameter {name!r} is {np.dtype(got_dtype)}{list(got_shape)}, "
-                    f"expected {dtype}{list(shape)}"
-                )
 
     def result(self) -> Params:
         if not self.count or self._consumed:

@@ -1,26 +1,40 @@
 """Parameters <-> safetensors, the only format parameters travel in.
 
 safetensors is a flat header plus raw little-endian buffers: loading it never runs code,
-unlike pickle, joblib or ``torch.load``. ``open_params`` reads the header only and gives a
-lazy mapping, so an aggregator can fold a large update in one tensor at a time.
+unlike pickle, joblib or ``torch.load``. ``open_params`` reads the header only (checked
+by ``safetensors_header``) and gives a lazy mapping, so an aggregator can fold a large
+update in one tensor at a time.
+
+Updates come from nodes the researcher does not control. ``open_update`` is how one is
+opened: the header must describe exactly the global model's layout, and
+``LazyParams.check_values`` reads every value once, a chunk at a time, refusing NaN,
+infinities and magnitudes past ``MAX_ABS_VALUE``. ``params_file_bound`` says how large a
+file of a given layout can be, so its download can be capped before it starts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save, save_file
 
-from fedward.core.aggregation import Layout
+from fedward.core.aggregation import Layout, check_layout
 from fedward.core.params import Params
 from fedward.errors import ProtocolError
+from fedward.protocol.safetensors_header import invalid, read_header
+
+#: The largest magnitude an update may hold. Beyond it a value only serves to overflow
+#: the aggregation: sample weights go up to 2**53, and 2**60 * 2**53 summed over
+#: thousands of nodes still fits float32; squared (FedOpt, Krum) it fits float64; and
+#: integers this size survive the float64 mean's round trip. No trained weight gets near.
+MAX_ABS_VALUE = 2**60
+_SCAN_BYTES = 1 << 20  # a value check holds one chunk this size, whatever the tensor
 
 _METADATA = {"format": "fedward-params", "version": "1"}
 
@@ -68,9 +82,9 @@ class LazyParams(Mapping[str, np.ndarray]):
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            raise _invalid(f"cannot open the file: {exc.strerror}") from exc
+            raise invalid(f"cannot open the file: {exc.strerror}") from exc
         try:
-            self._entries = _read_header(self._fd, os.fstat(self._fd).st_size)
+            self._entries = read_header(self._fd, os.fstat(self._fd).st_size)
         except BaseException:
             os.close(self._fd)
             raise
@@ -91,6 +105,19 @@ class LazyParams(Mapping[str, np.ndarray]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
+    def check_values(self, max_abs: int = MAX_ABS_VALUE) -> None:
+        """ProtocolError naming the first tensor with a NaN, an infinity or a value past
+        ``max_abs``. Reads the data once, a chunk at a time: memory O(chunk)."""
+        buffer = np.empty(_SCAN_BYTES, dtype=np.uint8)
+        for name, entry in self._entries.items():
+            step = _SCAN_BYTES - _SCAN_BYTES % entry.dtype.itemsize
+            for start in range(0, entry.nbytes, step):
+                count = min(step, entry.nbytes - start)
+                view = memoryview(buffer[:count])  # type: ignore[arg-type]
+                if os.preadv(self._fd, [view], entry.offset + start) != count:
+                    raise ProtocolError(f"parameters file ended inside tensor {name!r}")
+                _check_chunk(name, buffer[:count].view(entry.dtype), max_abs)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -106,81 +133,43 @@ class LazyParams(Mapping[str, np.ndarray]):
         self.close()
 
 
-_SAFETENSORS_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U64": "uint64",
-    "U32": "uint32",
-    "U16": "uint16",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
-_MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
-
-
-@dataclass(frozen=True)
-class _Entry:
-    dtype: np.dtype
-    shape: tuple[int, ...]
-    offset: int
-    nbytes: int
-
-
-def _read_header(fd: int, file_size: int) -> dict[str, _Entry]:
-    prefix = os.pread(fd, 8, 0)
-    if len(prefix) != 8:
-        raise _invalid("file too short")
-    header_size = int.from_bytes(prefix, "little")
-    if header_size > min(_MAX_HEADER_BYTES, file_size - 8):
-        raise _invalid("impossible header size")
-    try:
-        header = json.loads(os.pread(fd, header_size, 8))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _invalid("malformed header") from exc
-    if not isinstance(header, dict):
-        raise _invalid("malformed header")
-    data_start = 8 + header_size
-    entries: dict[str, _Entry] = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        entries[name] = _entry(name, spec, data_start, file_size)
-    # As the format requires: the data buffer is covered exactly, no holes, no overlaps.
-    position = data_start
-    for entry in sorted(entries.values(), key=lambda e: e.offset):
-        if entry.offset != position:
-            raise _invalid("tensor data has holes or overlaps")
-        position += entry.nbytes
-    if position != file_size:
-        raise _invalid("trailing bytes after the last tensor")
-    return entries
-
-
-def _invalid(reason: str) -> ProtocolError:
-    return ProtocolError(f"parameters are not valid safetensors: {reason}")
-
-
-def _entry(name: str, spec: Any, data_start: int, file_size: int) -> _Entry:
-    try:
-        dtype = np.dtype(_SAFETENSORS_DTYPES[str(spec["dtype"]).upper()])
-        shape = tuple(int(d) for d in spec["shape"])
-        begin, end = (int(v) for v in spec["data_offsets"])
-    except KeyError as exc:
-        raise _invalid(f"tensor {name!r}: unsupported dtype or missing field {exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise _invalid(f"tensor {name!r} has a malformed header entry") from exc
-    if any(d < 0 for d in shape):
-        raise _invalid(f"tensor {name!r} has a negative dimension")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if not 0 <= begin <= end or end - begin != nbytes or data_start + end > file_size:
-        raise _invalid(f"tensor {name!r} lies outside the file or has the wrong size")
-    return _Entry(dtype, shape, data_start + begin, nbytes)
+def _check_chunk(name: str, values: np.ndarray, max_abs: int) -> None:
+    if values.dtype == np.bool_:
+        return
+    # min and max need no temporary array, and NaN or an infinity shows in one of them.
+    # As Python numbers they compare exactly with max_abs (numpy would cast it to float16).
+    low, high = values.min().item(), values.max().item()
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ProtocolError(f"non-finite values (NaN or infinity) in tensor {name!r}")
+    if low < -max_abs or high > max_abs:
+        raise ProtocolError(f"values beyond +/-{float(max_abs):.3g} in tensor {name!r}")
 
 
 def open_params(path: Path) -> LazyParams:
     return LazyParams(path)
+
+
+def open_update(path: Path, expected: Layout, what: str = "parameter") -> LazyParams:
+    """An update from a peer, opened only if its header has exactly the ``expected``
+    names, shapes and dtypes (ValidationError) and its values pass ``check_values``
+    (ProtocolError)."""
+    params = LazyParams(path)
+    try:
+        check_layout(expected, params.layout, what)
+        params.check_values()
+    except BaseException:
+        params.close()
+        raise
+    return params
+
+
+def params_file_bound(layout: Layout) -> int:
+    """The most bytes a safetensors file of ``layout`` can take, headers written by any
+    honest writer included: the cap for downloading one."""
+    data = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in layout.values())
+    # Per tensor: its quoted name, the field names, a dtype, up to 21 characters per
+    # dimension and per offset. Doubled, plus room for metadata and padding.
+    header = sum(
+        len(json.dumps(name)) + 96 + 21 * len(shape) for name, (shape, _) in layout.items()
+    )
+    return 8 + data + 2 * header + (64 << 10)

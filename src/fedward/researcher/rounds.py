@@ -7,6 +7,14 @@ predecessors waits on disk (never in memory), so the floating-point sums, and he
 parameters, are the same whatever order the nodes answer in. That is what lets a resumed
 experiment end bit for bit where an uninterrupted one would.
 
+A node's reply is a claim from a peer the researcher does not control, so an update is
+checked before it touches the aggregator: its sample count must be a plausible weight;
+it is downloaded with a cap (the largest file the global model's layout allows), and
+so are the extras the aggregator asked for (others are not downloaded at all); its
+header must describe exactly the global layout; every value must be finite and within
+``MAX_ABS_VALUE`` (``params_wire.open_update``). A refusal names the node and the reason
+in its ``NodeRound`` and the round goes on without it.
+
 Nodes that answer with an error, send an update that is refused, or go offline are
 ``failed``; nodes with no answer at the deadline are ``late``. Deciding whether the round
 as a whole succeeded is the experiment's job.
@@ -14,6 +22,7 @@ as a whole succeeded is the experiment's job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -25,8 +34,13 @@ from fedward.core.aggregation import Layout, layout_of
 from fedward.core.messages import ErrorReply, TrainReply, TrainRequest
 from fedward.core.params import Params
 from fedward.errors import IntegrityError, NotFound, ValidationError
-from fedward.protocol.params_wire import load_params, open_params, params_to_bytes
-from fedward.researcher.aggregators.base import Aggregator, check_layout
+from fedward.protocol.params_wire import (
+    LazyParams,
+    open_update,
+    params_file_bound,
+    params_to_bytes,
+)
+from fedward.researcher.aggregators.base import Aggregator
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, NodeStatus
 from fedward.researcher.monitor import RoundObserver
@@ -35,6 +49,10 @@ log = logging.getLogger("fedward.researcher")
 
 #: Builds a node's train request once the global parameters are uploaded (blob id given).
 RequestBuilder = Callable[[str, str], TrainRequest]
+
+#: The largest sample count taken as an aggregation weight: float64 holds every int up
+#: to it exactly, and weights this large cannot overflow the sums (see MAX_ABS_VALUE).
+MAX_SAMPLE_COUNT = 2**53
 
 
 @dataclass
@@ -82,6 +100,9 @@ class RoundRunner:
         self.aggregator = aggregator
         self.observer = observer
         self.deadline_s = deadline_s
+        self._extras: dict[str, Layout] = {}  # the extras the aggregator asks for
+        self._update_cap = 0  # download caps in bytes, from the layouts
+        self._extra_caps: dict[str, int] = {}
 
     def run(
         self,
@@ -99,6 +120,9 @@ class RoundRunner:
         for node_id in selected:
             self.observer.node_changed(round_index, node_id, "training")
         expected = layout_of(global_params)
+        self._extras = self.aggregator.expected_extras()
+        self._update_cap = params_file_bound(expected)
+        self._extra_caps = {name: params_file_bound(lay) for name, lay in self._extras.items()}
         results: dict[str, NodeRound] = {}
         answered: set[str] = set()
         fold = OrderedFold(sorted(selected))
@@ -162,16 +186,26 @@ class RoundRunner:
         ):
             failed("unexpected reply", "protocol")
             return None
+        if not 1 <= reply.sample_count <= MAX_SAMPLE_COUNT:
+            shown = str(reply.sample_count) if reply.sample_count < 10**30 else "a huge number of"
+            failed(f"{node_id} claims {shown} training samples", ValidationError.code)
+            return None
+        ignored = sorted(set(reply.extra_blobs) - set(self._extras))
+        if ignored:
+            log.info("round %d: ignoring extras %s from node %s", round_index, ignored[:5], node_id)
         arrival = Arrival(node_id, reply, scratch / f"{node_id}.safetensors", elapsed_s=elapsed)
+        blobs = self.federation.blobs
         try:
-            self.federation.blobs.get_file(reply.params_blob, arrival.params_path)
-            for name, blob_id in reply.extra_blobs.items():
-                arrival.extras_paths[name] = self.federation.blobs.get_file(
-                    blob_id, scratch / f"{node_id}-{name}.safetensors"
+            blobs.get_file(reply.params_blob, arrival.params_path, max_bytes=self._update_cap)
+            for name in sorted(set(reply.extra_blobs) & set(self._extras)):
+                arrival.extras_paths[name] = blobs.get_file(
+                    reply.extra_blobs[name],
+                    scratch / f"{node_id}-{name}.safetensors",
+                    max_bytes=self._extra_caps[name],
                 )
         except (NotFound, IntegrityError, ValidationError) as exc:
             arrival.discard()
-            failed(f"update could not be downloaded: {exc}", exc.code)
+            failed(f"the update of {node_id} could not be downloaded: {exc}", exc.code)
             return None
         self.observer.node_changed(round_index, node_id, "done")
         return arrival
@@ -181,15 +215,24 @@ class RoundRunner:
         status: NodeStatus = "ok"
         error, code = "", ""
         try:
-            extras = {name: load_params(p) for name, p in arrival.extras_paths.items()}
-            with open_params(arrival.params_path) as update:
-                check_layout(expected, update.layout)
+            with contextlib.ExitStack() as opened:
+                extras: dict[str, LazyParams] = {
+                    name: opened.enter_context(
+                        open_update(path, self._extras[name], what=f"extra {name!r} tensor")
+                    )
+                    for name, path in arrival.extras_paths.items()
+                }
+                update = opened.enter_context(open_update(arrival.params_path, expected))
                 self.aggregator.add(
                     node_id, update, float(reply.sample_count), update.layout, extras
                 )
         except ValidationError as exc:
             log.warning("round %d: update of node %s refused: %s", round_index, node_id, exc)
-            status, error, code = "failed", str(exc), exc.code
+            status, error, code = (
+                "failed",
+                f"{node_id} sent an update that was refused: {exc}",
+                exc.code,
+            )
         finally:
             arrival.discard()
         self.observer.node_changed(round_index, node_id, status)

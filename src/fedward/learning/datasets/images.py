@@ -2,9 +2,14 @@
 
 Classes are the sub-folder names in sorted order; label ``i`` is ``classes[i]``. Images
 may sit deeper inside a class folder. Hidden files are skipped; other files (notes,
-sidecars) are counted in the preview and otherwise ignored. Every image is opened and
-verified at inspection, so a corrupt or mislabelled file is found when the dataset is
-added, not in the middle of a training round.
+sidecars) are counted in the preview and otherwise ignored. Every image is opened,
+verified and decoded at inspection, so a corrupt, truncated or mislabelled file is found
+when the dataset is added, not in the middle of a training round.
+
+An image's declared size is checked against ``MAX_IMAGE_PIXELS`` before any pixel is
+decoded: a PNG of a few KiB can declare 30000 x 30000 pixels (a decompression bomb).
+The limit is ours, explicit, and below Pillow's own default, so Pillow's global setting
+is neither relied on nor changed.
 
 Pixels load as numpy ``(N, H, W, C)`` arrays. Palette and bi-level images are converted
 to RGB (or RGBA); a folder that mixes modes loads as RGB unless a ``mode`` is given.
@@ -12,7 +17,10 @@ to RGB (or RGBA); a folder that mixes modes loads as RGB unless a ``mode`` is gi
 
 from __future__ import annotations
 
+import contextlib
+import struct
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,8 @@ _CONVERTED_MODES = {"P": "RGB", "PA": "RGBA", "1": "L", "CMYK": "RGB", "YCbCr": 
 _CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I": 1, "I;16": 1, "F": 1}
 _DTYPES = {"I": "int32", "I;16": "uint16", "F": "float32"}
 _PREVIEW_FILES = 5
+#: 8192 x 8192: more than a training image needs; decoded, at most 256 MiB (4 bytes a pixel).
+MAX_IMAGE_PIXELS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -100,21 +110,54 @@ def index_image_folder(path: Path) -> ImageFolderIndex:
 
 
 def _check_image(image_module: Any, file: Path, root: Path) -> tuple[tuple[int, int], str]:
-    try:
-        with image_module.open(file) as image:
-            image_format, size, mode = image.format, image.size, image.mode
-            image.verify()
-    except OSError as exc:
-        raise DatasetError(f"{_relative(file, root)} is not a readable image ({exc})") from exc
-    # Pillow raises SyntaxError/ValueError/struct errors on some damaged headers.
-    except (SyntaxError, ValueError, EOFError) as exc:
-        raise DatasetError(f"{_relative(file, root)} is a damaged image ({exc})") from exc
+    with _opened(image_module, file, _relative(file, root)) as image:
+        image_format, size, mode = image.format, image.size, image.mode
+        image.verify()  # chunk checksums; it leaves the image unusable
+    if image_format in _FORMATS:
+        with _opened(image_module, file, _relative(file, root)) as image:
+            image.load()  # every pixel decoded: a truncated JPEG passes verify()
     if image_format not in _FORMATS:
         raise DatasetError(
             f"{_relative(file, root)} is a {image_format} image, not PNG or JPEG",
             hint="convert it to PNG",
         )
     return (int(size[0]), int(size[1])), str(mode)
+
+
+@contextlib.contextmanager
+def _opened(image_module: Any, file: Path, shown: str) -> Iterator[Any]:
+    """``file`` opened by Pillow, its declared size within ``MAX_IMAGE_PIXELS``; any
+    failure inside the block is a DatasetError naming the file as ``shown``."""
+    try:
+        with file.open("rb") as handle, image_module.open(handle) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DatasetError(_too_large(shown, f"{width} x {height}"))
+            yield image
+    except DatasetError:
+        raise
+    # Pillow's own guard, if its global limit is lower than ours; a warning turned into
+    # an error by the warnings filter arrives here too.
+    except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
+        raise DatasetError(_too_large(shown)) from exc
+    except OSError as exc:
+        raise DatasetError(f"{shown} is not a readable image ({_reason(exc)})") from exc
+    # Pillow raises SyntaxError/ValueError/struct errors on some damaged headers.
+    except (SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise DatasetError(f"{shown} is a damaged image ({exc})") from exc
+
+
+def _too_large(shown: str, declared: str = "too many") -> str:
+    return (
+        f"{shown} declares {declared} pixels, more than the {MAX_IMAGE_PIXELS} accepted "
+        "(a decompression bomb, or an image far larger than training needs)"
+    )
+
+
+def _reason(exc: OSError) -> str:
+    # Pillow's "cannot identify image file <name>" would show the node's path; the file
+    # was opened by us, so it names only a file object.
+    return exc.strerror or str(exc).split(" <_io.", 1)[0]
 
 
 def _target_mode(modes: Counter[str], requested: str | None) -> str:
@@ -157,14 +200,11 @@ def inspect_images(path: Path) -> DatasetInfo:
 def read_image(file: Path, mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image as ``(H, W, C)``, converted to ``mode`` and resized to ``size=(W, H)``."""
     image_module = _pillow()
-    try:
-        with image_module.open(file) as image:
-            converted = image.convert(mode) if image.mode != mode else image
-            if size is not None and converted.size != tuple(size):
-                converted = converted.resize(tuple(size), image_module.Resampling.BILINEAR)
-            pixels = np.asarray(converted)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DatasetError(f"cannot read image {file.name} ({exc})") from exc
+    with _opened(image_module, Path(file), Path(file).name) as image:
+        converted = image.convert(mode) if image.mode != mode else image
+        if size is not None and converted.size != tuple(size):
+            converted = converted.resize(tuple(size), image_module.Resampling.BILINEAR)
+        pixels = np.asarray(converted)
     return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
 
 

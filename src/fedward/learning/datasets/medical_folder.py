@@ -11,15 +11,14 @@ there (JSON sidecars) are ignored. An optional demographics CSV has one row per 
 keyed by its ``index_column`` (default: the first column). A subject counts as a sample
 when it has every modality of the dataset and, when demographics are given, a row.
 
-Inspection reads every NIfTI header (nibabel) and checks that the image data is all
-there (the file size of ``.nii``; a streamed decompression, with its CRC check, of
-``.nii.gz``), so corrupt scans are found when the dataset is added.
+Inspection reads every NIfTI header and checks that the image data is all there (the
+file size of ``.nii``; a streamed decompression, with its CRC check, of ``.nii.gz``), so
+corrupt scans are found when the dataset is added. Headers are untrusted input: see
+``nifti`` for how they are read without letting them size what is read.
 """
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +33,9 @@ from fedward.learning.datasets.dataset_type import (
     require_folder,
     visible_entries,
 )
+from fedward.learning.datasets.nifti import check_nifti_data, load_nifti, read_nifti_header
 
 _PREVIEW_SUBJECTS = 20
-_CHUNK = 1 << 20
 
 
 def is_nifti(path: Path) -> bool:
@@ -67,7 +66,13 @@ class MedicalFolder:
 
     def load_image(self, subject: str, modality: str) -> np.ndarray:
         """The voxels of one scan as float32."""
-        return np.asarray(self.load_nifti(subject, modality).get_fdata(dtype=np.float32))
+        image = self.load_nifti(subject, modality)
+        try:
+            return np.asarray(image.get_fdata(dtype=np.float32))
+        # nibabel reports short or damaged data through many exception types.
+        except Exception as exc:
+            shown = self.images[subject][modality].relative_to(self.root)
+            raise DatasetError(f"cannot read the voxels of {shown} ({type(exc).__name__})") from exc
 
     def load_nifti(self, subject: str, modality: str) -> Any:
         """The nibabel image (header, affine, lazy data) of one scan."""
@@ -75,51 +80,7 @@ class MedicalFolder:
             path = self.images[subject][modality]
         except KeyError:
             raise DatasetError(f"subject {subject!r} has no {modality!r} image") from None
-        return _load_header(path, self.root)
-
-
-def _nibabel() -> Any:
-    try:
-        import nibabel  # imported here: only medical folders need nibabel
-    except ImportError as exc:
-        raise DatasetError(
-            "medical-folder datasets need nibabel", hint="install fedward[node] (or nibabel)"
-        ) from exc
-    return nibabel
-
-
-def _load_header(path: Path, root: Path) -> Any:
-    nibabel = _nibabel()
-    try:
-        return nibabel.load(path)
-    # nibabel reports damaged files through many exception types (ImageFileError,
-    # HeaderDataError, gzip/zlib/struct errors); all mean the same thing here.
-    except Exception as exc:
-        raise DatasetError(
-            f"{path.relative_to(root)} is not a readable NIfTI image ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _check_data(image: Any, path: Path, root: Path) -> None:
-    header = image.header
-    # The array proxy knows where the voxels start (the header field may read 0 after load).
-    offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))
-    voxels = int(np.prod(header.get_data_shape(), dtype=np.int64))
-    expected = offset + voxels * int(header.get_data_dtype().itemsize)
-    try:
-        if path.name.lower().endswith(".gz"):
-            actual = 0
-            with gzip.open(path, "rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    actual += len(chunk)
-        else:
-            actual = path.stat().st_size
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path.relative_to(root)} is corrupt ({exc})") from exc
-    if actual < expected:
-        raise DatasetError(
-            f"{path.relative_to(root)} is truncated: {actual} bytes, its header needs {expected}"
-        )
+        return load_nifti(path, self.root)
 
 
 def _scan_subject(subject_dir: Path, root: Path) -> dict[str, Path]:
@@ -185,9 +146,9 @@ def _index(
     for subject_dir in subject_dirs:
         images[subject_dir.name] = _scan_subject(subject_dir, root)
         for modality, scan in images[subject_dir.name].items():
-            image = _load_header(scan, root)
+            image = read_nifti_header(scan, root)
             if check_data:
-                _check_data(image, scan, root)
+                check_nifti_data(image, scan, root)
             headers[(subject_dir.name, modality)] = (
                 str(image.header.get_data_dtype()),
                 "x".join(str(n) for n in image.header.get_data_shape()),

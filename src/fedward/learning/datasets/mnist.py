@@ -7,13 +7,19 @@ magic bytes, not its name. Inspection checks every header and every file's lengt
 gzip file is decompressed as a stream, which also checks its CRC), so a truncated
 download is refused at add time.
 
+A header is a claim: its sizes are computed with Python ints (a fixed-width product of
+three uint32 dimensions wraps around, and made a header announcing 2**64 bytes look
+like an empty file), every dimension must be positive, and the announced data must fit
+the file (``compressed_files``) before any of it is read. A gzip stream is never
+decompressed past what its header announced.
+
 IDX: two zero bytes, a type code, the number of dimensions, one big-endian uint32 per
 dimension, then the values, big-endian.
 """
 
 from __future__ import annotations
 
-import gzip
+import math
 import re
 import zlib
 from collections import Counter
@@ -24,6 +30,11 @@ from typing import BinaryIO
 import numpy as np
 
 from fedward.errors import DatasetError
+from fedward.learning.datasets.compressed_files import (
+    count_bytes_up_to,
+    max_content_bytes,
+    open_maybe_gzip,
+)
 from fedward.learning.datasets.dataset_type import DatasetInfo, require_folder
 
 _IDX_TYPES: dict[int, np.dtype] = {
@@ -38,7 +49,6 @@ _FILE_NAME = re.compile(
     r"(?P<split>.+?)[-_.](?P<kind>images|labels)[-_.]idx(?P<ndim>[13])[-_.]ubyte(\.gz)?"
 )
 _SEARCHED = ("", "raw", "MNIST/raw")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ class IdxHeader:
 
     @property
     def data_bytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 @dataclass(frozen=True)
@@ -57,14 +67,6 @@ class MnistSplit:
     name: str
     images: Path
     labels: Path
-
-
-def _open(path: Path) -> BinaryIO:
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
 
 
 def _parse_header(handle: BinaryIO, name: str) -> IdxHeader:
@@ -76,43 +78,63 @@ def _parse_header(handle: BinaryIO, name: str) -> IdxHeader:
     if len(dims) < 4 * ndim:
         raise DatasetError(f"{name} is truncated inside its IDX header")
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+    if 0 in shape:
+        raise DatasetError(f"{name} has a zero dimension in its IDX header {list(shape)}")
     return IdxHeader(_IDX_TYPES[head[2]], shape, 4 + 4 * ndim)
 
 
-def read_idx_header(path: Path, check_length: bool = True) -> IdxHeader:
-    """The header of an IDX file; with ``check_length``, also that its data is all there."""
+def _check_fits(header: IdxHeader, path: Path, name: str) -> None:
+    """DatasetError, before reading any data, when the file cannot hold what the header
+    announces."""
+    room = max_content_bytes(path) - header.data_offset
+    if header.data_bytes > room:
+        raise DatasetError(
+            f"{name} announces {header.data_bytes} data bytes ({list(header.shape)} "
+            f"{header.dtype.newbyteorder('=')}), more than the file can hold",
+            hint="the file is truncated or corrupt; download it again",
+        )
+
+
+def _length_error(name: str, found: int, header: IdxHeader) -> DatasetError:
+    held = f"{found} data bytes" if found <= header.data_bytes else "more data"
+    return DatasetError(
+        f"{name} holds {held}, its header announces {header.data_bytes}",
+        hint="the file is truncated or corrupt; download it again",
+    )
+
+
+def read_idx_header(path: Path, check_length: bool = True, *, name: str | None = None) -> IdxHeader:
+    """The header of an IDX file; with ``check_length``, also that its data is all there.
+    ``name``: how messages call the file (default: its name)."""
     path = Path(path)
+    name = name or path.name
     try:
-        with _open(path) as handle:
-            header = _parse_header(handle, path.name)
+        with open_maybe_gzip(path) as handle:
+            header = _parse_header(handle, name)
+            _check_fits(header, path, name)
             if check_length:
-                remaining = 0
-                while chunk := handle.read(_CHUNK):
-                    remaining += len(chunk)
-                if remaining != header.data_bytes:
-                    raise DatasetError(
-                        f"{path.name} holds {remaining} data bytes, its header announces "
-                        f"{header.data_bytes}",
-                        hint="the file is truncated or corrupt; download it again",
-                    )
+                found = count_bytes_up_to(handle, header.data_bytes)
+                if found != header.data_bytes:
+                    raise _length_error(name, found, header)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"cannot read {path.name}: {exc}") from exc
+        raise DatasetError(f"cannot read {name}: {exc}") from exc
     return header
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path, *, name: str | None = None) -> np.ndarray:
     """The whole IDX array, in native byte order."""
     path = Path(path)
+    name = name or path.name
     try:
-        with _open(path) as handle:
-            header = _parse_header(handle, path.name)
-            data = handle.read()
+        with open_maybe_gzip(path) as handle:
+            header = _parse_header(handle, name)
+            _check_fits(header, path, name)
+            # One byte more than announced tells a longer file apart, and no more is read.
+            data = handle.read(header.data_bytes + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"cannot read {path.name}: {exc}") from exc
+        raise DatasetError(f"cannot read {name}: {exc}") from exc
     if len(data) != header.data_bytes:
-        raise DatasetError(
-            f"{path.name} holds {len(data)} data bytes, its header announces {header.data_bytes}"
-        )
+        raise _length_error(name, len(data), header)
     array = np.frombuffer(data, dtype=header.dtype).reshape(header.shape)
     return array.astype(header.dtype.newbyteorder("="), copy=False)
 
@@ -148,15 +170,19 @@ def _pair(found: dict[tuple[str, str], Path], folder: Path) -> list[MnistSplit]:
     return splits
 
 
-def _check_split(split: MnistSplit) -> tuple[IdxHeader, np.ndarray]:
-    images = read_idx_header(split.images)
+def _check_split(split: MnistSplit, root: Path) -> tuple[IdxHeader, np.ndarray]:
+    images_name = str(split.images.relative_to(root))
+    labels_name = str(split.labels.relative_to(root))
+    images = read_idx_header(split.images, name=images_name)
     if len(images.shape) != 3:
-        raise DatasetError(
-            f"{split.images.name} holds {len(images.shape)}-D data, expected images (3-D)"
-        )
-    labels = read_idx(split.labels)
+        raise DatasetError(f"{images_name} holds {len(images.shape)}-D data, expected images (3-D)")
+    # Labels are read whole: check their header alone first, so a labels file that
+    # claims to be images is refused before its data is read.
+    if len(read_idx_header(split.labels, check_length=False, name=labels_name).shape) != 1:
+        raise DatasetError(f"{labels_name} is not a 1-D labels file")
+    labels = read_idx(split.labels, name=labels_name)
     if labels.ndim != 1:
-        raise DatasetError(f"{split.labels.name} holds {labels.ndim}-D data, expected labels")
+        raise DatasetError(f"{labels_name} holds {labels.ndim}-D data, expected labels")
     if labels.shape[0] != images.shape[0]:
         raise DatasetError(
             f"split {split.name!r}: {images.shape[0]} images but {labels.shape[0]} labels"
@@ -168,7 +194,7 @@ def inspect_mnist(path: Path) -> DatasetInfo:
     splits = find_mnist_splits(path)
     headers, counts, sizes = [], Counter[int](), set()
     for split in splits:
-        header, labels = _check_split(split)
+        header, labels = _check_split(split, Path(path))
         headers.append(header)
         counts.update(int(v) for v in labels)
         sizes.add(header.shape[1:])

@@ -55,6 +55,12 @@ class Aggregator(ABC):
         """Extra tensors to send with a node's train request (e.g. SCAFFOLD's control variate)."""
         return {}
 
+    def expected_extras(self) -> dict[str, Layout]:
+        """The extra tensors ``add`` wants from each node, by name, with the layout each
+        must have (e.g. SCAFFOLD's control delta). The round downloads these only, checked
+        like the update itself; other extras a node names are ignored."""
+        return {}
+
     def training_args_for_node(self, node_id: str) -> dict[str, Any]:
         """Training arguments this aggregator needs the node's plan to use (e.g. FedProx's mu)."""
         return {}
@@ -98,21 +104,6 @@ def is_stepped(name: str, dtype: np.dtype) -> bool:
 
 def stepped_layout(layout: Layout) -> Layout:
     return {n: (shape, np.dtype(dt)) for n, (shape, dt) in layout.items() if is_stepped(n, dt)}
-
-
-def check_layout(expected: Layout, got: Layout, what: str = "parameter") -> None:
-    """ValidationError unless ``got`` has exactly the names, shapes and dtypes of ``expected``."""
-    if got.keys() != expected.keys():
-        missing = sorted(set(expected) - set(got))
-        extra = sorted(set(got) - set(expected))
-        raise ValidationError(f"{what} names differ: missing {missing[:5]}, unexpected {extra[:5]}")
-    for name, (shape, dtype) in expected.items():
-        got_shape, got_dtype = got[name]
-        if tuple(got_shape) != tuple(shape) or np.dtype(got_dtype) != np.dtype(dtype):
-            raise ValidationError(
-                f"{what} {name!r} is {np.dtype(got_dtype)}{list(got_shape)}, "
-                f"expected {np.dtype(dtype)}{list(shape)}"
-            )
 
 
 def check_finite(name: str, value: np.ndarray, what: str = "update") -> None:

@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from fedward.core.aggregation import Layout, WeightedMean, layout_of
+from fedward.core.aggregation import Layout, WeightedMean, check_layout, layout_of
 from fedward.core.params import Params
 from fedward.errors import ValidationError
 from fedward.researcher.aggregators.base import (
     Aggregator,
-    check_layout,
     layout_or_infer,
     stepped_layout,
 )

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from fedward.core.aggregation import Layout, WeightedMean, layout_of
+from fedward.core.aggregation import Layout, WeightedMean, check_layout, layout_of
 from fedward.core.params import Params
 from fedward.errors import ValidationError
 from fedward.learning.plan import (
@@ -42,7 +42,6 @@ from fedward.researcher.aggregators.base import (
     Aggregator,
     TensorGroups,
     check_finite,
-    check_layout,
     stepped_layout,
     zeros_like_layout,
 )
@@ -98,6 +97,9 @@ class Scaffold(Aggregator):
             SCAFFOLD_SERVER_CONTROL: self.control,
             SCAFFOLD_NODE_CONTROL: self.node_control(node_id),
         }
+
+    def expected_extras(self) -> dict[str, Layout]:
+        return {SCAFFOLD_DELTA_CONTROL: dict(self._layout)}
 
     def add(
         self,

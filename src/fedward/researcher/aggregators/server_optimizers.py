@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from fedward.core.aggregation import Layout, WeightedMean, layout_of
+from fedward.core.aggregation import Layout, WeightedMean, check_layout, layout_of
 from fedward.core.params import Params
 from fedward.errors import ValidationError
 from fedward.researcher.aggregators.base import (
     Aggregator,
     TensorGroups,
-    check_layout,
     stepped_layout,
 )
 
