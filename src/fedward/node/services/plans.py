@@ -51,6 +51,9 @@ SYSTEM = "system"
 MAX_SOURCE_CHARS = 1 << 20
 MAX_NOTES_CHARS = 20_000
 MAX_NAME_CHARS = 200
+# What ``review_base`` compares with, besides a plan id.
+APPROVED = "approved"
+PREVIOUS = "previous"
 
 
 class PlanService:
@@ -268,12 +271,22 @@ class PlanService:
         ]
         return approved[-1] if approved else None
 
-    def review_base(self, record: PlanRecord) -> PlanRecord | None:
-        """What a reviewer compares ``record`` with: the approved version, else the previous."""
-        approved = self.approved_version(record)
-        if approved is not None or record.previous_plan_id is None:
-            return approved
-        return self._store.get(record.previous_plan_id)
+    def review_base(self, record: PlanRecord, against: str = APPROVED) -> PlanRecord | None:
+        """The version a reviewer compares ``record`` with; ``None`` if there is none.
+
+        ``against`` is ``"approved"`` (the version approved now, else the previous one),
+        ``"previous"`` (the version ``record`` follows) or a plan id.
+        """
+        if against == APPROVED:
+            approved = self.approved_version(record)
+            if approved is not None:
+                return approved
+            against = PREVIOUS
+        if against == PREVIOUS:
+            if record.previous_plan_id is None:
+                return None
+            return self._store.get(record.previous_plan_id)
+        return self.get(against)
 
     # --- default plans ------------------------------------------------------------
 
