@@ -107,14 +107,14 @@ class NodeHeartbeat:
         }
         # Replace, never rewrite in place: the GUI must not read half a file. No fsync:
         # a beat lost in a crash is exactly what "offline" should show.
-        fd, temporary = tempfile.mkstemp(prefix=".heartbeat.", dir=self.path.parent)
+        fd, name = tempfile.mkstemp(prefix=".heartbeat.", dir=self.path.parent)
+        temporary = Path(name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(payload, handle)
-            os.replace(temporary, self.path)
+            temporary.replace(self.path)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+            temporary.unlink(missing_ok=True)
             raise
 
 
