@@ -102,6 +102,13 @@ class PlanRecord:
         """The status a reviewer reads: ``superseded`` for a replaced version."""
         return "superseded" if self.superseded_by is not None else self.status
 
+    @property
+    def decision(self) -> str | None:
+        """What ``decided_by`` decided: a superseded version had been approved (or not decided)."""
+        if self.decided_by is None:
+            return None
+        return "approved" if self.superseded_by is not None else self.status
+
 
 @dataclass(frozen=True)
 class JobRecord:

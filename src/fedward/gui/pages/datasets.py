@@ -77,7 +77,7 @@ async def show_dataset(visit: Visit) -> Response:
     try:
         record = await run_in_threadpool(datasets.get, dataset_id)
     except FedwardError as exc:
-        return error_page(visit.request, 404, "No such dataset", str(exc))
+        return await error_page(visit.request, 404, "No such dataset", str(exc))
     preview: dict[str, Any] = {}
     preview_error = ""
     try:

@@ -52,7 +52,7 @@ async def show_job(visit: Visit) -> Response:
     try:
         job = await run_in_threadpool(services.jobs.get, visit.request.path_params["job_id"])
     except FedwardError as exc:
-        return error_page(visit.request, 404, "No such job", str(exc))
+        return await error_page(visit.request, 404, "No such job", str(exc))
     history = await run_in_threadpool(services.jobs.list, HISTORY_LIMIT)
     series = experiment_series(job, history)
     values: dict[str, Any] = {

@@ -85,7 +85,7 @@ async def submit_login(request: Request) -> Response:
         or not expected
         or not hmac.compare_digest(sent.encode(), expected.encode())
     ):
-        return error_page(
+        return await error_page(
             request,
             403,
             "Request refused",
