@@ -17,7 +17,7 @@ log = logging.getLogger("fedward.gui")
 # browser keeps open holds the stop for asyncio's TLS shutdown timeout (30 s: the server
 # waits for the client's close_notify before the connection counts as closed). Pages are
 # answered in milliseconds, so a few seconds lose nothing a user is waiting for.
-GRACEFUL_SHUTDOWN_S = 3.0
+GRACEFUL_SHUTDOWN_S = 3
 
 
 def serve(node: NodeConfig, settings: GuiSettings) -> None:
