@@ -63,7 +63,8 @@ class SqliteAuditStore:
         self, limit: int, kind: str | None = None, *, before_event_id: int | None = None
     ) -> list[AuditEvent]:
         query = "SELECT * FROM audit_events"
-        conditions, parameters = [], []
+        conditions: list[str] = []
+        parameters: list[object] = []
         if kind is not None:
             conditions.append("kind = ?")
             parameters.append(kind)
