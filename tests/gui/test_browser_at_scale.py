@@ -1,10 +1,12 @@
-"""The security log with 10,000 events, in a 1366 px wide browser window: it fits the
-window, its filters wrap, each time stays on one line, and it pages back to the start."""
+"""Long histories in a 1366 px wide browser window: the security log with 10,000 events
+fits the window, its filters wrap, each time stays on one line, and it pages back to
+the start; the jobs list pages too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -119,3 +121,35 @@ def test_ten_thousand_events_fit_the_window_and_page_back(
     assert "kind=plan_decision" in page.url
     assert fits_the_window(page)
     assert console_errors == []
+
+
+def test_jobs_page_back_through_a_long_history(
+    tmp_path: Path, wide_page: Page, screenshots: Screenshots
+) -> None:
+    state_dir, data_root = tmp_path / "state", tmp_path / "data"
+    config = write_node_config(state_dir, data_root)
+    add_user(config, "alice", "admin", PASSWORDS["alice"], tmp_path)
+    services = open_node_services(state_dir / "node.sqlite3", data_root)
+    try:
+        for round_index in range(120):
+            job_id = services.jobs.start("exp-1", round_index, "researcher1", "dataset-1", DIGEST)
+            services.jobs.finish(job_id, "succeeded", metrics={"loss": 1 / (round_index + 1)})
+    finally:
+        services.close()
+    gui = GuiProcess(config, tmp_path / "gui.log").start()
+    try:
+        page = wide_page
+        sign_in(page, gui.url, "alice")
+        page.goto(gui.url + "/jobs")
+        rows = page.locator("table.jobs tbody tr")
+        expect(rows).to_have_count(50)
+        page.click("#older-page")
+        expect(rows).to_have_count(50)
+        page.click("#older-page")
+        expect(rows).to_have_count(20)
+        expect(page.locator("#pager")).to_contain_text("first job reached")
+        assert fits_the_window(page)
+        page.click("#newer-page")
+        expect(page).to_have_url(gui.url + "/jobs?page=1")
+    finally:
+        gui.stop()
