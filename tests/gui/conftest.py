@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from .gui_process import PASSWORDS
 
@@ -52,6 +52,25 @@ def browser_context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(browser_context: BrowserContext) -> Page:
     return browser_context.new_page()
+
+
+class ConsoleErrors(list[str]):
+    """Every console error and uncaught script error of one page, with its URL."""
+
+    def watch(self, page: Page) -> ConsoleErrors:
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.append(f"{page.url}: {message.text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.append(f"{page.url}: {error}"))
+        return self
+
+
+@pytest.fixture
+def console_errors(page: Page) -> ConsoleErrors:
+    """Console errors of ``page`` (a failed load, a 404 favicon, a CSP refusal...)."""
+    return ConsoleErrors().watch(page)
 
 
 @pytest.fixture(scope="session")

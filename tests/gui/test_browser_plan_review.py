@@ -75,7 +75,7 @@ def test_new_version_shows_what_changed_and_waits_for_approval(
     expect(page.locator(".removed")).to_have_text("\N{MINUS SIGN}1")
     screenshots.take(page, "plan-diff")
     page.goto(f"{url}/plans/{plan_id}")
-    expect(page.locator("#plan-status")).to_have_text("rejected")
+    expect(page.locator("#plan-status")).to_have_text("superseded")
     expect(page.locator(".facts")).to_contain_text("superseded by")
 
 

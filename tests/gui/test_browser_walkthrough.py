@@ -23,7 +23,7 @@ from fedward.learning.plan_source import plan_source
 from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
 from fedward.researcher import Experiment, FedAvg
 
-from .conftest import Screenshots, sign_in
+from .conftest import ConsoleErrors, Screenshots, sign_in
 from .gui_process import PASSWORDS, GuiProcess, add_user
 
 NODE = "node1"
@@ -91,6 +91,7 @@ def researcher_trains(federation: LocalFederation, rounds: int) -> Experiment:
 def test_admin_adds_dataset_approves_researcher_plan_and_sees_the_training_jobs(
     federation_with_gui: tuple[LocalFederation, GuiProcess],
     page: Page,
+    console_errors: ConsoleErrors,
     screenshots: Screenshots,
 ) -> None:
     federation, gui = federation_with_gui
@@ -183,6 +184,7 @@ def test_admin_adds_dataset_approves_researcher_plan_and_sees_the_training_jobs(
     expect(page).to_have_url(gui.url + "/login")
     page.goto(gui.url + "/jobs")
     expect(page).to_have_url(f"{gui.url}/login?next=%2Fjobs")
+    assert console_errors == []
 
 
 def test_dataset_path_outside_the_data_root_is_not_browsable(

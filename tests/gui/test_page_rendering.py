@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedward.gui.metrics_chart import Series, bar_chart, line_chart
+from fedward.gui.preview_text import preview_facts, table_cell
 from fedward.gui.source_view import highlighted_python, source_diff, stylesheet
 
 
@@ -30,3 +31,35 @@ def test_charts_escape_metric_names_and_skip_non_finite_values() -> None:
     assert str(bar_chart({}, "empty")) == ""
     lines = str(line_chart([Series("loss", [(0, 1.0), (1, 0.5), (2, 0.25)])], "rounds"))
     assert lines.count("<circle") == 3 and "<polyline" in lines
+
+
+def test_long_metric_names_get_room_and_very_long_ones_are_cut_with_their_full_name_kept() -> None:
+    name = "validation_balanced_accuracy_macro"
+    svg = str(bar_chart({name: 0.8, "loss": 0.2}, "job"))
+    assert f">{name}</text>" in svg  # shown whole, not clipped by a fixed label column
+    huge = "x" * 120
+    cut = str(bar_chart({huge: 1.0}, "job"))
+    assert f"<title>{huge}</title>" in cut and "…" in cut
+    legend = str(line_chart([Series(name, [(0, 1.0), (1, 0.5)])], "rounds"))
+    assert f">{name}</text>" in legend
+
+
+def test_preview_values_read_as_words_not_python() -> None:
+    facts = dict(
+        preview_facts(
+            {
+                "has_header": True,
+                "missing_values": {},
+                "classes": ["benign", "malignant"],
+                "counts_per_class": {"benign": 3, "malignant": 2},
+                "rows": [[1]],
+            }
+        )
+    )
+    assert facts == {
+        "Has header": "yes",
+        "Missing values": "none",
+        "Classes": "benign, malignant",
+        "Counts per class": "benign: 3, malignant: 2",
+    }
+    assert table_cell(None) == "" and table_cell(True) == "yes" and table_cell(0.5) == "0.5"

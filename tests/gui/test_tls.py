@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import re
+import signal
+import socket
 import ssl
+import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .gui_process import PASSWORDS, GuiProcess, add_user, write_node_config
+
+# A functional bound (the fix makes it ~1 s; the bug made it ~30 s), not a benchmark.
+STOP_BOUND_S = 10.0
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -95,3 +101,37 @@ def test_gui_with_a_certificate_serves_https_with_secure_cookies(tmp_path: Path)
             plain.close()
     finally:
         gui.stop()
+
+
+def test_gui_under_tls_stops_promptly_while_a_browser_keeps_a_connection_open(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with an idle keep-alive TLS connection open: asyncio would wait up to 30 s
+    for the client's TLS close_notify; the server bounds its graceful shutdown instead."""
+    config = write_node_config(tmp_path / "state", tmp_path / "data")
+    cert, key = self_signed(tmp_path)
+    gui = GuiProcess(
+        config,
+        tmp_path / "gui.log",
+        extra_args=["--cert", str(cert), "--key", str(key)],
+        scheme="https",
+    ).start()
+    context = ssl.create_default_context(cafile=str(cert))
+    with (
+        socket.create_connection(("127.0.0.1", gui.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as connection,
+    ):
+        connection.sendall(
+            b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+        )
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        process = gui.process
+        assert process is not None
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_BOUND_S)
+        finally:
+            gui.stop()
+        elapsed_s = time.monotonic() - started
+    assert elapsed_s < STOP_BOUND_S, f"the GUI took {elapsed_s:.1f} s to stop"

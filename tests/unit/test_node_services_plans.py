@@ -282,9 +282,12 @@ def test_update_makes_a_pending_version_and_retires_the_old_one(services: NodeSe
     assert (new.status, new.previous_plan_id, new.name) == ("pending", old.plan_id, "linear")
     assert new.digest == plan_digest(CHANGED_CONSTANT)
     retired = services.plans.get(old.plan_id)
-    assert retired.status == "rejected"
-    assert new.plan_id in retired.notes
-    assert services.plans.status_of(old.digest)[0] == "rejected"
+    assert (retired.status, retired.review_state) == ("rejected", "superseded")
+    assert retired.superseded_by == new.plan_id
+    # The decision about the old version is kept, not overwritten by the retirement.
+    assert retired.decided_by == "admin"
+    status, notes = services.plans.status_of(old.digest)
+    assert status == "rejected" and new.plan_id in notes
     assert services.plans.status_of(new.digest) == ("pending", "")
 
 

@@ -7,11 +7,15 @@
 - ``settings``       ``GuiSettings``: address, TLS, session lifetimes, throttle policy
 - ``roles``          viewer < approver < admin, as permissions
 - ``accounts``       argon2id accounts (``AccountService``); ``account_database`` its file
+- ``password_strength`` length and zxcvbn's guessability for every new password
 - ``sessions``       server-side sessions with a CSRF token each
-- ``login_throttle`` growing delays after failed sign-ins
+- ``login_throttle`` growing delays per (user, address) and per address, never per user
 - ``guards``         ``@page(permission)``: session, CSRF and role checks for handlers
 - ``pages``          one module per area (login, dashboard, datasets, plans, jobs, ...)
-- ``folder_browser``, ``connectivity``, ``source_view``, ``metrics_chart``: page helpers
+- ``folder_browser``, ``connectivity``, ``source_view``, ``metrics_chart``,
+  ``plan_lineages``, ``preview_text``, ``thumbnails``, ``favicon``: page helpers
+
+``docs/gui.md`` describes the review workflow and the sign-in throttling policy.
 
 The GUI reaches node state only through ``fedward.node.services``; it never imports
 ``fedward.storage`` or ``fedward.transport`` (an import-linter contract checks it).

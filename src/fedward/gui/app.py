@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fedward.gui.context import GuiContext
+from fedward.gui.favicon import favicon
 from fedward.gui.guards import error_page
 from fedward.gui.pages import dashboard, datasets, jobs, login, plans, security_log, users
 from fedward.gui.rendering import build_templates
@@ -39,7 +40,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
     detail = exc.detail if isinstance(exc, HTTPException) else "Internal error"
-    return error_page(request, status, titles.get(status, "Error"), str(detail))
+    return await error_page(request, status, titles.get(status, "Error"), str(detail))
 
 
 def create_app(context: GuiContext) -> Starlette:
@@ -52,12 +53,14 @@ def create_app(context: GuiContext) -> Starlette:
         *users.routes,
         *security_log.routes,
         Route("/static/source.css", _source_css, methods=["GET"]),
+        Route("/favicon.svg", favicon, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_static_directory()), name="static"),
     ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders, tls=context.settings.tls)],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.gui = context

@@ -71,12 +71,8 @@ class Visit:
         flash = await run_in_threadpool(self.context.sessions.pop_flash, self.token)
         kind, _, message = flash.partition(":")
         shared = {
-            "user": self.session,
-            "csrf_token": self.session.csrf_token,
-            "can": self.can,
-            "node_id": self.context.node.node_id,
+            **_signed_in_values(self.request, self.context, self.session),
             "flash": {"kind": kind, "message": message} if message else None,
-            "path": self.request.url.path,
         }
         return template_response(self.request, name, {**shared, **values}, status_code)
 
@@ -106,12 +102,26 @@ Handler = Callable[[Visit], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def error_page(request: Request, status_code: int, title: str, message: str) -> Response:
+def _signed_in_values(request: Request, context: GuiContext, session: Session) -> dict[str, Any]:
+    """What the layout needs to show the menu and the sign-out button."""
+    return {
+        "user": session,
+        "csrf_token": session.csrf_token,
+        "can": lambda permission: allows(session.role, permission),
+        "node_id": context.node.node_id,
+        "path": request.url.path,
+    }
+
+
+async def error_page(request: Request, status_code: int, title: str, message: str) -> Response:
+    """An error inside the layout: with the menu and sign-out for a signed-in user."""
+    context = gui_context(request)
+    session = await run_in_threadpool(context.sessions.find, request.cookies.get(SESSION_COOKIE))
+    values: dict[str, Any] = {"user": None, "path": request.url.path}
+    if session is not None:
+        values = _signed_in_values(request, context, session)
     return template_response(
-        request,
-        "error.html",
-        {"title": title, "message": message, "user": None, "path": request.url.path},
-        status_code,
+        request, "error.html", {**values, "title": title, "message": message}, status_code
     )
 
 

@@ -15,7 +15,11 @@ from markupsafe import Markup, escape
 
 WIDTH = 640
 ROW_HEIGHT = 26
-LABEL_WIDTH = 180
+# Labels get the room their text needs (12 px font: about 7 px a character), up to a
+# limit past which a name is cut with an ellipsis, its full text in the tooltip.
+CHAR_PX = 7.2
+MIN_LABEL_PX = 60
+MAX_LABEL_PX = 340
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
 
@@ -33,16 +37,36 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def label_px(names: Sequence[str]) -> int:
+    """Room for the longest of ``names``, within ``MIN_LABEL_PX``..``MAX_LABEL_PX``."""
+    longest = max((len(name) for name in names), default=0)
+    return int(min(MAX_LABEL_PX, max(MIN_LABEL_PX, longest * CHAR_PX + 12)))
+
+
+def fitted(name: str, room_px: int) -> str:
+    """``name`` cut to fit ``room_px``, with an ellipsis when cut."""
+    fits = max(4, int(room_px / CHAR_PX))
+    return name if len(name) <= fits else name[: fits - 1] + "…"
+
+
+def _label(name: str, room_px: int, x: float, y: float, anchor: str = "start") -> str:
+    shown = fitted(name, room_px)
+    tooltip = f"<title>{escape(name)}</title>" if shown != name else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{tooltip}{escape(shown)}</text>'
+
+
 def bar_chart(metrics: Mapping[str, float], title: str) -> Markup:
     items = [(name, value) for name, value in sorted(metrics.items()) if math.isfinite(value)]
     if not items:
         return Markup("")
+    label_width = label_px([name for name, _ in items])
+    width = max(WIDTH, label_width + 300)
     height = ROW_HEIGHT * len(items) + 20
     largest = max(abs(value) for _, value in items) or 1.0
-    span = WIDTH - LABEL_WIDTH - 90
+    span = width - label_width - 90
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
     for row, (name, value) in enumerate(items):
@@ -50,10 +74,10 @@ def bar_chart(metrics: Mapping[str, float], title: str) -> Markup:
         length = max(1.0, span * abs(value) / largest)
         color = PALETTE[row % len(PALETTE)]
         parts.append(
-            f'<text x="{LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end">{escape(name)}</text>'
-            f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{length:.1f}" height="{ROW_HEIGHT - 8}"'
+            _label(name, label_width - 8, label_width - 8, y + 15, "end")
+            + f'<rect x="{label_width}" y="{y + 3}" width="{length:.1f}" height="{ROW_HEIGHT - 8}"'
             f' fill="{color}"><title>{escape(name)} = {_number(value)}</title></rect>'
-            f'<text x="{LABEL_WIDTH + length + 6:.1f}" y="{y + 15}">{_number(value)}</text>'
+            f'<text x="{label_width + length + 6:.1f}" y="{y + 15}">{_number(value)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - built from escaped pieces
@@ -63,7 +87,9 @@ def line_chart(series: Sequence[Series], title: str) -> Markup:
     points = [(r, v) for s in series for r, v in s.points if math.isfinite(v)]
     if not points:
         return Markup("")
-    height, left, right, top, bottom = 300, 60, 160, 16, 36
+    height, left, top, bottom = 300, 60, 16, 36
+    right = label_px([one.name for one in series]) + 30  # the legend: swatch and name
+    width = WIDTH + max(0, right - 160)
     rounds = [r for r, _ in points]
     values = [v for _, v in points]
     low_round, high_round = min(rounds), max(rounds)
@@ -73,21 +99,21 @@ def line_chart(series: Sequence[Series], title: str) -> Markup:
     round_span = max(high_round - low_round, 1)
 
     def x(round_index: int) -> float:
-        return left + (WIDTH - left - right) * (round_index - low_round) / round_span
+        return left + (width - left - right) * (round_index - low_round) / round_span
 
     def y(value: float) -> float:
         return top + (height - top - bottom) * (high - value) / (high - low)
 
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
-        f'<line x1="{left}" y1="{height - bottom}" x2="{WIDTH - right}" y2="{height - bottom}"'
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}"'
         ' stroke="#888"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#888"/>',
         f'<text x="{left - 6}" y="{y(high) + 4:.1f}" text-anchor="end">{_number(high)}</text>',
         f'<text x="{left - 6}" y="{y(low) + 4:.1f}" text-anchor="end">{_number(low)}</text>',
-        f'<text x="{(left + WIDTH - right) / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 6}" text-anchor="middle">'
         "round</text>",
     ]
     for round_index in sorted(set(rounds)):
@@ -109,9 +135,8 @@ def line_chart(series: Sequence[Series], title: str) -> Markup:
             )
         legend_y = top + 14 + 18 * number
         parts.append(
-            f'<rect x="{WIDTH - right + 12}" y="{legend_y - 9}" width="10" height="10"'
-            f' fill="{color}"/><text x="{WIDTH - right + 26}" y="{legend_y}">'
-            f"{escape(one.name)}</text>"
+            f'<rect x="{width - right + 12}" y="{legend_y - 9}" width="10" height="10"'
+            f' fill="{color}"/>' + _label(one.name, right - 26, width - right + 26, legend_y)
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - built from escaped pieces

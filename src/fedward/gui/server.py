@@ -13,6 +13,12 @@ from fedward.gui.settings import GuiSettings
 
 log = logging.getLogger("fedward.gui")
 
+# How long a stop waits for open connections. Without a bound, a TLS connection that a
+# browser keeps open holds the stop for asyncio's TLS shutdown timeout (30 s: the server
+# waits for the client's close_notify before the connection counts as closed). Pages are
+# answered in milliseconds, so a few seconds lose nothing a user is waiting for.
+GRACEFUL_SHUTDOWN_S = 3
+
 
 def serve(node: NodeConfig, settings: GuiSettings) -> None:
     """Run until interrupted; the node database and account database are closed after."""
@@ -31,6 +37,7 @@ def serve(node: NodeConfig, settings: GuiSettings) -> None:
             ssl_keyfile=str(settings.keyfile) if settings.keyfile else None,
             proxy_headers=False,  # the client address feeds the login throttle: no spoofing
             server_header=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             log_level="info",
         )
         uvicorn.Server(config).run()

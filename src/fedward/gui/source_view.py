@@ -1,5 +1,8 @@
 """Training-plan source as HTML: highlighted Python, and a diff between two versions.
 
+Which text to show and compare is the node's decision (``fedward.node.services.
+plan_review``: the canonical text that runs); this module only turns it into HTML.
+
 Pygments escapes everything it is given, so the HTML it returns is safe to insert into a
 page as it is (the templates mark it ``Markup``); nothing else in the GUI bypasses
 autoescaping.
@@ -7,13 +10,15 @@ autoescaping.
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, PythonLexer
+
+from fedward.node.services.plan_review import count_changes, unified_lines
 
 CSS_CLASS = "source"
 
@@ -37,21 +42,15 @@ class SourceDiff:
         return self.added == 0 and self.removed == 0
 
 
+def highlighted_diff(lines: Sequence[str]) -> Markup:
+    text = "".join(lines)
+    return Markup(highlight(text, DiffLexer(), _formatter(line_numbers=False)))  # noqa: S704
+
+
 def source_diff(old: str, new: str, old_label: str, new_label: str) -> SourceDiff:
-    lines = list(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=old_label,
-            tofile=new_label,
-            n=3,
-        )
-    )
-    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++"))
-    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("---"))
-    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    html = Markup(highlight(text, DiffLexer(), _formatter(line_numbers=False)))  # noqa: S704
-    return SourceDiff(html, added, removed)
+    lines = unified_lines(old, new, old_label, new_label)
+    added, removed = count_changes(lines)
+    return SourceDiff(highlighted_diff(lines), added, removed)
 
 
 def stylesheet() -> str:

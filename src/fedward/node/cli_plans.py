@@ -1,4 +1,4 @@
-"""``fedward node plan register|update|approve|reject|delete|list|view``.
+"""``fedward node plan register|update|approve|reject|delete|list|view|diff``.
 
 ``register`` and ``update`` read a Python file the way a researcher's ``Experiment``
 sends a plan: the file's imports and the named class (``plan_files``). Registering the
@@ -13,10 +13,12 @@ from typing import cast
 
 import click
 
-from fedward.errors import PlanError
+from fedward.errors import NotFound, PlanError
 from fedward.node.cli_context import NodeCliContext, admin_name, pass_node
 from fedward.node.cli_text import render_fields, short, when
 from fedward.node.plan_files import plan_source_from_text
+from fedward.node.services.plan_review import canonical_source, plan_diff
+from fedward.node.services.plans import APPROVED
 from fedward.storage.node_records import PLAN_STATUSES, PlanRecord, PlanStatus
 from fedward.text_table import render_table
 
@@ -118,18 +120,19 @@ def plan_list(state: NodeCliContext, status: str | None) -> None:
         return
     click.echo(
         render_table(
-            ["ID", "NAME", "CLASS", "KIND", "STATUS", "DECIDED BY", "DIGEST"],
+            ["ID", "NAME", "VERSION", "KIND", "STATUS", "WRITTEN BY", "DECIDED BY", "DIGEST"],
             [
                 [
                     r.plan_id,
                     r.name,
-                    r.class_name,
+                    f"v{r.version}",
                     r.kind,
-                    r.status,
+                    r.review_state,
+                    r.created_by,
                     r.decided_by or "",
                     short(r.digest, 23),
                 ]
-                for r in records
+                for r in sorted(records, key=lambda r: (r.name, r.lineage_id, r.version))
             ],
         )
     )
@@ -137,13 +140,40 @@ def plan_list(state: NodeCliContext, status: str | None) -> None:
 
 @plan_group.command("view")
 @click.argument("plan_id")
+@click.option("--original", is_flag=True, help="The text as sent, not the text that runs.")
 @pass_node
-def plan_view(state: NodeCliContext, plan_id: str) -> None:
-    """Show a plan's status, history and source."""
+def plan_view(state: NodeCliContext, plan_id: str, original: bool) -> None:
+    """Show a plan's status, history and the source that runs."""
     record = state.services().plans.get(plan_id)
     click.echo(_describe_plan(record))
     click.echo("-" * 72)
-    click.echo(record.source.rstrip("\n"))
+    click.echo((record.source if original else canonical_source(record)).rstrip("\n"))
+
+
+@plan_group.command("diff")
+@click.argument("plan_id")
+@click.option(
+    "--against",
+    default=APPROVED,
+    show_default=True,
+    help="'approved' (the version of this plan approved now, else the previous one), "
+    "'previous', or another plan id.",
+)
+@pass_node
+def plan_diff_command(state: NodeCliContext, plan_id: str, against: str) -> None:
+    """What a plan version changes, in the text that runs (comments and layout ignored)."""
+    plans = state.services().plans
+    record = plans.get(plan_id)
+    base = plans.review_base(record, against)
+    if base is None:
+        raise NotFound(
+            f"plan {record.plan_id} is version 1 of {record.name!r}: nothing to compare with",
+            hint="'fedward node plan view' shows its source",
+        )
+    diff = plan_diff(base, record)
+    click.echo(f"{diff.added} added, {diff.removed} removed lines")
+    if diff.text:
+        click.echo(diff.text.rstrip("\n"))
 
 
 def _describe_plan(record: PlanRecord) -> str:
@@ -151,15 +181,18 @@ def _describe_plan(record: PlanRecord) -> str:
         ("id", record.plan_id),
         ("name", record.name),
         ("class", record.class_name),
+        ("version", f"v{record.version}"),
         ("kind", record.kind),
-        ("status", record.status),
+        ("status", record.review_state),
         ("digest", record.digest),
         ("created", when(record.created_at)),
         ("decided by", record.decided_by or ""),
         ("decided at", when(record.decided_at) if record.decided_at else ""),
         ("notes", record.notes),
-        ("researcher", record.researcher_id or ""),
+        ("written by", record.created_by),
+        ("requested by", record.researcher_id or ""),
         ("description", record.description),
         ("previous", record.previous_plan_id or ""),
+        ("superseded by", record.superseded_by or ""),
     ]
     return render_fields(rows)

@@ -63,10 +63,18 @@ class DatasetRecord:
 
 @dataclass(frozen=True)
 class PlanRecord:
-    """One version of a training plan and the decision about it.
+    """One version of a training plan, who wrote and asked for it, and the decision about it.
 
     ``digest`` binds the normalised source (see ``fedward.core.plan_digest``); only a plan
     whose status is ``approved`` authorises training with that digest.
+
+    Versions of one plan share a ``lineage_id`` (the first version's ``plan_id``) and are
+    numbered from 1 by ``version``; ``previous_plan_id`` is the version this one follows.
+    Who did what is kept apart: ``created_by`` wrote this text onto the node (a researcher
+    id, a GUI or CLI user, ``system``), ``researcher_id`` asked for it to run (``None``
+    for a version written on the node), ``decided_by`` made the decision in ``status``.
+    A version replaced by a newer approved one is ``rejected`` with ``superseded_by`` set,
+    and keeps the decision that was made about it.
     """
 
     plan_id: str
@@ -83,6 +91,23 @@ class PlanRecord:
     researcher_id: str | None = None
     description: str = ""
     previous_plan_id: str | None = None
+    lineage_id: str = ""
+    version: int = 1
+    created_by: str = ""
+    superseded_by: str | None = None
+    superseded_at: datetime | None = None
+
+    @property
+    def review_state(self) -> str:
+        """The status a reviewer reads: ``superseded`` for a replaced version."""
+        return "superseded" if self.superseded_by is not None else self.status
+
+    @property
+    def decision(self) -> str | None:
+        """What ``decided_by`` decided: a superseded version had been approved (or not decided)."""
+        if self.decided_by is None:
+            return None
+        return "approved" if self.superseded_by is not None else self.status
 
 
 @dataclass(frozen=True)

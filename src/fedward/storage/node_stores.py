@@ -122,5 +122,8 @@ class JobStore(Protocol):
 class AuditStore(Protocol):
     def record(self, entry: AuditEntry) -> AuditEvent: ...
 
-    def list(self, limit: int, kind: str | None = None) -> list[AuditEvent]:
-        """The ``limit`` most recent events (of ``kind`` when given), newest first."""
+    def list(
+        self, limit: int, kind: str | None = None, *, before_event_id: int | None = None
+    ) -> list[AuditEvent]:
+        """The ``limit`` most recent events (of ``kind`` when given, older than
+        ``before_event_id`` when given), newest first."""

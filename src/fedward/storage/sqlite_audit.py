@@ -59,12 +59,20 @@ class SqliteAuditStore:
         with self._database.write() as connection:
             return insert_audit_entry(connection, entry)
 
-    def list(self, limit: int, kind: str | None = None) -> list[AuditEvent]:
+    def list(
+        self, limit: int, kind: str | None = None, *, before_event_id: int | None = None
+    ) -> list[AuditEvent]:
         query = "SELECT * FROM audit_events"
-        parameters: tuple[object, ...] = ()
+        conditions: list[str] = []
+        parameters: list[object] = []
         if kind is not None:
-            query += " WHERE kind = ?"
-            parameters = (kind,)
+            conditions.append("kind = ?")
+            parameters.append(kind)
+        if before_event_id is not None:  # keyset paging: cheap at any depth
+            conditions.append("event_id < ?")
+            parameters.append(before_event_id)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
         query += " ORDER BY event_id DESC LIMIT ?"
         with self._database.read() as connection:
             rows = connection.execute(query, (*parameters, limit)).fetchall()

@@ -1,4 +1,4 @@
-"""``PlanStore`` on SQLite: one row per plan version, digests unique."""
+"""``PlanStore`` on SQLite: one row per plan version, digests unique, lineage columns."""
 
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ from fedward.storage.sqlite_database import (
 
 _INSERT = (
     "INSERT INTO plans (plan_id, name, class_name, source, digest, kind, status, notes,"
-    " decided_by, decided_at, created_at, researcher_id, description, previous_plan_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " decided_by, decided_at, created_at, researcher_id, description, previous_plan_id,"
+    " lineage_id, version, created_by, superseded_by, superseded_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Compare-and-set: the row changes only if nobody decided or re-hashed it since we read it.
 _UPDATE = (
     "UPDATE plans SET name = ?, class_name = ?, source = ?, digest = ?, kind = ?, status = ?,"
     " notes = ?, decided_by = ?, decided_at = ?, created_at = ?, researcher_id = ?,"
-    " description = ?, previous_plan_id = ?"
+    " description = ?, previous_plan_id = ?, lineage_id = ?, version = ?, created_by = ?,"
+    " superseded_by = ?, superseded_at = ?"
     " WHERE plan_id = ? AND status = ? AND digest = ?"
 )
 
@@ -92,6 +94,11 @@ def _values(record: PlanRecord) -> tuple[object, ...]:
         record.researcher_id,
         record.description,
         record.previous_plan_id,
+        record.lineage_id or record.plan_id,  # a first version starts its own lineage
+        record.version,
+        record.created_by,
+        record.superseded_by,
+        None if record.superseded_at is None else to_epoch(record.superseded_at),
     )
 
 
@@ -151,4 +158,9 @@ def _record(row: sqlite3.Row) -> PlanRecord:
         researcher_id=row["researcher_id"],
         description=row["description"],
         previous_plan_id=row["previous_plan_id"],
+        lineage_id=row["lineage_id"],
+        version=row["version"],
+        created_by=row["created_by"],
+        superseded_by=row["superseded_by"],
+        superseded_at=from_optional_epoch(row["superseded_at"]),
     )

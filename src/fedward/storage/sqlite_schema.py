@@ -11,8 +11,10 @@ Lists and dicts (shape, dtypes, metrics) are JSON text; times are UTC epoch seco
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from fedward.errors import ConfigError
+from fedward.storage.plan_lineage import add_plan_lineage
 
 _V1 = """
 CREATE TABLE datasets (
@@ -79,8 +81,14 @@ CREATE TABLE audit_events (
 );
 """
 
-# version -> script; version N is reached by running every script up to N in order.
-MIGRATIONS: dict[int, str] = {1: _V1}
+# Paging through a large security log, filtered by kind, newest first.
+_V3 = """
+CREATE INDEX audit_events_by_kind ON audit_events (kind, event_id);
+"""
+
+Migration = str | Callable[[sqlite3.Connection], None]
+# version -> migration; version N is reached by running every one up to N in order.
+MIGRATIONS: dict[int, Migration] = {1: _V1, 2: add_plan_lineage, 3: _V3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -107,14 +115,18 @@ def migrate(connection: sqlite3.Connection) -> int:
     if current == 0:
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     for version in range(current + 1, SCHEMA_VERSION + 1):
-        # executescript() would COMMIT our transaction first; run statement by statement.
-        for statement in _statements(MIGRATIONS[version]):
-            connection.execute(statement)
+        migration = MIGRATIONS[version]
+        if callable(migration):
+            migration(connection)
+        else:
+            # executescript() would COMMIT our transaction first; run statement by statement.
+            for statement in statements(migration):
+                connection.execute(statement)
         connection.execute("DELETE FROM schema_version")
         connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
     return SCHEMA_VERSION
 
 
-def _statements(script: str) -> list[str]:
+def statements(script: str) -> list[str]:
     # The scripts above hold no ';' inside literals, so splitting on it is exact.
     return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,8 +1,10 @@
-"""The dashboard: which node this is, whether it reaches its peers, what it holds."""
+"""The dashboard: which node this is, whether its daemon runs and under which isolation,
+whether it reaches its peers, what it holds."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +14,7 @@ from starlette.routing import Route
 from fedward.gui.connectivity import check_all
 from fedward.gui.guards import Visit, page
 from fedward.gui.roles import Permission
+from fedward.node.services import NodeHeartbeat
 
 RECENT_JOBS = 10
 
@@ -34,10 +37,13 @@ async def dashboard(visit: Visit) -> Response:
     node = visit.context.node
     summary = await run_in_threadpool(_summary, visit)
     reachability = await run_in_threadpool(check_all, node.broker, node.uploads)
+    heartbeat = await run_in_threadpool(NodeHeartbeat(node.state_dir).read)
     return await visit.render(
         "dashboard.html",
         {
             "node": node,
+            "heartbeat": heartbeat,
+            "daemon_online": heartbeat is not None and heartbeat.online(datetime.now(UTC)),
             "reachability": reachability,
             "approval_required": node.approval_required,
             **summary,

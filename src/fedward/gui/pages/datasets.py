@@ -9,9 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedward.errors import FedwardError
+from fedward.errors import FedwardError, NotFound
 from fedward.gui.guards import Visit, error_page, page
+from fedward.gui.preview_text import preview_facts, table_cell
 from fedward.gui.roles import Permission
+from fedward.gui.thumbnails import thumbnail_files, thumbnail_png
 
 
 @page(Permission.VIEW)
@@ -77,7 +79,7 @@ async def show_dataset(visit: Visit) -> Response:
     try:
         record = await run_in_threadpool(datasets.get, dataset_id)
     except FedwardError as exc:
-        return error_page(visit.request, 404, "No such dataset", str(exc))
+        return await error_page(visit.request, 404, "No such dataset", str(exc))
     preview: dict[str, Any] = {}
     preview_error = ""
     try:
@@ -86,16 +88,38 @@ async def show_dataset(visit: Visit) -> Response:
         preview_error = str(exc)
     table = None
     if isinstance(preview.get("columns"), list) and isinstance(preview.get("rows"), list):
-        table = {"columns": preview["columns"], "rows": preview["rows"]}
-    extra = {
-        key: str(value)[:500]
-        for key, value in preview.items()
-        if key not in {"columns", "rows", "shape", "dtypes", "sample_count"}
-    }
+        rows = [[table_cell(value) for value in row] for row in preview["rows"]]
+        table = {"columns": preview["columns"], "rows": rows}
     return await visit.render(
         "dataset_detail.html",
-        {"dataset": record, "table": table, "extra": extra, "preview_error": preview_error},
+        {
+            "dataset": record,
+            "table": table,
+            "facts": preview_facts(preview),
+            "thumbnails": list(enumerate(thumbnail_files(preview))),
+            "preview_error": preview_error,
+        },
     )
+
+
+@page(Permission.VIEW)
+async def show_thumbnail(visit: Visit) -> Response:
+    datasets = visit.context.services.datasets
+    dataset_id = visit.request.path_params["dataset_id"]
+    index = visit.request.path_params["index"]
+
+    def render() -> bytes:
+        record = datasets.get(dataset_id)
+        files = thumbnail_files(datasets.preview(record.dataset_id))
+        if index >= len(files):
+            raise NotFound(f"dataset {dataset_id} has no image number {index}")
+        return thumbnail_png(record.path, files[index])
+
+    try:
+        png = await run_in_threadpool(render)
+    except FedwardError as exc:
+        return await error_page(visit.request, 404, "No such image", str(exc))
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 @page(Permission.MANAGE_DATASETS)
@@ -114,5 +138,6 @@ routes = [
     Route("/datasets", add_dataset, methods=["POST"]),
     Route("/datasets/new", new_dataset, methods=["GET"]),
     Route("/datasets/{dataset_id}", show_dataset, methods=["GET"]),
+    Route("/datasets/{dataset_id}/thumbnails/{index:int}", show_thumbnail, methods=["GET"]),
     Route("/datasets/{dataset_id}/delete", delete_dataset, methods=["POST"]),
 ]

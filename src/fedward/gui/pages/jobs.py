@@ -1,4 +1,9 @@
-"""Jobs: the history (status, duration, researcher, dataset) and one job's metrics."""
+"""Jobs: the history (status, duration, researcher, dataset), paged, and one job's metrics.
+
+Pages are ``PAGE_SIZE`` jobs, newest first; page N reads the newest (N+1) pages and
+shows the last, which stays cheap for the depths a person pages to (the job log holds
+one row per job: thousands, not millions).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from fedward.gui.metrics_chart import Series, bar_chart, line_chart
 from fedward.gui.roles import Permission
 from fedward.node.services import JobRecord
 
-HISTORY_LIMIT = 500
+HISTORY_LIMIT = 500  # rounds of one experiment, for its charts
+PAGE_SIZE = 50
+MAX_PAGE = 1000
 
 
 def _dataset_names(visit: Visit) -> dict[str, str]:
@@ -25,12 +32,27 @@ def _plan_names(visit: Visit) -> dict[str, str]:
     return {p.digest: p.name for p in visit.context.services.plans.list()}
 
 
+def _page_number(text: str) -> int:
+    return min(int(text), MAX_PAGE) if text.isdigit() and len(text) < 6 else 0
+
+
 @page(Permission.VIEW)
 async def list_jobs(visit: Visit) -> Response:
     services = visit.context.services
-    jobs = await run_in_threadpool(services.jobs.list, HISTORY_LIMIT)
+    number = _page_number(visit.request.query_params.get("page", ""))
+    # One more than needed: whether an older page exists, without counting the log.
+    newest = await run_in_threadpool(services.jobs.list, (number + 1) * PAGE_SIZE + 1)
+    jobs = newest[number * PAGE_SIZE : (number + 1) * PAGE_SIZE]
     names = await run_in_threadpool(_dataset_names, visit)
-    return await visit.render("jobs.html", {"jobs": jobs, "dataset_names": names})
+    return await visit.render(
+        "jobs.html",
+        {
+            "jobs": jobs,
+            "dataset_names": names,
+            "page_number": number,
+            "has_older": len(newest) > (number + 1) * PAGE_SIZE,
+        },
+    )
 
 
 def experiment_series(job: JobRecord, history: list[JobRecord]) -> list[Series]:
@@ -52,7 +74,7 @@ async def show_job(visit: Visit) -> Response:
     try:
         job = await run_in_threadpool(services.jobs.get, visit.request.path_params["job_id"])
     except FedwardError as exc:
-        return error_page(visit.request, 404, "No such job", str(exc))
+        return await error_page(visit.request, 404, "No such job", str(exc))
     history = await run_in_threadpool(services.jobs.list, HISTORY_LIMIT)
     series = experiment_series(job, history)
     values: dict[str, Any] = {

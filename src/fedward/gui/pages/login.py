@@ -85,7 +85,7 @@ async def submit_login(request: Request) -> Response:
         or not expected
         or not hmac.compare_digest(sent.encode(), expected.encode())
     ):
-        return error_page(
+        return await error_page(
             request,
             403,
             "Request refused",
@@ -113,7 +113,7 @@ async def submit_login(request: Request) -> Response:
         if wait_s > 0:
             return _throttled(request, username, wait_s)
         return _login_form(request, error=str(exc), status_code=401, username=username)
-    context.throttle.succeeded(account.username)
+    context.throttle.succeeded(account.username, address)
     token = await run_in_threadpool(context.sessions.open, account.username)
     await run_in_threadpool(
         audit.record, "login", account.username, f"from {address} as {account.role}"

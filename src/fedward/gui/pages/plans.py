@@ -1,7 +1,9 @@
-"""Training plans: list by status, source, diff with the previous version, decisions.
+"""Training plans: versions grouped by plan, the text that runs, diffs, decisions.
 
-Approving and rejecting go through ``PlanService``, which writes the decision and its
-audit entry in one transaction, in the signed-in user's name.
+A pending version is reviewed against the version of the same plan approved now (else
+the one it follows): the list links to that diff, and the plan page shows it above the
+full source. Approving and rejecting go through ``PlanService``, which writes the
+decision and its audit entry in one transaction, in the signed-in user's name.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from starlette.routing import Route
 
 from fedward.errors import FedwardError, ValidationError
 from fedward.gui.guards import Visit, error_page, page
+from fedward.gui.plan_lineages import REVIEW_STATES, group_by_lineage
 from fedward.gui.roles import Permission
-from fedward.gui.source_view import highlighted_python, source_diff
-from fedward.node.services import PlanRecord
+from fedward.gui.source_view import highlighted_diff, highlighted_python
+from fedward.node.services import PlanRecord, canonical_source, plan_diff
 
-STATUSES = ("pending", "approved", "rejected")
 MAX_UPLOAD_BYTES = 1 << 20
+AGAINST_CHOICES = ("approved", "previous")
 
 
 def _plan_url(plan_id: str) -> str:
@@ -31,17 +34,17 @@ def _plan_url(plan_id: str) -> str:
 
 @page(Permission.VIEW)
 async def list_plans(visit: Visit) -> Response:
-    status = visit.request.query_params.get("status", "")
+    state = visit.request.query_params.get("status", "")
+    state = state if state in REVIEW_STATES else ""
     every = await run_in_threadpool(visit.context.services.plans.list)
-    shown = [plan for plan in every if plan.status == status] if status in STATUSES else every
     return await visit.render(
         "plans.html",
         {
-            "plans": shown,
-            "status": status if status in STATUSES else "",
-            "counts": Counter(plan.status for plan in every),
+            "lineages": group_by_lineage(every, state),
+            "status": state,
+            "counts": Counter(plan.review_state for plan in every),
             "total": len(every),
-            "statuses": STATUSES,
+            "statuses": REVIEW_STATES,
         },
     )
 
@@ -51,7 +54,28 @@ async def _get_plan(visit: Visit) -> PlanRecord | Response:
     try:
         return await run_in_threadpool(visit.context.services.plans.get, plan_id)
     except FedwardError as exc:
-        return error_page(visit.request, 404, "No such training plan", str(exc))
+        return await error_page(visit.request, 404, "No such training plan", str(exc))
+
+
+def _plan_page_values(visit: Visit, plan: PlanRecord) -> dict[str, Any]:
+    plans = visit.context.services.plans
+    lineage = plans.lineage(plan.plan_id)
+    by_id = {record.plan_id: record for record in lineage}
+    approved = plans.approved_version(plan)
+    base = approved or by_id.get(plan.previous_plan_id or "")
+    review = plan_diff(base, plan) if base is not None and plan.status == "pending" else None
+    return {
+        "plan": plan,
+        "lineage": list(reversed(lineage)),
+        "approved": approved,
+        "previous": by_id.get(plan.previous_plan_id or ""),
+        "successor": by_id.get(plan.superseded_by or ""),
+        "review": review,
+        "review_html": highlighted_diff(review.lines) if review else None,
+        "source_html": highlighted_python(canonical_source(plan)),
+        "original_html": highlighted_python(plan.source),
+        "can_decide": visit.can(Permission.DECIDE_PLANS),
+    }
 
 
 @page(Permission.VIEW)
@@ -59,11 +83,7 @@ async def show_plan(visit: Visit) -> Response:
     plan = await _get_plan(visit)
     if isinstance(plan, Response):
         return plan
-    values: dict[str, Any] = {
-        "plan": plan,
-        "source_html": highlighted_python(plan.source),
-        "can_decide": visit.can(Permission.DECIDE_PLANS),
-    }
+    values = await run_in_threadpool(_plan_page_values, visit, plan)
     return await visit.render("plan_detail.html", values)
 
 
@@ -72,21 +92,33 @@ async def diff_plan(visit: Visit) -> Response:
     plan = await _get_plan(visit)
     if isinstance(plan, Response):
         return plan
-    if plan.previous_plan_id is None:
-        return error_page(
-            visit.request, 404, "No previous version", "This plan is the first version."
-        )
+    against = visit.request.query_params.get("against", "approved")
+    plans = visit.context.services.plans
     try:
-        previous = await run_in_threadpool(visit.context.services.plans.get, plan.previous_plan_id)
+        base = await run_in_threadpool(plans.review_base, plan, against)
     except FedwardError as exc:
-        return error_page(visit.request, 404, "Previous version gone", str(exc))
-    diff = source_diff(
-        previous.source,
-        plan.source,
-        f"{previous.plan_id} ({previous.status})",
-        f"{plan.plan_id} ({plan.status})",
+        return await error_page(visit.request, 404, "No such version to compare with", str(exc))
+    if base is None:
+        return await error_page(
+            visit.request,
+            404,
+            "Nothing to compare with",
+            f"This is version {plan.version} of {plan.name}: no earlier version is on this node.",
+        )
+    diff = await run_in_threadpool(plan_diff, base, plan)
+    approved = await run_in_threadpool(plans.approved_version, plan)
+    return await visit.render(
+        "plan_diff.html",
+        {
+            "plan": plan,
+            "previous": base,
+            "diff": diff,
+            "diff_html": highlighted_diff(diff.lines),
+            "against": against,
+            "has_approved": approved is not None,
+            "has_previous": plan.previous_plan_id is not None,
+        },
     )
-    return await visit.render("plan_diff.html", {"plan": plan, "previous": previous, "diff": diff})
 
 
 @page(Permission.DECIDE_PLANS)
@@ -163,7 +195,10 @@ async def register_plan(visit: Visit) -> Response:
         )
     except FedwardError as exc:
         return await visit.done("/plans/new", str(exc), error=True)
-    return await visit.done(_plan_url(record.plan_id), f"Training plan {record.name!r} registered.")
+    return await visit.done(
+        _plan_url(record.plan_id),
+        f"Training plan “{record.name}” registered as version {record.version}.",
+    )
 
 
 @page(Permission.REGISTER_PLANS)
@@ -177,7 +212,8 @@ async def update_plan(visit: Visit) -> Response:
     except FedwardError as exc:
         return await visit.done(_plan_url(plan_id), str(exc), error=True)
     return await visit.done(
-        _plan_url(record.plan_id), "New version registered; it waits for approval."
+        _plan_url(record.plan_id),
+        f"New version registered (version {record.version}); it waits for approval.",
     )
 
 

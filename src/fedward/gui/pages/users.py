@@ -6,6 +6,7 @@ Every change is written to the node's security log in the administrator's name.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fedward.errors import AccessDenied, FedwardError, ValidationError
-from fedward.gui.guards import SESSION_COOKIE, Visit, page
+from fedward.gui.guards import SESSION_COOKIE, Visit, client_address, page
 from fedward.gui.rendering import redirect
 from fedward.gui.roles import ROLES, Permission
 
@@ -101,28 +102,53 @@ async def set_disabled(visit: Visit) -> Response:
 
 @page(Permission.VIEW)
 async def show_account(visit: Visit) -> Response:
-    return await visit.render("account.html", {})
+    return await visit.render("account.html", {"error": ""})
 
 
 @page(Permission.VIEW)
 async def change_own_password(visit: Visit) -> Response:
-    accounts = visit.context.accounts
+    """Needs the current password, checked under the sign-in throttle (``login_throttle``):
+    a session left open or stolen must not become a way to guess the password."""
+    accounts, throttle = visit.context.accounts, visit.context.throttle
+    address = client_address(visit.request)
+    wait_s = throttle.wait_s(visit.username, address)
+    if wait_s > 0:
+        await visit.audit("password_change_throttled", f"from {address}", visit.username)
+        return await _too_many_attempts(visit, wait_s)
 
     def act() -> None:
         try:
             accounts.verify_login(visit.username, visit.field("current_password"))
         except AccessDenied as exc:
             raise AccessDenied("the current password is wrong") from exc
+        throttle.succeeded(visit.username, address)
         accounts.set_password(visit.username, _new_password(visit))
 
     try:
         await run_in_threadpool(act)
+    except AccessDenied as exc:
+        wait_s = throttle.failed(visit.username, address)
+        await visit.audit("password_change_failed", f"from {address}: {exc}", visit.username)
+        if wait_s > 0:
+            return await _too_many_attempts(visit, wait_s)
+        return await visit.done("/account", str(exc), error=True)
     except FedwardError as exc:
         return await visit.done("/account", str(exc), error=True)
     await visit.audit("password_changed", "own password changed", visit.username)
     # Changing the password closed every session, this one included.
     response = redirect("/login?notice=password-changed")
     response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def _too_many_attempts(visit: Visit, wait_s: float) -> Response:
+    seconds = math.ceil(wait_s)
+    response = await visit.render(
+        "account.html",
+        {"error": f"Too many wrong passwords. Try again in {seconds} s."},
+        status_code=429,
+    )
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 

@@ -2,7 +2,9 @@
 
 - ``datasets``    ``DatasetService``: add (validated), list, search by tags, preview, delete
 - ``plans``       ``PlanService``: register/request/update, approve/reject, status by digest,
-                  default plans
+                  lineages of versions, default plans
+- ``plan_review`` the canonical text reviewers read, and diffs between two versions
+- ``heartbeat``   ``NodeHeartbeat``: the daemon says it is alive; the GUI reads it
 - ``jobs``        ``JobService``: the job log (start, finish, durations)
 - ``audit``       ``AuditService``: the security log (decisions, jobs, logins)
 - ``factory``     ``open_node_services(database_path, data_root, ...) -> NodeServices``;
@@ -21,7 +23,9 @@ from fedward.node.services.factory import (
     open_node_services,
     open_node_services_for,
 )
+from fedward.node.services.heartbeat import Heartbeat, NodeHeartbeat
 from fedward.node.services.jobs import JobService
+from fedward.node.services.plan_review import PlanDiff, canonical_source, plan_diff
 from fedward.node.services.plans import SYSTEM, PlanService
 from fedward.storage.node_records import (
     AuditEvent,
@@ -42,16 +46,21 @@ __all__ = [
     "DatasetInspector",
     "DatasetRecord",
     "DatasetService",
+    "Heartbeat",
     "JobOutcome",
     "JobRecord",
     "JobService",
+    "NodeHeartbeat",
     "NodeServices",
+    "PlanDiff",
     "PlanKind",
     "PlanRecord",
     "PlanService",
     "PlanStatus",
     "PlanStatusOrUnknown",
+    "canonical_source",
     "open_node_services",
     "open_node_services_for",
     "parse_tags",
+    "plan_diff",
 ]

@@ -36,8 +36,13 @@ class AuditService:
         )
         return self._store.record(entry)
 
-    def list_events(self, limit: int = 100, kind: str | None = None) -> list[AuditEvent]:
-        """The most recent events (only ``kind`` when given), newest first."""
+    def list_events(
+        self, limit: int = 100, kind: str | None = None, *, before_event_id: int | None = None
+    ) -> list[AuditEvent]:
+        """The most recent events (only ``kind`` when given), newest first.
+
+        ``before_event_id`` pages back: pass the last ``event_id`` of a page to get the next.
+        """
         if limit < 1:
             raise ValidationError(f"limit must be at least 1, got {limit}")
-        return self._store.list(limit, kind)
+        return self._store.list(limit, kind, before_event_id=before_event_id)

@@ -66,6 +66,11 @@ def parse_tags(tags: Sequence[str] | str) -> list[str]:
     return cleaned
 
 
+def _listed(tags: set[str]) -> str:
+    """Tags as a person writes them, for messages shown in the GUI and the CLI."""
+    return ", ".join(sorted(tags))
+
+
 def refuse_tag_conflicts(tags: Sequence[str], existing: Sequence[DatasetRecord]) -> None:
     new = set(tags)
     for record in existing:
@@ -75,8 +80,8 @@ def refuse_tag_conflicts(tags: Sequence[str], existing: Sequence[DatasetRecord])
                 "the same as" if new == old else "a subset of" if new < old else "a superset of"
             )
             raise DatasetError(
-                f"tags {sorted(new)} are {relation} the tags {sorted(old)} of dataset "
-                f"{record.dataset_id} ({record.name!r})",
+                f"tags {_listed(new)} are {relation} the tags {_listed(old)} of dataset "
+                f"“{record.name}” ({record.dataset_id})",
                 hint="a search must find one dataset per node: choose tags that neither "
                 "contain nor are contained in another dataset's tags",
             )

@@ -7,10 +7,20 @@ A plan version is identified by the digest of its normalised source
 - ``registered``: added by the node admin; starts pending unless approved on the spot.
 - ``default``: shipped with fedward; kept approved and in sync by ``sync_defaults``.
 
-``update`` makes a new version (``previous_plan_id`` points back) and retires the old
-one: it is marked rejected with a note naming its successor, so an updated plan never
-keeps authorising old code. Every decision is written to the audit log, in the same
-transaction as the decision.
+Versions form lineages (``lineage_id``, numbered by ``version``). A new version joins
+a lineage when
+
+- ``update`` makes it from a version (which is retired at once: an updated plan never
+  keeps authorising old code);
+- a researcher's ``request`` has the name of a plan they asked for before (the name of
+  a requested plan is its class name), whoever wrote the versions in between;
+- an administrator's ``register`` has the name of a plan written on the node.
+
+A lineage has at most one approved version: approving one *supersedes* the approved
+version before it, which becomes ``rejected`` with ``superseded_by`` set and keeps the
+decision that was made about it (who approved it, when, with which notes). A reviewer
+therefore compares a pending version with the one that runs now (``review_base``).
+Every decision is written to the audit log, in the same transaction as the decision.
 """
 
 from __future__ import annotations
@@ -41,6 +51,9 @@ SYSTEM = "system"
 MAX_SOURCE_CHARS = 1 << 20
 MAX_NOTES_CHARS = 20_000
 MAX_NAME_CHARS = 200
+# What ``review_base`` compares with, besides a plan id.
+APPROVED = "approved"
+PREVIOUS = "previous"
 
 
 class PlanService:
@@ -74,10 +87,13 @@ class PlanService:
         approve: bool = False,
     ) -> PlanRecord:
         digest = self._checked_plan(source, class_name)
+        name = checked_text(name, "plan name", MAX_NAME_CHARS, required=True)
         now = self._clock()
+        plan_id = new_id("plan")
+        lineage_id, version, previous = self._continuation(name, None, plan_id)
         record = PlanRecord(
-            plan_id=new_id("plan"),
-            name=checked_text(name, "plan name", MAX_NAME_CHARS, required=True),
+            plan_id=plan_id,
+            name=name,
             class_name=class_name,
             source=source,
             digest=digest,
@@ -87,9 +103,16 @@ class PlanService:
             decided_at=now if approve else None,
             created_at=now,
             description=checked_text(description, "description", MAX_NOTES_CHARS),
+            previous_plan_id=previous,
+            lineage_id=lineage_id,
+            version=version,
+            created_by=by,
         )
         decision = "registered and approved" if approve else "registered"
-        self._store.commit(inserts=[record], audit=[self._audit(record, decision, by)])
+        changes, audit = self._supersede_others(record, by) if approve else ([], [])
+        self._store.commit(
+            inserts=[record], changes=changes, audit=[self._audit(record, decision, by), *audit]
+        )
         return record
 
     def update(self, plan_id: str, source: str, by: str = ADMIN) -> PlanRecord:
@@ -100,6 +123,8 @@ class PlanService:
                 f"plan {old.plan_id} already has this code (comments and layout do not count)"
             )
         now = self._clock()
+        lineage = self._lineage_records(old)
+        # The person updating wrote this version; nobody requested it.
         new = replace(
             old,
             plan_id=new_id("plan"),
@@ -110,15 +135,20 @@ class PlanService:
             decided_by=None,
             decided_at=None,
             created_at=now,
-            kind="registered" if old.kind == "default" else old.kind,
+            kind="registered",
+            researcher_id=None,
             previous_plan_id=old.plan_id,
+            lineage_id=old.lineage_id or old.plan_id,
+            version=max(r.version for r in lineage) + 1,
+            created_by=by,
+            superseded_by=None,
+            superseded_at=None,
         )
-        # Retired in the admin's name: an admin's decision sticks (see sync_defaults).
-        retired = self._decided(old, "rejected", by, f"superseded by {new.plan_id}", now)
         changes, audit = [], [self._audit(new, f"updated from {old.plan_id}", by)]
-        if old.status != "rejected":  # a rejected version keeps its own notes
+        if old.status != "rejected":  # a rejected version keeps its own rejection
+            retired = self._superseded(old, new, now)
             changes.append(PlanChange(old, retired))
-            audit.append(self._audit(retired, "retired", by, retired.notes))
+            audit.append(self._audit(retired, "retired", by, f"superseded by {new.plan_id}"))
         self._store.commit(inserts=[new], changes=changes, audit=audit)
         return new
 
@@ -131,8 +161,10 @@ class PlanService:
         known = self._store.find_by_digest(digest)
         if known is not None:
             return known
+        plan_id = new_id("plan")
+        lineage_id, version, previous = self._continuation(class_name, researcher_id, plan_id)
         record = PlanRecord(
-            plan_id=new_id("plan"),
+            plan_id=plan_id,
             name=class_name,
             class_name=class_name,
             source=source,
@@ -142,6 +174,10 @@ class PlanService:
             created_at=self._clock(),
             researcher_id=researcher_id,
             description=checked_text(description, "description", MAX_NOTES_CHARS),
+            previous_plan_id=previous,
+            lineage_id=lineage_id,
+            version=version,
+            created_by=researcher_id,
         )
         try:
             self._store.commit(
@@ -177,10 +213,12 @@ class PlanService:
             )
         notes = checked_text(notes, "notes", MAX_NOTES_CHARS)
         decided = self._decided(current, status, by, notes, self._clock())
-        self._store.commit(
-            changes=[PlanChange(current, decided)],
-            audit=[self._audit(decided, status, by, notes)],
-        )
+        changes, audit = [PlanChange(current, decided)], [self._audit(decided, status, by, notes)]
+        if status == "approved":
+            superseded, superseded_audit = self._supersede_others(decided, by)
+            changes += superseded
+            audit += superseded_audit
+        self._store.commit(changes=changes, audit=audit)
         return decided
 
     def delete(self, plan_id: str, by: str = ADMIN) -> None:
@@ -214,7 +252,41 @@ class PlanService:
         record = self._store.find_by_digest(digest)
         if record is None:
             return "unknown", ""
+        if record.superseded_by is not None:
+            return record.status, f"superseded by a newer version ({record.superseded_by})"
         return record.status, record.notes
+
+    # --- lineages -----------------------------------------------------------------
+
+    def lineage(self, plan_id: str) -> builtins.list[PlanRecord]:
+        """Every version of ``plan_id``'s plan, version 1 first."""
+        return self._lineage_records(self.get(plan_id))
+
+    def approved_version(self, record: PlanRecord) -> PlanRecord | None:
+        """The version of ``record``'s lineage that is approved now, if not ``record``."""
+        approved = [
+            r
+            for r in self._lineage_records(record)
+            if r.status == "approved" and r.plan_id != record.plan_id
+        ]
+        return approved[-1] if approved else None
+
+    def review_base(self, record: PlanRecord, against: str = APPROVED) -> PlanRecord | None:
+        """The version a reviewer compares ``record`` with; ``None`` if there is none.
+
+        ``against`` is ``"approved"`` (the version approved now, else the previous one),
+        ``"previous"`` (the version ``record`` follows) or a plan id.
+        """
+        if against == APPROVED:
+            approved = self.approved_version(record)
+            if approved is not None:
+                return approved
+            against = PREVIOUS
+        if against == PREVIOUS:
+            if record.previous_plan_id is None:
+                return None
+            return self._store.get(record.previous_plan_id)
+        return self.get(against)
 
     # --- default plans ------------------------------------------------------------
 
@@ -253,8 +325,9 @@ class PlanService:
                 change(known, adopted, "adopted as default")
                 wanted[name] = adopted
             elif current is None:
+                plan_id = new_id("plan")
                 record = PlanRecord(
-                    plan_id=new_id("plan"),
+                    plan_id=plan_id,
                     name=name,
                     class_name=class_name,
                     source=source,
@@ -265,6 +338,8 @@ class PlanService:
                     decided_at=now,
                     created_at=now,
                     description="default plan shipped with fedward",
+                    lineage_id=plan_id,
+                    created_by=SYSTEM,
                 )
                 inserts.append(record)
                 audit.append(self._audit(record, "default registered and approved", SYSTEM))
@@ -315,7 +390,63 @@ class PlanService:
     def _decided(
         self, record: PlanRecord, status: PlanStatus, by: str, notes: str, at: datetime
     ) -> PlanRecord:
-        return replace(record, status=status, decided_by=by, decided_at=at, notes=notes)
+        return replace(
+            record,
+            status=status,
+            decided_by=by,
+            decided_at=at,
+            notes=notes,
+            superseded_by=None,
+            superseded_at=None,
+        )
+
+    @staticmethod
+    def _superseded(record: PlanRecord, successor: PlanRecord, at: datetime) -> PlanRecord:
+        # Rejected so that it stops authorising; the decision about it stays as it was.
+        return replace(record, status="rejected", superseded_by=successor.plan_id, superseded_at=at)
+
+    def _supersede_others(
+        self, approved: PlanRecord, by: str
+    ) -> tuple[builtins.list[PlanChange], builtins.list[AuditEntry]]:
+        """Retire the other approved versions of ``approved``'s lineage."""
+        now = self._clock()
+        changes, audit = [], []
+        for other in self._lineage_records(approved):
+            if other.plan_id != approved.plan_id and other.status == "approved":
+                retired = self._superseded(other, approved, now)
+                changes.append(PlanChange(other, retired))
+                note = f"superseded by version {approved.version} ({approved.plan_id})"
+                audit.append(self._audit(retired, "retired", by, note))
+        return changes, audit
+
+    def _lineage_records(self, record: PlanRecord) -> builtins.list[PlanRecord]:
+        lineage_id = record.lineage_id or record.plan_id
+        versions = [r for r in self._store.list() if (r.lineage_id or r.plan_id) == lineage_id]
+        if all(r.plan_id != record.plan_id for r in versions):
+            versions.append(record)  # not stored yet
+        return sorted(versions, key=lambda r: (r.version, r.created_at))
+
+    def _continuation(
+        self, name: str, researcher_id: str | None, plan_id: str
+    ) -> tuple[str, int, str | None]:
+        """``(lineage_id, version, previous_plan_id)`` of a new version called ``name``.
+
+        It continues the lineage of the newest version with that name from the same
+        researcher (``None``: written on the node, default plans excepted), else it
+        starts its own.
+        """
+        every = self._store.list()
+        same = [
+            r
+            for r in every
+            if r.name == name and r.researcher_id == researcher_id and r.kind != "default"
+        ]
+        if not same:
+            return plan_id, 1, None
+        lineage_id = same[-1].lineage_id or same[-1].plan_id
+        lineage = [r for r in every if (r.lineage_id or r.plan_id) == lineage_id]
+        newest = max(lineage, key=lambda r: (r.version, r.created_at))
+        return lineage_id, newest.version + 1, newest.plan_id
 
     def _audit(self, record: PlanRecord, decision: str, actor: str, notes: str = "") -> AuditEntry:
         detail = f"{decision}: {record.name} ({record.class_name}, {record.kind}) {record.digest}"
@@ -338,5 +469,7 @@ def _approved_unless_admin_said_no(record: PlanRecord, now: datetime) -> PlanRec
     if record.status == "approved":
         return record
     if record.status == "rejected" and record.decided_by not in (None, SYSTEM):
+        return record
+    if record.superseded_by is not None:  # a person replaced it with another version
         return record
     return replace(record, status="approved", decided_by=SYSTEM, decided_at=now, notes="")
