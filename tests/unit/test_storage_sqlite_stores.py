@@ -58,6 +58,7 @@ def plan(plan_id: str, digest: str, status: str = "pending") -> PlanRecord:
         kind="registered",
         status=status,  # type: ignore[arg-type]
         created_at=T0,
+        lineage_id=plan_id,  # a first version starts its own lineage
     )
 
 

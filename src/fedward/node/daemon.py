@@ -36,6 +36,7 @@ from fedward.core.messages import (
 from fedward.errors import Conflict, FedwardError, ProtocolError, TransportError
 from fedward.node import handlers, train_handler
 from fedward.node.handlers import NodeContext
+from fedward.node.services.heartbeat import HeartbeatThread, NodeHeartbeat
 from fedward.protocol import topics
 from fedward.protocol.codec import decode_presence, decode_request, encode, encode_presence
 from fedward.transport.channel import Channel, Will
@@ -86,6 +87,7 @@ class NodeDaemon:
         self._reviews = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review")
         self._stopped = threading.Event()
         self._send_lock = threading.Lock()
+        self._heartbeat: HeartbeatThread | None = None
 
     @property
     def node_id(self) -> str:
@@ -147,6 +149,11 @@ class NodeDaemon:
             retain=True,
         )
         self._channel = channel
+        # The GUI (another process) tells from this file whether the daemon runs, and how
+        # its jobs are isolated.
+        self._heartbeat = NodeHeartbeat(self._ctx.config.state_dir).start(
+            self._ctx.runner.isolation.report_lines()
+        )
         log.info("node %s online", self._node_id)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
@@ -220,6 +227,8 @@ class NodeDaemon:
                 )
             except FedwardError:
                 pass
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         self._jobs.shutdown(wait=False, cancel_futures=True)
         self._reviews.shutdown(wait=False, cancel_futures=True)
         self._ctx.runner.close()
