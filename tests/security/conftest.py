@@ -8,6 +8,7 @@ module runs against both.
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -118,6 +119,10 @@ def node(
         services.close()
         fed.start_node(NODE)
         fed.wait_online([NODE])
+        if os.environ.get("CI") and sandbox == "auto" and os.geteuid() == 0:
+            # CI must really run the strongest configuration, not fall back silently.
+            log = (workdir / "nodes" / NODE / "node.log").read_text()
+            assert "namespaces   on" in log, "bubblewrap is not active in CI: see .ci/run"
         yield AttackedNode(sandbox, fed, RawResearcher(fed, NODE, TAGS))
     finally:
         fed.stop()

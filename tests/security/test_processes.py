@@ -33,6 +33,27 @@ def gone_soon(marker: str, timeout_s: float = 20.0) -> bool:
     return not processes_with(marker)
 
 
+def processes_of(node: AttackedNode, experiment_id: str) -> list[int]:
+    """Processes of an experiment's job tree: their HOME is its work folder."""
+    home = f"HOME={node.state_dir / 'jobs' / experiment_id / 'work'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if home in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def tree_gone_soon(node: AttackedNode, experiment_id: str, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while processes_of(node, experiment_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not processes_of(node, experiment_id)
+
+
 def test_a_fork_bomb_is_bounded(node: AttackedNode) -> None:
     assert node.escaped("forks", 2000) < PIDS_MAX
     assert node.researcher.node_answers_ping()
@@ -45,6 +66,12 @@ def test_a_child_in_its_own_session_dies_with_its_job(node: AttackedNode) -> Non
     )
     assert node.refused(reply, "job_timeout")
     assert gone_soon(marker)
+
+
+def test_a_job_killed_at_its_deadline_leaves_no_process(node: AttackedNode) -> None:
+    request, replies = node.send(attack_plans.ProcessPlan, {"attack": "stuck"}, deadline_s=5.0)
+    node.refused(replies.get(timeout=60), "job_timeout")
+    assert tree_gone_soon(node, request.experiment_id)
 
 
 def test_a_child_holding_the_report_pipe_does_not_hold_the_reply(node: AttackedNode) -> None:
@@ -60,15 +87,19 @@ def test_a_child_holding_the_report_pipe_does_not_hold_the_reply(node: AttackedN
 
 def test_memory_spread_over_children_is_limited_for_the_whole_tree(node: AttackedNode) -> None:
     # Four children of 400 MiB each: every process is under the 1024 MiB limit, the tree not.
-    reply = node.attack(
+    request, replies = node.send(
         attack_plans.ProcessPlan, {"attack": "memory_in_children", "megabytes": 400}
     )
-    node.refused(reply, "job_memory_limit")
+    node.refused(replies.get(timeout=90), "job_memory_limit")
+    assert tree_gone_soon(node, request.experiment_id)  # no process outlives the kill
 
 
 def test_cpu_spent_in_children_counts_against_the_job(node: AttackedNode) -> None:
-    reply = node.attack(attack_plans.ProcessPlan, {"attack": "cpu_in_children"}, deadline_s=120)
-    node.refused(reply, "job_cpu_limit")
+    request, replies = node.send(
+        attack_plans.ProcessPlan, {"attack": "cpu_in_children"}, deadline_s=120
+    )
+    node.refused(replies.get(timeout=150), "job_cpu_limit")
+    assert tree_gone_soon(node, request.experiment_id)
 
 
 def test_a_job_filling_the_disk_is_stopped_at_its_quota(node: AttackedNode) -> None:
