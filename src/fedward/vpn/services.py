@@ -64,8 +64,10 @@ class FedwardServices:
 
         if not (out_dir / PID_NAME).exists():
             return (
-                f"no broker runs from {out_dir} on this machine; copy the mqtt folder to "
-                "where it runs, then: fedward broker reload --config-dir mqtt/broker"
+                "broker accounts and upload tokens changed: copy mqtt/broker/ and "
+                "restful/uploads_tokens.json to their hosts, then on the broker's: "
+                "fedward broker reload --config-dir mqtt/broker (no broker runs from "
+                f"{out_dir} here)"
             )
         command = [sys.executable, "-m", "fedward.cli", "broker", "reload"]
         done = subprocess.run(
