@@ -51,7 +51,7 @@ def test_the_subcommand_state_dir_wins_over_the_environment(
     state_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FEDWARD_VPN_DIR", str(state_dir.parent / "elsewhere"))
-    code, out, _ = fedward(capsys, "vpn", "genconf", "node", "n1", "--state-dir", str(state_dir))
+    code, _, _ = fedward(capsys, "vpn", "genconf", "node", "n1", "--state-dir", str(state_dir))
     assert code == 0 and (state_dir / "config_peers" / "node" / "n1").is_dir()
     assert not (state_dir.parent / "elsewhere").exists()
 
