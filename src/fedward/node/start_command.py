@@ -84,10 +84,13 @@ def start(
         load_node_config(config_file) if config_file else _base_config(ctx), gpu_mode, gpu_num
     )
     isolation = WorkerIsolation.none() if no_sandbox else WorkerIsolation.for_host()
+    from fedward.node.wiring import build_node_daemon, http_blob_store
+
     if check:
+        # The refusals 'start' would meet before connecting (no upload token, bad URL).
+        http_blob_store(config).close()
         click.echo(describe_settings(config, isolation))
         return
-    from fedward.node.wiring import build_node_daemon
 
     daemon = build_node_daemon(
         config,
