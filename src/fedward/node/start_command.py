@@ -87,8 +87,9 @@ def start(
     from fedward.node.wiring import build_node_daemon, http_blob_store
 
     if check:
-        # The refusals 'start' would meet before connecting (no upload token, bad URL).
-        http_blob_store(config).close()
+        # The refusals 'start' would meet before connecting (no upload token, bad URL);
+        # the client connects only on a request, so nothing is left open.
+        http_blob_store(config)
         click.echo(describe_settings(config, isolation))
         return
 
