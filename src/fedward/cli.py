@@ -34,6 +34,11 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "researcher",
         "Researcher tools: nodes, run, notebook.",
     ),
+    "doctor": (
+        "fedward.doctor.cli",
+        "doctor",
+        "Check this machine's part of the federation; say how to fix what fails.",
+    ),
     "uploads": ("fedward.uploads.cli", "uploads", "The upload server (restful in the seed)."),
     "broker": ("fedward.broker.cli", "broker", "Render and run the Mosquitto broker (mqtt)."),
     "vpn": ("fedward.vpn.cli", "vpn", "WireGuard VPN: server, peers, interfaces (vpnserver)."),
