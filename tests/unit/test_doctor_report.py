@@ -30,6 +30,7 @@ def test_a_failure_prints_its_fix_and_skips_what_depends_on_it() -> None:
             Check("interface", lambda: passed("wg0 is up")),
             Check("ping", lambda: failed("no answer", "fedward vpn add node n1 KEY")),
             Check("broker", lambda: passed("never run"), needs=("ping",)),
+            Check("topics", lambda: passed("never run"), needs=("broker",)),
             Check("disk", lambda: passed("9 GiB free")),
         ],
     )
@@ -39,6 +40,7 @@ def test_a_failure_prints_its_fix_and_skips_what_depends_on_it() -> None:
     assert lines[2].split()[:2] == ["✘", "ping"]
     assert lines[3].strip() == "fix: fedward vpn add node n1 KEY"
     assert lines[4].split()[:2] == ["○", "broker"] and "'ping' failed" in lines[4]
+    assert lines[5].split()[:2] == ["○", "topics"] and "'ping' failed" in lines[5]
     assert lines[-1] == "1 of 3 checks failed"
     assert not report.ok and report.exit_code == 1
 

@@ -86,12 +86,15 @@ class Report:
 
 def run_checks(role: str, checks: Sequence[Check]) -> Report:
     findings: list[Finding] = []
-    failed_names: set[str] = set()
+    # Failed checks, and those skipped because of one: both block what needs them.
+    blocked: dict[str, str] = {}
     for check in checks:
-        blocking = [name for name in check.needs if name in failed_names]
+        blocking = [blocked[name] for name in check.needs if name in blocked]
         outcome = skipped(f"not checked: '{blocking[0]}' failed") if blocking else _run_one(check)
         if outcome.status == "fail":
-            failed_names.add(check.name)
+            blocked[check.name] = check.name
+        elif blocking:
+            blocked[check.name] = blocking[0]
         findings.append(Finding(check.name, outcome.status, outcome.detail, outcome.fix))
     return Report(role, tuple(findings))
 
