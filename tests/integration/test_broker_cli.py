@@ -44,7 +44,7 @@ def write_peers(directory: Path, peers: dict[str, str]) -> Path:
     return peers_file
 
 
-def connect_when_ready(port: int, peer_id: str, timeout_s: float = 15.0) -> MqttChannel:
+def connect_when_ready(port: int, peer_id: str, timeout_s: float = 60.0) -> MqttChannel:
     endpoint = BrokerEndpoint("127.0.0.1", port, peer_id, Secret(f"pw-{peer_id}"))
     deadline = time.monotonic() + timeout_s
     while True:

@@ -101,7 +101,7 @@ class MosquittoProcess(RunningBroker):
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 30.0) -> None:
         conf = copy_for_account(self.files).conf if self._copied else self.files.conf
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
