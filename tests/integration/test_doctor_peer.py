@@ -210,3 +210,20 @@ def test_a_dataset_that_moved_away_fails_the_datasets_row(federation: Federation
     assert code == 1 and _failing(checks) == ["datasets"]
     assert "missing" in checks["datasets"]["detail"]
     assert "fedward node dataset delete" in checks["datasets"]["fix"]
+
+
+def test_gpu_row_appears_with_gpu_and_says_whether_cuda_is_visible(
+    federation: Federation,
+) -> None:
+    from fedward.node.gpu import cuda_device_count
+
+    done = federation.fedward(NODE, "doctor", "node", "--gpu", "--json")
+    checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+    if cuda_device_count() > 0:
+        assert checks["gpu"]["status"] == "ok" and done.returncode == 0
+    else:
+        assert checks["gpu"]["status"] == "fail" and done.returncode == 1
+        assert "no CUDA device" in checks["gpu"]["detail"]
+        assert "start the node without --gpu" in checks["gpu"]["fix"]
+    _, without = federation.doctor(NODE)
+    assert "gpu" not in without
