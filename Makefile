@@ -57,7 +57,7 @@ test: system-deps $(TEST_STAMP)
 	$(BIN)/python -m pytest -q tests
 
 system-deps:
-	@scripts/system-deps
+	@PYTHON=$(PYTHON) scripts/system-deps
 
 install: $(ALL_STAMP)
 
