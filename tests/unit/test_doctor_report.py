@@ -97,3 +97,23 @@ def test_the_worker_reads_by_mode_bits_of_the_file_and_every_folder_above(folder
     table.parent.chmod(0o744)
     assert not worker_can_read(table.parent, *NOBODY)
     assert not worker_can_read(folder / "missing.csv", 0, 0)
+
+
+def test_a_damaged_enrolment_folder_is_one_failed_row_and_skips_the_network(
+    tmp_path: Path,
+) -> None:
+    from fedward.config.model import ResearcherConfig
+    from fedward.doctor.roles import researcher_checks
+
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    (folder / "config.env").write_text("VPN_IP=not-an-address\n")
+    report = run_checks(
+        "researcher alice", researcher_checks(ResearcherConfig("alice", tmp_path), folder)
+    )
+    statuses = {f.check: f.status for f in report.findings}
+    assert statuses["vpn"] == "fail"
+    assert {statuses[n] for n in ("broker login", "broker topics", "upload token", "clock")} == {
+        "skip"
+    }
+    assert report.exit_code == 1

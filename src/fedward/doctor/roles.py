@@ -18,7 +18,7 @@ from pathlib import Path
 from fedward.config.model import NodeConfig, ResearcherConfig
 from fedward.doctor.broker_checks import broker_host_checks, peer_broker_checks
 from fedward.doctor.host_checks import disk_check, node_host_checks
-from fedward.doctor.outcome import Check, Outcome, skipped
+from fedward.doctor.outcome import Check, Outcome, failed, skipped
 from fedward.doctor.upload_checks import peer_upload_checks, upload_host_checks
 from fedward.doctor.vpn_checks import (
     INTERFACE,
@@ -26,6 +26,7 @@ from fedward.doctor.vpn_checks import (
     ping_check_name,
     server_vpn_checks,
 )
+from fedward.errors import FedwardError
 from fedward.vpn.peer_config import CONFIG_ENV
 
 
@@ -38,7 +39,11 @@ def _vpn(folder: Path | None) -> tuple[list[Check], tuple[str, ...]]:
             return skipped(f"no VPN enrolment folder ({where}): pass --vpn-folder to check it")
 
         return [Check("vpn", no_vpn)], ()
-    return peer_vpn_checks(folder), (ping_check_name(folder),)
+    try:
+        return peer_vpn_checks(folder), (ping_check_name(folder),)
+    except FedwardError as exc:  # a damaged config.env: one row says so
+        problem = failed(exc.message, exc.hint or "copy the folder from the VPN server again")
+        return [Check("vpn", lambda: problem)], ("vpn",)
 
 
 def node_checks(config: NodeConfig, vpn_folder: Path | None, *, gpu: bool) -> list[Check]:

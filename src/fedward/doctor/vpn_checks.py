@@ -118,6 +118,11 @@ def _peer_handshake(tunnel: PeerTunnel) -> Outcome:
     if not peers:
         return failed(f"{name} has no VPN server peer", f"sudo fedward vpn down {tunnel.folder}")
     age = _age(peers[0])
+    if age is None or age > HANDSHAKE_MAX_AGE_S:
+        # WireGuard makes a handshake when there is traffic: a tunnel that was idle (or
+        # just connected) deserves one packet before it is judged.
+        tool_succeeds(["ping", "-n", "-c", "1", "-W", str(PING_WAIT_S), str(tunnel.server_address)])
+        age = _age(interface_status(name)[0])
     if age is None:
         return failed("never: the VPN server has not answered this peer", _key_fix(tunnel))
     if age > HANDSHAKE_MAX_AGE_S:
