@@ -10,13 +10,22 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: help demo test check fmt bench clean
+ALL_STAMP := $(VENV)/.installed-all
+# Where `make install-cli` puts the `fedward` command: /usr/local/bin is on every user's PATH
+# and on sudo's secure_path. PREFIX=~/.local for a user without root.
+PREFIX ?= /usr/local
+
+.PHONY: help demo test check fmt bench clean system-deps install install-cli uninstall-cli \
+	dist dist-check
 
 help:
-	@echo "make demo    run a real federated experiment on this machine"
-	@echo "make test    run the whole test suite"
-	@echo "make check   format, lint, types, import contracts, fast tests"
-	@echo "make bench   performance harness (writes benchmarks/results/)"
+	@echo "make demo         run a real federated experiment on this machine"
+	@echo "make test         run the whole test suite (as root it installs the system packages)"
+	@echo "make install      .venv with every component (fedward[all])"
+	@echo "make install-cli  link $(PREFIX)/bin/fedward, so that fedward and sudo fedward work"
+	@echo "make dist         sdist and wheel in dist/"
+	@echo "make check        format, lint, types, import contracts, fast tests"
+	@echo "make bench        performance harness (writes benchmarks/results/)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +44,45 @@ $(TEST_STAMP): pyproject.toml $(DEV_STAMP)
 	$(PIP) install -q -e '.[dev,torch]'
 	touch $@
 
+# Every component (node, researcher, uploads, GUI), for the machines of a deployment.
+$(ALL_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[all]'
+	touch $@ $(RUN_STAMP)
+
 demo: $(RUN_STAMP)
 	$(BIN)/fedward demo
 
-test: $(TEST_STAMP)
+# The system packages come first, so that a machine without them stops before any test.
+test: system-deps $(TEST_STAMP)
 	$(BIN)/python -m pytest -q tests
+
+system-deps:
+	@PYTHON=$(PYTHON) scripts/system-deps
+
+install: $(ALL_STAMP)
+
+install-cli:
+	@test -x $(BIN)/fedward || { echo "no $(BIN)/fedward yet: run 'make install' first" >&2; exit 1; }
+	mkdir -p $(PREFIX)/bin
+	ln -sfn $(abspath $(BIN)/fedward) $(PREFIX)/bin/fedward
+	@echo "$(PREFIX)/bin/fedward -> $(abspath $(BIN)/fedward)"
+
+uninstall-cli:
+	@if [ -L $(PREFIX)/bin/fedward ]; then rm $(PREFIX)/bin/fedward; echo "removed $(PREFIX)/bin/fedward"; fi
+
+# sdist and wheel, built with the build tools of .venv (no download).
+dist: $(DEV_STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist . >/dev/null
+	@ls dist
+
+# What CI proves: the wheel installs into a clean virtual environment and runs.
+dist-check: dist
+	rm -rf .dist-check
+	$(PYTHON) -m venv .dist-check
+	.dist-check/bin/python -m pip install -q "$$(ls dist/fedward-*.whl)[all]"
+	cd / && $(abspath .dist-check/bin/fedward) --version && $(abspath .dist-check/bin/fedward) --help >/dev/null
+	rm -rf .dist-check
 
 fmt: $(DEV_STAMP)
 	$(BIN)/ruff format src tests benchmarks
@@ -55,4 +98,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build .dist-check

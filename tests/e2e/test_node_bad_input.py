@@ -39,7 +39,7 @@ class RawResearcher:
     def send_raw(self, payload: bytes, node_id: str = "node1") -> None:
         self.channel.publish(topics.node_topic(node_id, self.researcher_id), payload)
 
-    def next_reply(self, request_id: str | None = None, timeout_s: float = 15.0) -> object:
+    def next_reply(self, request_id: str | None = None, timeout_s: float = 60.0) -> object:
         """The next reply (to ``request_id`` when given; the test's other calls share the topic)."""
         while True:
             reply = self.replies.get(timeout=timeout_s)

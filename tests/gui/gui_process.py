@@ -88,7 +88,7 @@ class GuiProcess:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> GuiProcess:
+    def start(self, timeout_s: float = 120.0) -> GuiProcess:
         self.port = free_port()
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
@@ -127,7 +127,10 @@ class GuiProcess:
                     return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
-        raise RuntimeError(f"the GUI did not answer: {self.log_file.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"the GUI did not answer at {self.url}/login within {timeout_s:.0f} s: "
+            f"{self.log_file.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -43,7 +43,7 @@ class Inbox:
             self._changed.notify_all()
 
     def wait_for(
-        self, predicate: Callable[[list[tuple[str, bytes]]], bool], timeout_s: float = 10.0
+        self, predicate: Callable[[list[tuple[str, bytes]]], bool], timeout_s: float = 60.0
     ) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._changed:
@@ -54,7 +54,7 @@ class Inbox:
                 self._changed.wait(remaining)
             return True
 
-    def wait_for_payload(self, payload: bytes, timeout_s: float = 10.0) -> bool:
+    def wait_for_payload(self, payload: bytes, timeout_s: float = 60.0) -> bool:
         return self.wait_for(lambda messages: any(p == payload for _, p in messages), timeout_s)
 
     def payloads(self) -> list[bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 import sys
 import time
@@ -10,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from fedward.broker.process import free_port
+from fedward.broker.render import BrokerFiles
+from fedward.broker.run_as import remove_copy
 from fedward.config.model import BrokerEndpoint, Secret
 from fedward.errors import AccessDenied, TransportError
 from fedward.transport.mqtt import MqttChannel
@@ -40,7 +44,7 @@ def write_peers(directory: Path, peers: dict[str, str]) -> Path:
     return peers_file
 
 
-def connect_when_ready(port: int, peer_id: str, timeout_s: float = 15.0) -> MqttChannel:
+def connect_when_ready(port: int, peer_id: str, timeout_s: float = 60.0) -> MqttChannel:
     endpoint = BrokerEndpoint("127.0.0.1", port, peer_id, Secret(f"pw-{peer_id}"))
     deadline = time.monotonic() + timeout_s
     while True:
@@ -92,11 +96,22 @@ def test_operator_renders_runs_and_reloads_the_broker(tmp_path: Path, embedded: 
         )
         reloaded = fedward("broker", "reload", "--config-dir", str(out))
         assert reloaded.returncode == 0, reloaded.stderr
+        if not embedded and os.geteuid() == 0:
+            # Rendered and started by root, Mosquitto runs as its own account.
+            assert "user mosquitto\n" in (out / "mosquitto.conf").read_text()
+            assert _uid_of(broker.pid) == pwd.getpwnam("mosquitto").pw_uid
 
         connect_when_ready(port, "node2").close()
     finally:
         broker.terminate()
         broker.wait(timeout=10)
+        remove_copy(BrokerFiles.in_dir(out))
+
+
+def _uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    (line,) = [line for line in status.splitlines() if line.startswith("Uid:")]
+    return int(line.split()[1])
 
 
 def test_reload_without_a_running_broker_says_so(tmp_path: Path) -> None:

@@ -268,3 +268,25 @@ def test_plan_register_takes_the_class_as_a_researcher_sends_it(
     missing = run("plan", "register", str(script), "--class", "NoSuchPlan", "--name", "x")
     assert isinstance(missing.exception, PlanError)
     assert "classes found: LinearPlan" in str(missing.exception)
+
+
+def test_a_csv_with_a_text_feature_column_is_added_with_a_warning(
+    run: Invoke, data_root: Path
+) -> None:
+    table = data_root / "mixed.csv"
+    table.write_text("age,sex,label\n61,F,0\n54,M,1\n47,F,0\n")
+    result = run(
+        "dataset", "add", "--type", "csv", "--path", str(table), "--name", "Mixed",
+        "--tags", "mixed",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning: column(s) sex hold text" in result.stderr
+    assert "'label'" in result.stderr
+
+
+def test_a_numeric_csv_is_added_without_a_warning(run: Invoke, data_root: Path) -> None:
+    result = run(
+        "dataset", "add", "--type", "csv", "--path", str(data_root / "table.csv"),
+        "--name", "Table", "--tags", "numeric",
+    )  # fmt: skip
+    assert result.exit_code == 0 and "warning" not in result.stderr

@@ -28,6 +28,7 @@ from fedward.node.jobs.runner import JobRunner, WorkerKey
 from fedward.protocol.params_wire import load_params, save_params
 from tests.node_job_plans import probes
 from tests.node_job_plans.expectations import WORKER_ENV
+from tests.waiting import LOADED_MACHINE_S, eventually
 
 CAP_DAC_READ_SEARCH = 1 << 2
 
@@ -110,13 +111,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+def wait_until(condition: Callable[[], bool], timeout_s: float = LOADED_MACHINE_S) -> bool:
+    return eventually(condition, timeout_s)
 
 
 def test_worker_with_torch_imported_starts_under_the_default_memory_limit(

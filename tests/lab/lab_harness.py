@@ -8,11 +8,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.waiting import LOADED_MACHINE_S, eventually
+
 from fedward.lab.deploy import peer_folder
 from fedward.lab.state import LabState
 from fedward.vpn.peer_config import read_peer_config
 
 PROBE = Path(__file__).with_name("lab_probe.py")
+REACHABLE_S = LOADED_MACHINE_S
 
 
 @dataclass
@@ -30,6 +33,15 @@ class Lab:
 
     def succeeds(self, component: str, *args: str) -> bool:
         return self.run(component, *args).returncode == 0
+
+    def pings(self, component: str, address: str, timeout_s: float = REACHABLE_S) -> bool:
+        """Whether ``component`` gets an answer from ``address`` within ``timeout_s``: the
+        first packets may wait for a handshake, which a loaded machine can take long to make."""
+        return eventually(
+            lambda: self.succeeds(component, "ping", "-n", "-c", "1", "-W", "2", address),
+            timeout_s,
+            interval_s=0.2,
+        )
 
     def tcp_open(self, component: str, host: str, port: int) -> bool:
         return self.succeeds(

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from lab_harness import Lab
+from tests.waiting import eventually
 
 from fedward.protocol.topics import (
     PREFIX,
@@ -81,11 +82,13 @@ def test_acl_matrix_of_the_real_mosquitto_matches_the_policy(lab: Lab) -> None:
         }
         # Deliveries are asynchronous: ask until every reader has all it should get.
         for reader, process in probes.items():
-            for _ in range(50):
-                received = _ours(_send(process, {"report": True})["received"], topics)
-                if received == expected[reader]:
-                    break
-                time.sleep(0.1)
+
+            def complete(process: subprocess.Popen[str] = process, reader: str = reader) -> bool:
+                report = _send(process, {"report": True})["received"]
+                return _ours(report, topics) == expected[reader]
+
+            eventually(complete, interval_s=0.1)
+            received = _ours(_send(process, {"report": True})["received"], topics)
             assert received == expected[reader], reader
         time.sleep(0.5)  # and nothing more turns up late
         for reader, process in probes.items():

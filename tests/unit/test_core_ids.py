@@ -6,14 +6,32 @@ from fedward.core.ids import new_id, validate_id, validate_sha256
 from fedward.errors import ValidationError
 
 
-@pytest.mark.parametrize("value", ["a", "node-1", "Node_2", "x" * 64, "0"])
+@pytest.mark.parametrize("value", ["a", "node-1", "Node_2", "x" * 64, "0", "_x", "a-"])
 def test_valid_ids_are_returned_unchanged(value: str) -> None:
     assert validate_id(value) == value
 
 
+OPTION_LIKE = ["-x", "--help", "-"]  # on a command line these would read as options
+
+
 @pytest.mark.parametrize(
     "value",
-    ["", "x" * 65, "../x", "a/b", "a b", "a+b", "a#b", "a.b", "é", "a\n", None, 12, b"abc"],
+    [
+        "",
+        "x" * 65,
+        "../x",
+        "a/b",
+        "a b",
+        "a+b",
+        "a#b",
+        "a.b",
+        "é",
+        "a\n",
+        None,
+        12,
+        b"abc",
+        *OPTION_LIKE,
+    ],
 )
 def test_invalid_ids_are_refused_with_the_kind_and_the_value_named(value: object) -> None:
     with pytest.raises(ValidationError) as caught:

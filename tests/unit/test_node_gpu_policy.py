@@ -85,6 +85,8 @@ def test_start_command_passes_its_gpu_flags_to_the_policy(
 ) -> None:
     for name in ("NODE_ID", "FEDWARD_NODE_DIR", "ENABLE_TRAINING_PLAN_APPROVAL"):
         monkeypatch.delenv(name, raising=False)
+    (tmp_path / "token").write_text("t" * 43)
+    monkeypatch.setenv("FEDWARD_UPLOADS_TOKEN_FILE", str(tmp_path / "token"))
     result = CliRunner().invoke(
         cli,
         ["node", "--node-id", "n1", "--state-dir", str(tmp_path), "start", *flags, "--check"],
@@ -96,7 +98,11 @@ def test_start_command_passes_its_gpu_flags_to_the_policy(
 
 def test_start_command_gpu_num_reaches_a_configured_gpu_mode(tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
-    config.write_text(f'node_id = "n1"\nstate_dir = "{tmp_path}"\n[gpu]\nmode = "only"\n')
+    (tmp_path / "token").write_text("t" * 43)
+    config.write_text(
+        f'node_id = "n1"\nstate_dir = "{tmp_path}"\n[gpu]\nmode = "only"\n'
+        '[uploads]\ntoken_file = "token"\n'
+    )
     result = CliRunner().invoke(
         cli, ["node", "start", "--config", str(config), "--gpu-num", "3", "--check"]
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -13,21 +12,13 @@ from fedward.researcher.experiment import Experiment
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import RoundRecord
 from fedward.transport.memory import MemoryBlobStore, MemoryBroker
+from tests.waiting import eventually
 
 from .researcher_fake_node import FakeNode, NodeBehaviour, add
 from .researcher_toy_plan import AddOnePlan
 
 RESEARCHER = "alice"
 TAGS = ["toy"]
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 class Federated:

@@ -18,20 +18,11 @@ from fedward.protocol import topics
 from fedward.protocol.codec import decode_request, encode, encode_presence
 from fedward.researcher.federation import Federation, NodeAnswer
 from fedward.transport.memory import MemoryBlobStore, MemoryBroker, MemoryChannel
+from tests.waiting import eventually
 
 from .researcher_fake_node import FakeNode, NodeBehaviour
 
 RESEARCHER = "alice"
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    """Poll until ``condition`` holds: delivery happens on the channels' own threads."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +28,12 @@ from fedward.researcher.selection import (
     selection_rng,
 )
 from fedward.transport.memory import MemoryBlobStore, MemoryBroker
+from tests.waiting import eventually
 
 from .researcher_fake_node import FakeNode, NodeBehaviour, add
 from .researcher_toy_plan import AddOnePlan
 
 RESEARCHER = "alice"
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 class Harness:

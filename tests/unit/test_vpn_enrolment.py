@@ -153,13 +153,16 @@ def test_remove_drops_the_keys_but_keeps_the_folder(vpn: VpnServer) -> None:
     vpn.add("node", "node1", public_key_of(generate_private_key()))  # no new genconf needed
 
 
-def test_list_prints_the_seed_table(vpn: VpnServer) -> None:
+def test_list_prints_the_seed_table_with_keys_as_an_operator_pastes_them(vpn: VpnServer) -> None:
     vpn.genconf("node", "node1")
+    vpn.genconf("node", "node2", with_key=True)
     lines = format_peer_list(vpn.peers()).splitlines()
     assert lines[0].split() == ["type", "id", "prefix", "peers"]
     assert set(lines[1]) == {"-", " "}
-    assert lines[-1].split()[:3] == ["node", "node1", "10.221.0.2/32"]
-    assert lines[-1].endswith("[]")
+    assert lines[-2].split() == ["node", "node1", "10.221.0.2/32", "-"]
+    (key,) = next(p for p in vpn.peers() if p.peer_id == "node2").public_keys
+    assert lines[-1].split() == ["node", "node2", "10.221.0.3/32", key]
+    assert "[" not in "\n".join(lines) and "'" not in "\n".join(lines)
 
 
 def test_an_id_names_one_peer_across_types(vpn: VpnServer) -> None:

@@ -14,7 +14,8 @@ import click
 from fedward.broker.embedded import EmbeddedBroker, serve_in_foreground
 from fedward.broker.peers import load_peers_file
 from fedward.broker.process import find_mosquitto
-from fedward.broker.render import BrokerFiles, render_broker_config
+from fedward.broker.render import BrokerFiles, read_broker_settings, render_broker_config
+from fedward.broker.run_as import copy_for_account, needs_copy, runtime_dir_of
 from fedward.config.model import DEFAULT_MAX_MESSAGE_BYTES
 from fedward.errors import ConfigError, NotFound, TransportError
 from fedward.storage.atomic import atomic_write_text
@@ -58,7 +59,10 @@ def broker() -> None:
     help="Largest message payload; larger ones are dropped.",
 )
 @click.option(
-    "--run-as", default=None, help="User Mosquitto switches to when started as root [default: you]."
+    "--run-as",
+    default=None,
+    help="User Mosquitto switches to when started as root "
+    "[default: mosquitto when you are root, else you].",
 )
 def config(
     peers_file: Path,
@@ -116,9 +120,12 @@ def run(config_dir: Path, embedded: bool, pid_file: Path | None) -> None:
             "mosquitto is not installed",
             hint="install the 'mosquitto' package, or pass --embedded for the Python broker",
         )
+    conf = files.conf
+    if needs_copy(read_broker_settings(files.conf).user):
+        conf = copy_for_account(files).conf  # Mosquitto drops root before reading them
     # exec keeps our pid, so the pid file names the broker itself.
     atomic_write_text(pid_path, f"{os.getpid()}\n")
-    os.execv(executable, [executable, "-c", str(files.conf)])  # noqa: S606 - fixed argv
+    os.execv(executable, [executable, "-c", str(conf)])  # noqa: S606 - fixed argv
 
 
 @broker.command("reload")
@@ -133,6 +140,10 @@ def reload(config_dir: Path | None, pid_file: Path | None) -> None:
             raise click.UsageError("give --config-dir or --pid-file")
         pid_file = config_dir / PID_NAME
     pid = _running_broker_pid(pid_file)
+    if config_dir is not None:
+        files = BrokerFiles.in_dir(config_dir)
+        if runtime_dir_of(files).is_dir() and needs_copy(read_broker_settings(files.conf).user):
+            copy_for_account(files)  # the broker's account reads the copy, not these files
     os.kill(pid, signal.SIGHUP)
     click.echo(f"broker {pid} reloads its passwords and ACL")
 

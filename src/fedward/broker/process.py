@@ -22,6 +22,7 @@ from typing import Literal
 from fedward.broker.embedded import EmbeddedBroker
 from fedward.broker.peers import BrokerPeer
 from fedward.broker.render import BrokerFiles, read_broker_settings, render_broker_config
+from fedward.broker.run_as import copy_for_account, needs_copy, remove_copy
 from fedward.config.model import DEFAULT_MAX_MESSAGE_BYTES, BrokerEndpoint, Secret
 from fedward.errors import TransportError
 
@@ -93,15 +94,18 @@ class MosquittoProcess(RunningBroker):
         self.executable = found
         self.log_path = self.files.conf.parent / LOG_NAME
         self._process: subprocess.Popen[bytes] | None = None
+        # Started by root, Mosquitto reads a copy its own account can read (see run_as).
+        self._copied = needs_copy(read_broker_settings(self.files.conf).user)
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 30.0) -> None:
+        conf = copy_for_account(self.files).conf if self._copied else self.files.conf
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [self.executable, "-c", str(self.files.conf)],
+                [self.executable, "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -119,14 +123,15 @@ class MosquittoProcess(RunningBroker):
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s; idempotent."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._copied:
+            remove_copy(self.files)
 
     def kill(self) -> None:
         """Vanish like a crashed broker (SIGKILL)."""
@@ -139,6 +144,8 @@ class MosquittoProcess(RunningBroker):
         """SIGHUP: Mosquitto re-reads its password and ACL files."""
         if self._process is None or self._process.poll() is not None:
             raise TransportError("mosquitto is not running; cannot reload it")
+        if self._copied:
+            copy_for_account(self.files)
         self._process.send_signal(signal.SIGHUP)
 
     def log_tail(self, lines: int = 20) -> str:

@@ -9,7 +9,6 @@ every render).
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ class BrokerSettings:
     acl_file: Path
     message_size_limit: int
     max_packet_size: int
+    user: str | None = None  # whom Mosquitto switches to when started as root
 
 
 def render_broker_config(
@@ -76,9 +76,11 @@ def render_broker_config(
     """Write the broker's three files into ``out_dir`` and return their paths.
 
     ``run_as`` is the user Mosquitto switches to when started as root (its ``user``
-    option); it defaults to the user rendering the files, who owns them and is the only
-    one able to read the 0600 password and ACL files.
+    option); by default its own account when root renders, else the user rendering the
+    files, who owns them (see ``fedward.broker.run_as``).
     """
+    from fedward.broker.run_as import default_broker_user
+
     check_unique(peers)
     if not 0 < port < 65536:
         raise ConfigError(f"broker port must be 1-65535, got {port}")
@@ -88,7 +90,9 @@ def render_broker_config(
     hashes = _password_hashes(peers, files.passwords, iterations, salt_source)
     atomic_write_text(files.passwords, render_password_file(hashes), mode=0o600)
     atomic_write_text(files.acl, render_acl(peers), mode=0o600)
-    conf = render_mosquitto_conf(files, host, port, max_message_bytes, run_as or getpass.getuser())
+    conf = render_mosquitto_conf(
+        files, host, port, max_message_bytes, run_as or default_broker_user()
+    )
     atomic_write_text(files.conf, conf, mode=0o644)
     return files
 
@@ -144,6 +148,7 @@ def read_broker_settings(conf: Path) -> BrokerSettings:
             acl_file=Path(" ".join(values["acl_file"])),
             message_size_limit=int(values["message_size_limit"][0]),
             max_packet_size=int(values["max_packet_size"][0]),
+            user=values["user"][0] if values.get("user") else None,
         )
     except (KeyError, ValueError, IndexError) as exc:
         raise ConfigError(

@@ -119,6 +119,14 @@ def uploads_endpoint(
     )
 
 
+def enrolment_folder(env: Mapping[str, str] | None = None) -> Path | None:
+    """The VPN enrolment folder these settings come from: its ``fedward.env`` points the
+    secret files into it. None where they are not set (the demo, a hand-made config)."""
+    env = os.environ if env is None else env
+    secret = env.get("FEDWARD_BROKER_PASSWORD_FILE") or env.get("FEDWARD_UPLOADS_TOKEN_FILE")
+    return Path(secret).parent if secret else None
+
+
 def load_node_config(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,

@@ -142,7 +142,7 @@ class LocalFederation:
             stderr=subprocess.STDOUT,
         )
         log_file.close()
-        _wait_http(f"{self.uploads_url}/health", self.uploads_process, timeout_s=30)
+        _wait_http(f"{self.uploads_url}/health", self.uploads_process, timeout_s=60)
 
     def _stop_uploads(self) -> None:
         if self.uploads_process is not None and self.uploads_process.poll() is None:

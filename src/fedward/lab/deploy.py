@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
+from fedward.broker.render import BrokerFiles
+from fedward.broker.run_as import remove_copy
 from fedward.errors import VpnError
 from fedward.lab.netns import (
     add_namespace,
@@ -48,7 +50,7 @@ BRIDGE = "br0"
 VPN_SERVER_ADDRESS = "10.220.0.1"
 BROKER = ("10.220.0.2", 1883)
 UPLOADS = ("10.220.0.3", 8000)
-_WAIT_S = 30.0
+_WAIT_S = 60.0  # a handshake or a service start on a loaded 2-core machine
 
 
 def _quiet(_: str) -> None:
@@ -193,6 +195,8 @@ def lab_down(lab_dir: Path, *, keep_files: bool = False) -> list[str]:
     problems: list[str] = []
     for process in reversed(state.processes):
         stop_process(process.pid, topology.namespace(process.component))
+    # The copy of the broker's files its own account reads (``fedward broker run`` as root).
+    remove_copy(BrokerFiles.in_dir(peer_folder(state, "mqtt") / "broker"))
     for tunnel in reversed(state.tunnels):
         namespace = topology.namespace(tunnel.component)
         if not namespace_exists(namespace):

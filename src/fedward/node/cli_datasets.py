@@ -73,6 +73,24 @@ def dataset_add(
         f"added dataset {record.dataset_id} ({record.name}): {record.sample_count} samples, "
         f"shape {record.shape}"
     )
+    text_columns = text_feature_columns(record)
+    if text_columns:
+        click.secho(
+            f"warning: column(s) {', '.join(text_columns)} hold text, but the shipped plans "
+            "train on numeric features: a job fails on this dataset unless the researcher "
+            "names such a column as the target (target_column; default: the last column, "
+            f"{list(record.dtypes)[-1]!r}) or the plan converts it",
+            fg="yellow",
+            err=True,
+        )
+
+
+def text_feature_columns(record: DatasetRecord) -> list[str]:
+    """Text columns of a CSV dataset other than its last one (the default target)."""
+    if record.data_type != "csv" or not record.dtypes:
+        return []
+    *features, _target = record.dtypes
+    return [name for name in features if record.dtypes[name] == "object"]
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:

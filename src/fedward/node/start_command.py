@@ -88,10 +88,14 @@ def start(
         if no_sandbox
         else WorkerIsolation.for_host(config.jobs.sandbox, config.jobs.require)
     )
+    from fedward.node.wiring import build_node_daemon, http_blob_store
+
     if check:
+        # The refusals 'start' would meet before connecting (no upload token, bad URL);
+        # the client connects only on a request, so nothing is left open.
+        http_blob_store(config)
         click.echo(describe_settings(config, isolation))
         return
-    from fedward.node.wiring import build_node_daemon
 
     daemon = build_node_daemon(
         config,

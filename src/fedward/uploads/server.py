@@ -103,7 +103,7 @@ class UploadServer:
             raise TransportError("upload server not started", hint="call start() first")
         return self._url
 
-    def start(self, timeout_s: float = 10.0) -> UploadServer:
+    def start(self, timeout_s: float = 30.0) -> UploadServer:
         """Start listening; returns once the server accepts requests."""
         if self._thread is not None:
             raise TransportError("upload server already started")

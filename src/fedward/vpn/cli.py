@@ -13,11 +13,14 @@ On a site, with the copied folder::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
+from fedward.errors import NotFound
 from fedward.vpn.enrolment import Outcome, VpnServer
 from fedward.vpn.interface import RunState
 from fedward.vpn.peer_config import read_peer_config
@@ -48,6 +51,28 @@ def _echo(outcome: Outcome) -> None:
         click.echo(message)
 
 
+_STATE_DIR_HELP = "The VPN server's directory (env FEDWARD_VPN_DIR)."
+
+
+def _state_dir_here(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.obj = VpnContext(value.expanduser())
+
+
+def state_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--state-dir`` after the sub-command too (``fedward vpn list --state-dir D``), where
+    a newcomer types it; it overrides the one given to ``fedward vpn``."""
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_state_dir_here,
+        help=_STATE_DIR_HELP,
+    )(command)
+
+
 @click.group()
 @click.option(
     "--state-dir",
@@ -55,7 +80,7 @@ def _echo(outcome: Outcome) -> None:
     envvar="FEDWARD_VPN_DIR",
     default=DEFAULT_STATE_DIR,
     show_default=True,
-    help="The VPN server's directory (env FEDWARD_VPN_DIR).",
+    help=_STATE_DIR_HELP,
 )
 @click.pass_context
 def vpn(ctx: click.Context, state_dir: Path) -> None:
@@ -98,6 +123,7 @@ _SETTING_OPTIONS = {
     type=click.Choice(["true", "false"]),
     help="Try kernel WireGuard before wireguard-go  [default: true]",
 )
+@state_dir_option
 @click.pass_obj
 def server_init(obj: VpnContext, **options: str | None) -> None:
     """Create the server (keys, settings, the mqtt and restful peers), or update its settings.
@@ -112,6 +138,7 @@ def server_init(obj: VpnContext, **options: str | None) -> None:
 @click.argument("peer_type", metavar="TYPE")
 @click.argument("peer_id", metavar="ID")
 @click.option("--with-key", is_flag=True, help="Also create and register the peer's key pair.")
+@state_dir_option
 @click.pass_obj
 def genconf(obj: VpnContext, peer_type: str, peer_id: str, with_key: bool) -> None:
     """Create the enrolment folder of a peer (TYPE: management, node or researcher)."""
@@ -122,6 +149,7 @@ def genconf(obj: VpnContext, peer_type: str, peer_id: str, with_key: bool) -> No
 @click.argument("peer_type", metavar="TYPE")
 @click.argument("peer_id", metavar="ID")
 @click.argument("public_key", metavar="PUBKEY")
+@state_dir_option
 @click.pass_obj
 def add(obj: VpnContext, peer_type: str, peer_id: str, public_key: str) -> None:
     """Register a peer's public key (as printed by 'fedward vpn connect' or 'wg pubkey')."""
@@ -131,6 +159,7 @@ def add(obj: VpnContext, peer_type: str, peer_id: str, public_key: str) -> None:
 @vpn.command()
 @click.argument("peer_type", metavar="TYPE")
 @click.argument("peer_id", metavar="ID")
+@state_dir_option
 @click.pass_obj
 def remove(obj: VpnContext, peer_type: str, peer_id: str) -> None:
     """Unregister a peer's keys; keep its folder so that a new key can be added."""
@@ -141,6 +170,7 @@ def remove(obj: VpnContext, peer_type: str, peer_id: str) -> None:
 @vpn.command()
 @click.argument("peer_type", metavar="TYPE")
 @click.argument("peer_id", metavar="ID")
+@state_dir_option
 @click.pass_obj
 def removeconf(obj: VpnContext, peer_type: str, peer_id: str) -> None:
     """Remove a peer and its folder (same as revoke)."""
@@ -151,6 +181,7 @@ def removeconf(obj: VpnContext, peer_type: str, peer_id: str) -> None:
 @vpn.command()
 @click.argument("peer_type", metavar="TYPE")
 @click.argument("peer_id", metavar="ID")
+@state_dir_option
 @click.pass_obj
 def revoke(obj: VpnContext, peer_type: str, peer_id: str) -> None:
     """Revoke a peer: WireGuard keys, broker account and upload token, in one step."""
@@ -158,6 +189,7 @@ def revoke(obj: VpnContext, peer_type: str, peer_id: str) -> None:
 
 
 @vpn.command("list")
+@state_dir_option
 @click.pass_obj
 def list_peers(obj: VpnContext) -> None:
     """The peers: type, id, address and registered public keys."""
@@ -172,6 +204,7 @@ def list_peers(obj: VpnContext) -> None:
     show_default=True,
     help="Drop node<->node and node<->researcher forwarding.",
 )
+@state_dir_option
 @click.pass_obj
 def up(obj: VpnContext, interface: str, hub_rules: bool) -> None:
     """Bring the server's interface up (root)."""
@@ -201,12 +234,15 @@ def _run_state_path(obj: VpnContext, folder: Path | None) -> Path:
 
 @vpn.command()
 @click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+@state_dir_option
 @click.pass_obj
 def status(obj: VpnContext, folder: Path | None) -> None:
     """Each peer's latest handshake and transfer (the server's, or FOLDER's connection)."""
     state = RunState.load(_run_state_path(obj, folder))
     if state is None:
-        raise click.ClickException("no tunnel is up here ('fedward vpn up' or 'connect' first)")
+        raise NotFound(
+            "no tunnel is up here", hint="'fedward vpn up' on the server, 'connect' on a peer"
+        )
     if folder:
         names = {read_peer_config(folder).server_public_key: "vpn server"}
     else:
@@ -217,6 +253,7 @@ def status(obj: VpnContext, folder: Path | None) -> None:
 
 @vpn.command("down")
 @click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+@state_dir_option
 @click.pass_obj
 def down_command(obj: VpnContext, folder: Path | None) -> None:
     """Remove what 'up' (or 'connect FOLDER') made: interface, process, rules."""

@@ -32,7 +32,7 @@ from fedward.vpn.wg_config import MTU
 
 USERSPACE_SOCKET_DIR = Path("/var/run/wireguard")
 _IFNAME = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
-_START_WAIT_S = 10.0
+_START_WAIT_S = 30.0  # wireguard-go on a loaded machine
 
 InterfaceKind = Literal["kernel", "userspace"]
 

@@ -174,7 +174,10 @@ def commit(state: ServerState, changes: PendingChanges, services: PeerServices) 
         services.render_broker(
             accounts, broker_dir, str(broker.address), state.settings.broker_port
         )
-        changes.notes.append(services.reload_broker(broker_dir))
+        # A broker enrolled just now runs nowhere yet: its first deployment copies the
+        # folder anyway, so only later changes need a reload (or a reminder to copy).
+        if state.registry.find("management", BROKER_PEER_ID) is not None:
+            changes.notes.append(services.reload_broker(broker_dir))
     for folder in changes.folders_to_delete:
         shutil.rmtree(folder, ignore_errors=True)
     changes.notes.extend(apply_to_live_interface(layout))

@@ -12,7 +12,6 @@ file in the ``restful`` folder (the upload server re-reads it when it changes).
 
 from __future__ import annotations
 
-import getpass
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -64,8 +63,10 @@ class FedwardServices:
 
         if not (out_dir / PID_NAME).exists():
             return (
-                f"no broker runs from {out_dir} on this machine; copy the mqtt folder to "
-                "where it runs, then: fedward broker reload --config-dir mqtt/broker"
+                "broker accounts and upload tokens changed: copy mqtt/broker/ and "
+                "restful/uploads_tokens.json to their hosts, then on the broker's: "
+                "fedward broker reload --config-dir mqtt/broker (no broker runs from "
+                f"{out_dir} here)"
             )
         command = [sys.executable, "-m", "fedward.cli", "broker", "reload"]
         done = subprocess.run(
@@ -91,6 +92,7 @@ class FedwardServices:
 def relocate_broker_config(broker_dir: Path) -> bool:
     """Point ``mosquitto.conf`` at the files next to it, once the folder was copied elsewhere."""
     from fedward.broker.render import BrokerFiles, read_broker_settings, render_mosquitto_conf
+    from fedward.broker.run_as import default_broker_user
 
     files = BrokerFiles.in_dir(broker_dir)
     if not files.conf.exists():
@@ -99,7 +101,7 @@ def relocate_broker_config(broker_dir: Path) -> bool:
     if settings.password_file == files.passwords and settings.acl_file == files.acl:
         return False
     text = render_mosquitto_conf(
-        files, settings.host, settings.port, settings.message_size_limit, getpass.getuser()
+        files, settings.host, settings.port, settings.message_size_limit, default_broker_user()
     )
     atomic_write_text(files.conf, text, mode=0o644)
     return True

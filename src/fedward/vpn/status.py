@@ -49,7 +49,12 @@ def interface_status(interface: str) -> list[PeerStatus]:
 
 
 def format_peer_list(peers: Sequence[PeerRecord]) -> str:
-    rows = [[p.peer_type, p.peer_id, f"{p.address}/32", str(sorted(p.public_keys))] for p in peers]
+    """The seed's ``list`` table; the keys as the operator would paste them, one per column
+    entry, or ``-`` when the peer has none registered yet."""
+    rows = [
+        [p.peer_type, p.peer_id, f"{p.address}/32", ", ".join(sorted(p.public_keys)) or "-"]
+        for p in peers
+    ]
     return render_table(["type", "id", "prefix", "peers"], rows, rule=True)
 
 
