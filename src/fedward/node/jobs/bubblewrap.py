@@ -86,15 +86,17 @@ class SandboxView:
 def bubblewrap_argv(program: str, view: SandboxView, workdir: Path) -> list[str]:
     """``bwrap`` options that start a command in the sandbox; the command follows."""
     argv = [program, *_namespace_flags(), "--hostname", "fedward-job"]
+    # Fresh file systems first: a bind below /tmp (a checkout, a dataset) must land on
+    # top of the new /tmp, not under it.
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--size", str(view.tmp_mb << 20), "--tmpfs", "/tmp"]
+    argv += ["--size", str(view.tmp_mb << 20), "--tmpfs", "/dev/shm"]
     bound = [Path(p) for p in _SYSTEM_READ] + [Path(p) for p in view.python]
     for folder in bound:
         argv += ["--ro-bind-try", str(folder), str(folder)]
     for secret in view.hidden:
         if any(_inside(Path(secret), folder) for folder in bound):
             argv += ["--tmpfs", str(secret)]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--size", str(view.tmp_mb << 20), "--tmpfs", "/tmp"]
-    argv += ["--size", str(view.tmp_mb << 20), "--tmpfs", "/dev/shm"]
     for source in view.read_only:
         argv += ["--ro-bind", str(source), str(source)]
     for source in view.writable:
