@@ -7,7 +7,7 @@ real job workers and SQLite; the researcher's real ``Experiment`` on top.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,12 @@ from fedward.node.wiring import build_node_daemon
 from fedward.researcher import Experiment
 from fedward.researcher.federation import Federation
 from fedward.transport.channel import Channel, Will
-from fedward.transport.memory import MemoryBlobClient, MemoryBlobStore, MemoryBroker
+from fedward.transport.memory import (
+    MemoryBlobClient,
+    MemoryBlobStore,
+    MemoryBroker,
+    MemoryChannel,
+)
 from tests.node_job_plans.privacy_plans import ShiftPlan
 
 RESEARCHER = "researcher-1"
@@ -59,6 +64,8 @@ class PrivateSites:
     root: Path
     node_ids: list[str]
     policies: dict[str, PrivacyPolicy] = field(default_factory=dict)
+    #: Wraps the researcher's channel (a hostile researcher rewrites what it sends).
+    researcher_channel: Callable[[MemoryChannel], Channel] | None = None
 
     def __post_init__(self) -> None:
         self.broker = MemoryBroker()
@@ -69,7 +76,10 @@ class PrivateSites:
         for index, node_id in enumerate(self.node_ids):
             self._start_node(index, node_id)
         self.blobs = RecordingBlobs(self.blob_space.as_peer(RESEARCHER))
-        self.federation = Federation(RESEARCHER, self.broker.connect("researcher"), self.blobs)  # type: ignore[arg-type]
+        channel: Channel = self.broker.connect("researcher")
+        if self.researcher_channel is not None:
+            channel = self.researcher_channel(channel)  # type: ignore[arg-type]
+        self.federation = Federation(RESEARCHER, channel, self.blobs)  # type: ignore[arg-type]
         self.federation.settle_presence(timeout_s=1.0)
 
     def _start_node(self, index: int, node_id: str) -> None:
