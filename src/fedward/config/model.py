@@ -168,7 +168,7 @@ class PrivacyPolicy:
         return self.max_epsilon_per_experiment is not None or self.epsilon_budget is not None
 
     def rules(self) -> list[str]:
-        """The rules in force, in words (``fedward node status``, the GUI)."""
+        """The rules in force, in words (``fedward node status``, the GUI); [] for none."""
         lines = []
         if self.require_secure_aggregation:
             lines.append("secure aggregation required")
@@ -186,7 +186,7 @@ class PrivacyPolicy:
                 f"epsilon budget {self.epsilon_budget:g} per researcher and dataset "
                 f"(delta {self.delta:g})"
             )
-        return lines or ["none: any experiment the plan approval allows"]
+        return lines
 
 
 @dataclass(frozen=True)
