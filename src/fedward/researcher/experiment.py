@@ -114,7 +114,7 @@ class Experiment:
         self.rounds = rounds
         self.aggregator = aggregator or FedAvg()
         self.privacy = ExperimentPrivacy(
-            secure_aggregation, differential_privacy, max_epsilon, self.aggregator
+            secure_aggregation, differential_privacy, max_epsilon, self.aggregator, training_plan
         )
         self.stopped_reason = ""
         self.wanted_nodes = list(nodes) if nodes is not None else None

@@ -22,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fedward.errors import PrivacyBudgetExhausted, ValidationError
+from fedward.learning.dp import DP_SAMPLE_RATE, DP_STEPS
+from fedward.learning.plan import TrainingPlan
+from fedward.learning.torch_plan import TorchTrainingPlan
 from fedward.privacy.accounting import PrivacyEvent, epsilon
 from fedward.privacy.noise import node_noise_multiplier
 from fedward.researcher.aggregators.base import Aggregator
@@ -32,8 +35,6 @@ from fedward.researcher.privacy_settings import DPSettings, SecAgg
 from fedward.researcher.rounds import RoundRunner
 from fedward.researcher.secure_rounds import SecureRoundRunner
 
-DP_STEPS, DP_SAMPLE_RATE = "dp_steps", "dp_sample_rate"
-
 
 class ExperimentPrivacy:
     def __init__(
@@ -42,11 +43,21 @@ class ExperimentPrivacy:
         differential_privacy: DPSettings | None,
         max_epsilon: float | None,
         aggregator: Aggregator,
+        training_plan: type[TrainingPlan],
     ) -> None:
         if max_epsilon is not None and differential_privacy is None:
             raise ValidationError("max_epsilon needs differential_privacy (CentralDP or LocalDP)")
         if max_epsilon is not None and not max_epsilon > 0:
             raise ValidationError("max_epsilon must be positive")
+        if (
+            differential_privacy is not None
+            and differential_privacy.mode == "local"
+            and not issubclass(training_plan, TorchTrainingPlan)
+        ):
+            raise ValidationError(
+                "LocalDP (DP-SGD through Opacus) needs a TorchTrainingPlan",
+                hint="use CentralDP, which works with any plan",
+            )
         if secure_aggregation is not None and not aggregator.works_on_mean:
             raise ValidationError(
                 f"the {aggregator.name} aggregator needs each node's update, which secure "
