@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fedward.researcher import Experiment
 from fedward.researcher.privacy_settings import CentralDP, SecAgg
+from tests.node_job_plans.privacy_plans import ShiftPlan
 from tests.privacy.sites import PrivateSites
 from tests.unit.test_privacy_dp import reference_epsilon
 
@@ -78,3 +81,33 @@ def test_max_epsilon_needs_differential_privacy(start_sites: Callable[..., Priva
     sites = start_sites(2)
     with pytest.raises(ValueError, match="max_epsilon needs differential_privacy"):
         sites.experiment(max_epsilon=1.0)
+
+
+def test_a_resumed_experiment_keeps_its_privacy_and_counts_what_it_spent(
+    start_sites: Callable[..., PrivateSites], tmp_path: Path
+) -> None:
+    sites = start_sites(3)
+    dp = CentralDP(clip_norm=1.0, noise_multiplier=1.3)
+    secagg = SecAgg(threshold=2)
+    first = sites.experiment(
+        differential_privacy=dp,
+        secure_aggregation=secagg,
+        max_epsilon=50.0,
+        rounds=2,
+        checkpoints=True,
+        state_dir=tmp_path / "researcher",
+    )
+    first.run()
+    resumed = Experiment.load_checkpoint(
+        "latest",
+        federation=sites.federation,
+        state_dir=tmp_path / "researcher",
+        training_plan=ShiftPlan,
+        rounds=3,
+        progress=False,
+    )
+    assert resumed.privacy.differential_privacy == dp
+    assert resumed.privacy.secure_aggregation == secagg
+    assert resumed.privacy.max_epsilon == 50.0
+    history = resumed.run()
+    assert history[-1].epsilon == reference_epsilon(1.3 * math.sqrt(2 / 3), 1.0, 3, 1e-5)

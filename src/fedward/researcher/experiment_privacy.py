@@ -13,13 +13,16 @@ each train request, and keeps one list of ``PrivacyEvent`` per node:
 Each node's epsilon is its events composed by the accountant (``fedward.privacy.
 accounting``); the experiment's epsilon is the largest of them. Before a round,
 ``check_next_round`` stops the experiment (``PrivacyBudgetExhausted``) if the round would
-take epsilon past ``max_epsilon``. The events are rebuilt from the history, so a resumed
-experiment counts what it spent before.
+take epsilon past ``max_epsilon``. The settings are in the checkpoint (``config``) and the
+events are rebuilt from the history, so a resumed experiment keeps its privacy and
+counts what it spent before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fedward.errors import PrivacyBudgetExhausted, ValidationError
 from fedward.learning.dp import DP_SAMPLE_RATE, DP_STEPS
@@ -31,7 +34,7 @@ from fedward.researcher.aggregators.base import Aggregator
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import RoundRecord
 from fedward.researcher.monitor import RoundObserver
-from fedward.researcher.privacy_settings import DPSettings, SecAgg
+from fedward.researcher.privacy_settings import CentralDP, DPSettings, LocalDP, SecAgg
 from fedward.researcher.rounds import RoundRunner
 from fedward.researcher.secure_rounds import SecureRoundRunner
 
@@ -68,6 +71,32 @@ class ExperimentPrivacy:
         self.differential_privacy = differential_privacy
         self.max_epsilon = max_epsilon
         self.events: dict[str, list[PrivacyEvent]] = {}
+
+    def config(self) -> dict[str, Any]:
+        """The settings as JSON, for checkpoints: a resumed experiment keeps its privacy."""
+        secagg, dp = self.secure_aggregation, self.differential_privacy
+        return {
+            "secure_aggregation": dataclasses.asdict(secagg) if secagg is not None else None,
+            "differential_privacy": (
+                {"mode": dp.mode, **dataclasses.asdict(dp)} if dp is not None else None
+            ),
+            "max_epsilon": self.max_epsilon,
+        }
+
+    @staticmethod
+    def settings_from(config: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``Experiment`` keyword arguments from ``config()``'s JSON."""
+        if not config:
+            return {}
+        secagg, dp = config.get("secure_aggregation"), config.get("differential_privacy")
+        settings: dict[str, Any] = {"max_epsilon": config.get("max_epsilon")}
+        if secagg is not None:
+            settings["secure_aggregation"] = SecAgg(**secagg)
+        if dp is not None:
+            dp = dict(dp)
+            cls = LocalDP if dp.pop("mode") == "local" else CentralDP
+            settings["differential_privacy"] = cls(**dp)
+        return settings
 
     def runner(
         self,
