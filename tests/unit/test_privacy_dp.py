@@ -59,3 +59,12 @@ def test_noise_shares_add_up_to_sigma_c_under_secure_aggregation() -> None:
     assert math.sqrt(9 * share**2) == pytest.approx(3.0)
     assert noise_share(1.5, 2.0, cohort_size=None) == 3.0
     assert node_noise_multiplier(2.0, 8, 5) == pytest.approx(2.0 * math.sqrt(5 / 8))
+
+
+def test_frozen_tensors_keep_the_global_value_and_do_not_count_in_the_norm() -> None:
+    start = {"w": np.zeros(4), "buffer:feature_mean": np.zeros(4)}
+    trained = {"w": np.full(4, 0.5), "buffer:feature_mean": np.full(4, 100.0)}
+    noised, norm = clip_and_noise(start, trained, 5.0, 0.0, frozen=["buffer:feature_mean"])
+    assert norm == pytest.approx(1.0)
+    assert noised["w"].tolist() == [0.5] * 4
+    assert noised["buffer:feature_mean"].tolist() == [0.0] * 4

@@ -4,8 +4,8 @@
 request does not meet refuses it with a ``PrivacyPolicyViolation`` naming the setting,
 written to the audit log. ``protect_update`` runs on the checked result, in the daemon:
 under central DP it clips the update's change and adds this node's share of the noise
-(``fedward.privacy.noise``), and writes the spend to the ledger before the update
-leaves the node.
+(``fedward.privacy.noise``; data statistics, the plan's ``buffer:`` tensors, keep their
+global value), and writes the spend to the ledger before the update leaves the node.
 
 Only what the daemon does itself counts towards the policy: local DP-SGD runs inside
 the job worker, next to the plan's code, so the node cannot vouch for it.
@@ -19,6 +19,7 @@ from pathlib import Path
 from fedward.config.model import PrivacyPolicy
 from fedward.core.messages import TrainRequest
 from fedward.errors import PrivacyPolicyViolation
+from fedward.learning.plan import is_buffer
 from fedward.node.handlers import NodeContext
 from fedward.privacy.accounting import PrivacyEvent, epsilon
 from fedward.privacy.noise import clip_and_noise, node_noise_multiplier, noise_share
@@ -149,8 +150,13 @@ def protect_update(
         return sample_count
     cohort = len(secagg.cohort) if secagg is not None else None
     std = noise_share(dp.noise_multiplier, dp.clip_norm, cohort)
+    trained = load_params(update_path)
     noised, norm = clip_and_noise(
-        load_params(params_in), load_params(update_path), dp.clip_norm, std
+        load_params(params_in),
+        trained,
+        dp.clip_norm,
+        std,
+        frozen=[name for name in trained if is_buffer(name)],
     )
     save_params(noised, update_path)
     log.info(

@@ -4,7 +4,10 @@ The change ``d = trained - global`` of every floating tensor, taken together as 
 vector, is scaled down to L2 norm at most ``clip_norm`` (so one node moves the sum by at
 most ``C``), then Gaussian noise of standard deviation ``noise_std`` is added to each
 coordinate. Integer tensors (counters such as BatchNorm's batch count, which would tell
-how much data the node has) keep the global value.
+how much data the node has) and the tensors named in ``frozen`` (the caller's data
+statistics: feature moments, BatchNorm running statistics) keep the global value: they
+would otherwise either leave the node without noise or, clipped with the weights, use
+up the whole norm.
 
 The noise is drawn from a generator seeded with 128 bits of operating-system entropy
 each time, never from a seed a researcher or a plan could choose. Floating-point
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -39,19 +42,21 @@ def clip_and_noise(
     trained: Mapping[str, np.ndarray],
     clip_norm: float,
     noise_std: float,
+    frozen: Collection[str] = (),
 ) -> tuple[dict[str, np.ndarray], float]:
     """(the privatised parameters, the change's norm before clipping)."""
     if not clip_norm > 0 or not noise_std >= 0:
         raise ValidationError("clip_norm must be positive and the noise non-negative")
     if set(global_params) != set(trained):
         raise ValidationError("the trained parameters do not have the global ones' names")
-    norm = update_norm(global_params, trained)
+    moving = {n: v for n, v in trained.items() if n not in frozen}
+    norm = update_norm(global_params, moving)
     scale = min(1.0, clip_norm / norm) if norm > 0 else 1.0
     rng = np.random.default_rng(secrets.randbits(128))
     out: dict[str, np.ndarray] = {}
     for name, value in trained.items():
         base = np.asarray(global_params[name])
-        if not np.issubdtype(value.dtype, np.floating):
+        if name in frozen or not np.issubdtype(value.dtype, np.floating):
             out[name] = base.astype(value.dtype, copy=True)
             continue
         change = (value.astype(np.float64) - base.astype(np.float64)) * scale
