@@ -72,7 +72,7 @@ def test_max_epsilon_stops_the_experiment_before_the_round_that_would_pass_it(
     history = experiment.run()
     assert len(history) == 3
     assert history[-1].epsilon is not None and history[-1].epsilon <= limit
-    assert "stopped before round 3" in experiment.stopped_reason
+    assert "stopped before round 4" in experiment.stopped_reason
     assert f"past max_epsilon {limit:g}" in experiment.stopped_reason
     print(experiment.stopped_reason)
 

@@ -14,6 +14,7 @@ result is bit for bit the one an uninterrupted run would have given.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -199,7 +200,9 @@ class Experiment:
                 self.run_once()
         except PrivacyBudgetExhausted as exc:
             self.stopped_reason = str(exc)
-            print(f"experiment {self.experiment_id} {exc}", file=self._message_stream())
+            if self.progress is not False:
+                stream = sys.stdout if self.progress is True else self.progress
+                print(f"experiment {self.experiment_id} {exc}", file=stream)
         finally:
             self.close()
         return self.history
@@ -367,11 +370,6 @@ class Experiment:
                 observers.append(TensorBoardLog(self.tensorboard_dir, self.experiment_id))
             self._observers = Observers(observers)
         return self._observers
-
-    def _message_stream(self) -> TextIO:
-        import sys
-
-        return self.progress if not isinstance(self.progress, bool) else sys.stdout
 
     def _global_params(self) -> Params:
         if self._global is None:

@@ -197,7 +197,7 @@ class ExperimentPrivacy:
         if worst > limit:
             spent_now = self.epsilon() or 0.0
             raise PrivacyBudgetExhausted(
-                f"stopped before round {round_index}: it would take epsilon from "
+                f"stopped before round {round_index + 1}: it would take epsilon from "
                 f"{spent_now:.3g} to {worst:.3g} (delta {dp.delta:g}), past max_epsilon "
                 f"{limit:g}",
                 epsilon=spent_now,
