@@ -1,17 +1,20 @@
-"""Additive masks in Z/2^64 from a 32-byte seed: the ChaCha20 keystream, read as uint64.
+"""Additive masks in Z/2^64 from a 32-byte seed: the AES-256-CTR keystream, read as uint64.
 
-Each seed is derived for one purpose in one round (``secagg_keys``), so the fixed nonce
-never repeats under one key. Masks are produced and applied a chunk at a time, so a
-mask never needs memory the size of the model.
+AES-CTR with AES-NI produces keystream about 2.5 times as fast as ChaCha20 on the
+machines we measured (``make bench``), and a node expands one keystream per other node
+of its round. Each seed is derived for one purpose in one round (``secagg_keys``), so
+the fixed initial counter never repeats under one key. Masks are produced and applied a
+chunk at a time into one reused buffer, so a mask never needs memory the size of the
+model.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 SEED_BYTES = 32
-_NONCE = bytes(16)
+_COUNTER = bytes(16)
 CHUNK = 1 << 18  # ring elements per keystream step (2 MiB)
 
 
@@ -21,11 +24,18 @@ class MaskStream:
     def __init__(self, seed: bytes) -> None:
         if len(seed) != SEED_BYTES:
             raise ValueError("a mask seed is 32 bytes")
-        self._keystream = Cipher(algorithms.ChaCha20(seed, _NONCE), mode=None).encryptor()
+        self._keystream = Cipher(algorithms.AES(seed), modes.CTR(_COUNTER)).encryptor()
+        self._zeros = b""
+        self._buffer = bytearray()
 
     def next(self, count: int) -> np.ndarray:
-        data = self._keystream.update(bytes(8 * count))
-        return np.frombuffer(data, dtype="<u8").astype(np.uint64, copy=False)
+        """The next ``count`` mask elements (a view valid until the next call)."""
+        size = 8 * count
+        if len(self._zeros) < size:
+            self._zeros = bytes(size)
+            self._buffer = bytearray(size + 15)  # update_into wants block-size slack
+        self._keystream.update_into(memoryview(self._zeros)[:size], self._buffer)
+        return np.frombuffer(self._buffer, dtype="<u8", count=count)
 
 
 def apply_masks(
@@ -40,6 +50,6 @@ def apply_masks(
         part = flat[start:stop]
         for stream, add in streams:
             if add:
-                part += stream.next(stop - start)
+                np.add(part, stream.next(stop - start), out=part)
             else:
-                part -= stream.next(stop - start)
+                np.subtract(part, stream.next(stop - start), out=part)
