@@ -137,3 +137,16 @@ def test_thresholds_that_are_not_a_strict_majority_are_refused(threshold: int, s
     with pytest.raises(ValidationError):
         SessionContext("r", "e", 0, tuple(NODES[:size]), threshold, 24)
         SecAggParticipant(SessionContext("r", "e", 0, tuple(NODES[:size]), threshold, 24), "n0")
+
+
+def test_a_node_with_a_higher_floor_refuses_to_unmask_fewer_survivors() -> None:
+    ctx = context()
+    strict = SecAggParticipant(ctx, "n0", min_survivors=4)
+    others = {n: SecAggParticipant(ctx, n) for n in NODES[1:]}
+    nodes = {"n0": strict, **others}
+    adverts = {n: p.advert() for n, p in nodes.items()}
+    sealed = {n: p.seal_shares(adverts) for n, p in nodes.items()}
+    strict.open_shares({sender: sealed[sender]["n0"] for sender in NODES})
+    strict.mask(np.zeros(4, dtype=np.uint64))
+    with pytest.raises(ValidationError, match="fewer than the 4"):
+        strict.reveal(["n0", "n1", "n2"])

@@ -154,7 +154,9 @@ class NodeDaemon:
         self._ctx.services.jobs.finish_interrupted()
         for topic_filter in topics.node_subscriptions(self._node_id):
             channel.subscribe(topic_filter, self._on_message)
-        self._ctx.secure_aggregation.attach(self._node_id, channel)
+        self._ctx.secure_aggregation.attach(
+            self._node_id, channel, self._ctx.config.state_dir / "secagg"
+        )
         channel.publish(
             presence,
             encode_presence(

@@ -31,7 +31,7 @@ from fedward.core.messages import (
     SecAggUnmaskRequest,
     TrainRequest,
 )
-from fedward.errors import IntegrityError, ValidationError
+from fedward.errors import FederationError, IntegrityError, ValidationError
 from fedward.node.handlers import NodeContext
 from fedward.node.secure_aggregation import SecAggSession, SessionKey
 from fedward.privacy.secagg_keys import SessionContext
@@ -48,8 +48,9 @@ T = TypeVar("T")
 
 
 def _folder(ctx: NodeContext) -> Path:
-    folder = ctx.config.state_dir / "secagg"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = ctx.secure_aggregation.folder
+    if folder is None:
+        raise FederationError("the node is not connected to the broker")
     return folder
 
 

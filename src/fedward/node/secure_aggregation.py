@@ -58,11 +58,19 @@ class SecAggSessions:
         self._sessions: dict[SessionKey, SecAggSession] = {}
         self._node_id = ""
         self._channel: Channel | None = None
+        self.folder: Path | None = None
 
-    def attach(self, node_id: str, channel: Channel) -> None:
-        """Listen to the adverts of the federation and publish ours on ``channel``."""
+    def attach(self, node_id: str, channel: Channel, folder: Path) -> None:
+        """Listen to the adverts of the federation and publish ours on ``channel``; held
+        updates go to ``folder`` (in the state folder, hidden from job workers), where
+        those of a previous run, whose keys died with it, are deleted."""
         self._node_id = node_id
         self._channel = channel
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in folder.iterdir():
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+        self.folder = folder
         channel.subscribe(topics.ADVERT_FILTER, self._on_advert)
 
     def _on_advert(self, topic: str, payload: bytes) -> None:
