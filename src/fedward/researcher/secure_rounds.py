@@ -44,7 +44,7 @@ from fedward.core.messages import (
     SecAggUnmaskRequest,
 )
 from fedward.core.params import Params
-from fedward.errors import FederationError, NotFound, ProtocolError, ValidationError
+from fedward.errors import FederationError, IntegrityError, NotFound, ValidationError
 from fedward.privacy.secagg_keys import SessionContext
 from fedward.privacy.secagg_participant import Advert, Reveal
 from fedward.privacy.secagg_unmasking import SecAggUnmasking
@@ -307,7 +307,7 @@ class _Steps:
             if self.fold is not None and isinstance(reply, SecAggMaskedReply):
                 try:
                     self.fold(node_id, reply)
-                except (NotFound, ValidationError, ProtocolError) as exc:
+                except (NotFound, IntegrityError, ValidationError) as exc:
                     self.fail(node_id, f"sent a masked update that was refused: {exc}", exc.code)
                     continue
             got[node_id] = reply
