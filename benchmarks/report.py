@@ -157,6 +157,29 @@ def tunnel_text(tunnel: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def secagg_table(secagg: dict[str, Any]) -> str:
+    if not secagg.get("cells"):
+        return f"not measured: {secagg.get('error', 'no result')}"
+    lines = [
+        "| parameters x nodes | plain round s | SecAgg round s | ratio | trained+keys s "
+        "| shares s | masked s | unmasked s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in secagg["cells"]:
+        if "error" in cell:
+            lines.append(f"| ? x {cell['nodes']} | error: {cell['error']} | | | | | | |")
+            continue
+        steps = cell.get("secure_steps_s", {})
+        at = [steps.get(k, float("nan")) for k in ("keys", "shares", "masked", "ok")]
+        lines.append(
+            f"| {_params(cell['num_params'])} x {cell['nodes']} "
+            f"| {cell['plain_wall_s']['median']:.3f} | {cell['secure_wall_s']['median']:.3f} "
+            f"| {cell['ratio']:.2f} | {at[0]:.3f} | {at[1] - at[0]:.3f} | {at[2] - at[1]:.3f} "
+            f"| {at[3] - at[2]:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
     flower_version = results.get("flower", {}).get("version", "not installed")
@@ -182,6 +205,10 @@ def markdown(results: dict[str, Any]) -> str:
         "## Aggregation (researcher, FedAvg, streamed from update files)",
         "",
         aggregation_table(results.get("aggregation", {})),
+        "",
+        "## Secure aggregation (SecAgg round against a plain FedAvg round, medians)",
+        "",
+        secagg_table(results.get("secagg", {})),
         "",
         "## Scale",
         "",

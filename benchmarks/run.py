@@ -6,8 +6,9 @@
 
 Sections, in order: fedward rounds with their floor (one 10-node federation serves the
 2- and 10-node cells), the loopback half of the tunnel test (on that federation's upload
-server), Flower, aggregation (``benchmarks.aggregation`` in its own processes), scale
-(a 50-node federation), and the WireGuard lab. A section that fails is recorded with
+server), Flower, aggregation (``benchmarks.aggregation`` in its own processes), secure
+aggregation against plain rounds (1M parameters x 5, 10, 20 nodes), scale (a 50-node
+federation), and the WireGuard lab. A section that fails is recorded with
 its error and the run goes on. Work files go to ``.bench-work/`` and are removed.
 """
 
@@ -38,11 +39,12 @@ from benchmarks.fedward_rounds import (
 from benchmarks.floor import measure_floor
 from benchmarks.noop_plan import NoOpPlan
 from benchmarks.scale import measure_scale
+from benchmarks.secure_aggregation import measure_secure_aggregation
 from fedward.demo.local_federation import LocalFederation
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-SECTIONS = ("fedward", "flower", "aggregation", "scale", "tunnel")
+SECTIONS = ("fedward", "flower", "aggregation", "secagg", "scale", "tunnel")
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         if "aggregation" not in args.skip:
             print("aggregation ...", file=sys.stderr, flush=True)
             results["aggregation"] = run_aggregation(workdir, args.quick)
+        if "secagg" not in args.skip:
+            try:
+                results["secagg"] = measure_secure_aggregation(
+                    workdir / "secagg",
+                    [5] if args.quick else [5, 10, 20],
+                    M,
+                    2 if args.quick else 3,
+                )
+            except Exception as exc:
+                results["secagg"] = {"error": repr(exc)}
         if "scale" not in args.skip:
             print(f"scale, {scale_nodes} nodes ...", file=sys.stderr, flush=True)
             try:

@@ -17,6 +17,7 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     ├── NotFound (LookupError)                   unknown id: dataset, blob, plan, peer, experiment
     ├── Conflict (ValueError)                    already exists / already decided / already online
     ├── AccessDenied (PermissionError)           missing or wrong credentials, not a reader
+    │   └── PrivacyPolicyViolation               a train request below the node's privacy floor
     ├── IntegrityError (ValueError)              content does not match its hash
     ├── TransportError (ConnectionError)         broker or upload server unreachable
     │   └── RequestTimeout (TimeoutError)        no answer before the deadline
@@ -28,6 +29,7 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     │   ├── JobOutOfCpu                          past ``[jobs] cpu_s`` of CPU time
     │   └── JobWorkerDied                        the worker process ended unexpectedly
     ├── FederationError (RuntimeError)           a round could not gather enough replies
+    ├── PrivacyBudgetExhausted (RuntimeError)    the next round would pass max_epsilon
     └── VpnError (RuntimeError)                  WireGuard / address allocation / registry failures
 
 Each error carries an ``exit_code`` used by the CLI and a stable ``code`` sent in
@@ -103,6 +105,16 @@ class AccessDenied(FedwardError, PermissionError):
     exit_code = 77  # EX_NOPERM
 
 
+class PrivacyPolicyViolation(AccessDenied):
+    """A node's ``[privacy]`` rule refused a train request; ``rule`` names the setting."""
+
+    code = "privacy_policy"
+
+    def __init__(self, message: str, *, rule: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rule = rule
+
+
 class IntegrityError(FedwardError, ValueError):
     code = "integrity"
     exit_code = 65
@@ -159,6 +171,18 @@ class JobWorkerDied(JobError):
 class FederationError(FedwardError, RuntimeError):
     code = "federation"
     exit_code = 70
+
+
+class PrivacyBudgetExhausted(FedwardError, RuntimeError):
+    """An experiment stopped before a round that would take epsilon past ``max_epsilon``."""
+
+    code = "privacy_budget"
+    exit_code = 70
+
+    def __init__(self, message: str, *, epsilon: float, max_epsilon: float) -> None:
+        super().__init__(message)
+        self.epsilon = epsilon
+        self.max_epsilon = max_epsilon
 
 
 class VpnError(FedwardError, RuntimeError):

@@ -30,6 +30,8 @@ def every_topic() -> list[str]:
     result += [topics.node_topic(n, r) for n in NODES for r in RESEARCHERS]
     result += [topics.reply_topic(r, n) for r in RESEARCHERS for n in NODES]
     result += [topics.presence_topic(n) for n in NODES]
+    # Secure-aggregation adverts: only the node itself may write its own (no researcher).
+    result += [topics.advert_topic(r, n) for r in RESEARCHERS for n in NODES]
     return [*result, "fedward/v1/elsewhere", "not-fedward"]
 
 

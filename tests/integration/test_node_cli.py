@@ -16,7 +16,9 @@ from click.testing import CliRunner, Result
 from fedward.cli import cli
 from fedward.core.plan_digest import plan_digest
 from fedward.errors import Conflict, DatasetError, NotFound, PlanError
+from fedward.node.privacy_ledger import PrivacyLedger
 from fedward.node.services import open_node_services
+from fedward.privacy.accounting import PrivacyEvent
 
 PLAN = '''
 class LinearPlan:
@@ -290,3 +292,15 @@ def test_a_numeric_csv_is_added_without_a_warning(run: Invoke, data_root: Path) 
         "--name", "Table", "--tags", "numeric",
     )  # fmt: skip
     assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_status_shows_the_privacy_policy_and_each_researchers_spent_epsilon(
+    run: Invoke, state_dir: Path
+) -> None:
+    assert "none configured ([privacy]" in ok(run("status"))
+    ledger = PrivacyLedger.in_state_dir(state_dir)
+    ledger.record("alice", "ds-1", "exp-1", 0, PrivacyEvent(1.0))
+    ledger.record("alice", "ds-1", "exp-2", 0, PrivacyEvent(1.0))
+    ledger.close()
+    output = ok(run("status"))
+    assert "alice on ds-1: epsilon 7.08 (2 round(s), 2 experiment(s))" in output

@@ -78,3 +78,19 @@ def test_102_tabular_breast_cancer_runs_resumes_and_compares_models(tmp_path: Pa
     assert re.search(r"MLP, FedProx\s+0\.9", output)
     assert "stopped" in output
     assert processes_mentioning(tmp_path) == []
+
+
+@pytest.mark.timeout(900)
+def test_103_private_training_shows_accuracy_against_epsilon(tmp_path: Path) -> None:
+    output = run_notebook("103_private_training.ipynb", tmp_path)
+    print(output[output.index("noise") :])
+    assert "hospital1: failed" in output and "require_secure_aggregation" in output
+    baseline = float(re.search(r"no DP: held-out accuracy ([0-9.]+)", output).group(1))  # type: ignore[union-attr]
+    assert baseline >= 0.9
+    rows = re.findall(r"^\s+([0-9.]+)\s+([0-9.e+]+)\s+([0-9.]+)  hospital", output, re.M)
+    epsilons = [float(e) for _, e, _ in rows]
+    assert len(rows) == 3 and epsilons == sorted(epsilons, reverse=True)
+    assert all(float(a) >= 0.6 for _, _, a in rows)
+    assert "stopped before round" in output and "past max_epsilon 120" in output
+    assert "researcher1 on" in output
+    assert "stopped" in output

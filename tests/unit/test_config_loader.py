@@ -309,3 +309,25 @@ def test_a_researcher_needs_a_valid_id() -> None:
 def test_parse_bool_refuses_anything_but_the_usual_spellings(value: str) -> None:
     with pytest.raises(ConfigError, match="SETTING must be true or false"):
         parse_bool(value, "SETTING")
+
+
+def test_the_privacy_policy_is_read_and_checked(tmp_path: Path) -> None:
+    text = (
+        'node_id = "n"\n[privacy]\nrequire_secure_aggregation = true\nmin_nodes_per_round = 3\n'
+        "min_noise_multiplier = 0.8\nepsilon_budget = 10\ndelta = 1e-6\n"
+    )
+    policy = load_node_config(write(tmp_path / "node.toml", text), env={}).privacy
+    assert policy.require_secure_aggregation and policy.min_nodes_per_round == 3
+    assert (policy.min_noise_multiplier, policy.epsilon_budget, policy.delta) == (0.8, 10, 1e-6)
+    assert policy.max_epsilon_per_experiment is None
+    assert (
+        load_node_config(write(tmp_path / "none.toml", 'node_id = "n"\n'), env={}).privacy.rules()
+        == []
+    )
+    bad = 'node_id = "n"\n[privacy]\nepsilon_budgt = 1\n'
+    with pytest.raises(ConfigError, match="did you mean 'epsilon_budget'"):
+        load_node_config(write(tmp_path / "bad.toml", bad), env={})
+    with pytest.raises(ConfigError, match="delta"):
+        load_node_config(
+            write(tmp_path / "d.toml", 'node_id = "n"\n[privacy]\ndelta = 2\n'), env={}
+        )

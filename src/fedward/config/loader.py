@@ -20,6 +20,7 @@ from fedward.config.model import (
     GpuPolicy,
     JobLimits,
     NodeConfig,
+    PrivacyPolicy,
     ResearcherConfig,
     Secret,
     UploadsEndpoint,
@@ -138,7 +139,17 @@ def load_node_config(
     base = Path(path).parent if path else Path.cwd()
     _check_keys(
         data,
-        {"node_id", "state_dir", "data_root", "broker", "uploads", "training", "jobs", "gpu"},
+        {
+            "node_id",
+            "state_dir",
+            "data_root",
+            "broker",
+            "uploads",
+            "training",
+            "jobs",
+            "gpu",
+            "privacy",
+        },
         str(path),
     )
     training = _section(data, "training")
@@ -189,6 +200,7 @@ def load_node_config(
         "max_message_bytes": _int(training.get("max_message_bytes", 1 << 20), "max_message_bytes"),
         "jobs": _job_limits(jobs, env),
         "gpu": _gpu_policy(_section(data, "gpu")),
+        "privacy": _privacy_policy(_section(data, "privacy")),
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return NodeConfig(**fields)
@@ -209,6 +221,21 @@ def _job_limits(jobs: Mapping[str, Any], env: Mapping[str, str]) -> JobLimits:
         sandbox=str(env.get("FEDWARD_JOB_SANDBOX") or jobs.get("sandbox", defaults.sandbox)),  # type: ignore[arg-type]
         require=tuple(require),
     )
+
+
+def _privacy_policy(section: Mapping[str, Any]) -> PrivacyPolicy:
+    floats = {"min_noise_multiplier", "max_epsilon_per_experiment", "epsilon_budget", "delta"}
+    _check_keys(
+        section, floats | {"require_secure_aggregation", "min_nodes_per_round"}, "[privacy]"
+    )
+    values: dict[str, Any] = {name: _float(section[name], name) for name in floats & set(section)}
+    if "require_secure_aggregation" in section:
+        values["require_secure_aggregation"] = parse_bool(
+            section["require_secure_aggregation"], "require_secure_aggregation"
+        )
+    if "min_nodes_per_round" in section:
+        values["min_nodes_per_round"] = _int(section["min_nodes_per_round"], "min_nodes_per_round")
+    return PrivacyPolicy(**values)
 
 
 def _gpu_policy(section: Mapping[str, Any]) -> GpuPolicy:

@@ -137,6 +137,59 @@ class JobLimits:
 
 
 @dataclass(frozen=True)
+class PrivacyPolicy:
+    """``[privacy]``: the floor this node sets for every experiment, whoever runs it.
+
+    The node enforces each rule itself (``fedward.node.privacy_policy``): a train request
+    that does not meet one is refused, naming the rule, and the refusal is audited.
+    Epsilons are node-level (one node's whole update), counted at ``delta`` by the node's
+    own ledger, per researcher and dataset, across experiments.
+    """
+
+    require_secure_aggregation: bool = False
+    min_noise_multiplier: float | None = None  # central DP with at least this sigma
+    max_epsilon_per_experiment: float | None = None
+    min_nodes_per_round: int = 1  # k-anonymity of the aggregate (needs secure aggregation)
+    epsilon_budget: float | None = None  # per researcher per dataset, all experiments
+    delta: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("min_noise_multiplier", "max_epsilon_per_experiment", "epsilon_budget"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"[privacy] {name} must be positive, got {value}")
+        if self.min_nodes_per_round < 1:
+            raise ConfigError("[privacy] min_nodes_per_round must be at least 1")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"[privacy] delta must be in (0, 1), got {self.delta}")
+
+    @property
+    def needs_accounting(self) -> bool:
+        return self.max_epsilon_per_experiment is not None or self.epsilon_budget is not None
+
+    def rules(self) -> list[str]:
+        """The rules in force, in words (``fedward node status``, the GUI); [] for none."""
+        lines = []
+        if self.require_secure_aggregation:
+            lines.append("secure aggregation required")
+        if self.min_nodes_per_round > 1:
+            lines.append(f"at least {self.min_nodes_per_round} nodes per round")
+        if self.min_noise_multiplier is not None:
+            lines.append(f"central DP with noise multiplier >= {self.min_noise_multiplier:g}")
+        if self.max_epsilon_per_experiment is not None:
+            lines.append(
+                f"epsilon <= {self.max_epsilon_per_experiment:g} per experiment "
+                f"(delta {self.delta:g})"
+            )
+        if self.epsilon_budget is not None:
+            lines.append(
+                f"epsilon budget {self.epsilon_budget:g} per researcher and dataset "
+                f"(delta {self.delta:g})"
+            )
+        return lines
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     state_dir: Path
@@ -149,6 +202,7 @@ class NodeConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     gpu: GpuPolicy = field(default_factory=GpuPolicy)
     jobs: JobLimits = field(default_factory=JobLimits)
+    privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
     def __post_init__(self) -> None:
         try:

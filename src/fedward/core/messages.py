@@ -14,6 +14,9 @@ Requests (researcher -> node)          Replies / events (node -> researcher)
 - TrainRequest                         - TrainReply
 - ApprovalRequest                      - PlanStatusReply
 - PlanStatusRequest                    - PlanStatusReply
+- SecAggShareRequest                   - SecAggReadyReply (a TrainRequest with SecAgg)
+- SecAggMaskRequest                    - SecAggSharesReply, SecAggMaskedReply
+- SecAggUnmaskRequest                  - SecAggUnmaskReply
                                        - ErrorReply (answers any request)
                                        - LogEvent, ScalarEvent (during training)
 """
@@ -81,6 +84,25 @@ class SearchRequest(Message, frozen=True, tag="search_request"):
     tags: Annotated[list[Tag], msgspec.Meta(min_length=1, max_length=64)]
 
 
+class SecAggSetup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Secure aggregation of one round (see ``fedward.privacy``): who takes part, how many
+    must finish, and the fixed-point encoding."""
+
+    cohort: Annotated[list[Id], msgspec.Meta(min_length=2, max_length=1000)]
+    threshold: Annotated[int, msgspec.Meta(ge=2)]
+    fraction_bits: Annotated[int, msgspec.Meta(ge=8, le=40)] = 24
+
+
+class DPSetup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Differential privacy asked by the researcher: ``central`` (the node daemon clips the
+    update's change and adds its share of noise) or ``local`` (DP-SGD in the plan)."""
+
+    mode: Literal["central", "local"]
+    clip_norm: PositiveFloat
+    noise_multiplier: Annotated[float, msgspec.Meta(ge=0)]
+    delta: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 1e-5
+
+
 class TrainRequest(Message, frozen=True, tag="train_request"):
     experiment_id: Id
     round_index: NonNegativeInt
@@ -95,6 +117,8 @@ class TrainRequest(Message, frozen=True, tag="train_request"):
     deadline_s: PositiveFloat = 3600.0
     # Extra named blobs some aggregators send (e.g. SCAFFOLD's server control variate).
     extra_blobs: dict[Id, Sha256] = {}
+    secure_aggregation: SecAggSetup | None = None
+    differential_privacy: DPSetup | None = None
 
 
 class ApprovalRequest(Message, frozen=True, tag="approval_request"):
@@ -108,6 +132,33 @@ class PlanStatusRequest(Message, frozen=True, tag="plan_status_request"):
     # The node hashes the source itself, with its own algorithm; the digest is informative.
     plan_blob: Sha256
     plan_digest: PlanDigest
+
+
+# Secure aggregation, after the TrainRequest (see fedward.privacy.secagg_participant).
+PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+SealedShares = Annotated[bytes, msgspec.Meta(max_length=512)]
+Share = Annotated[bytes, msgspec.Meta(max_length=128)]
+SharesByNode = Annotated[dict[Id, SealedShares], msgspec.Meta(max_length=1000)]
+RevealedByNode = Annotated[dict[Id, Share], msgspec.Meta(max_length=1000)]
+NodeIds = Annotated[list[Id], msgspec.Meta(max_length=1000)]
+
+
+class SecAggShareRequest(Message, frozen=True, tag="secagg_share_request"):
+    experiment_id: Id
+    round_index: NonNegativeInt
+    members: NodeIds  # U1: the nodes whose keys are used
+
+
+class SecAggMaskRequest(Message, frozen=True, tag="secagg_mask_request"):
+    experiment_id: Id
+    round_index: NonNegativeInt
+    sealed: SharesByNode  # sender -> the shares it sealed for this node; senders are U2
+
+
+class SecAggUnmaskRequest(Message, frozen=True, tag="secagg_unmask_request"):
+    experiment_id: Id
+    round_index: NonNegativeInt
+    survivors: NodeIds  # U3: the nodes whose masked update is in the sum
 
 
 # --- replies and events -------------------------------------------------------------
@@ -129,6 +180,38 @@ class TrainReply(Message, frozen=True, tag="train_reply"):
     metrics: dict[ShortText, float] = {}
     timings: dict[ShortText, float] = {}
     extra_blobs: dict[Id, Sha256] = {}
+
+
+class SecAggReadyReply(Message, frozen=True, tag="secagg_ready_reply"):
+    """Trained; the update waits, unmasked, on the node. The keys are the ones the node
+    published on its advert topic (nodes take them from there, never from here)."""
+
+    experiment_id: Id
+    round_index: NonNegativeInt
+    channel_public: PublicKey
+    mask_public: PublicKey
+    self_mask_commitment: PublicKey
+    metrics: dict[ShortText, float] = {}
+    timings: dict[ShortText, float] = {}
+
+
+class SecAggSharesReply(Message, frozen=True, tag="secagg_shares_reply"):
+    experiment_id: Id
+    round_index: NonNegativeInt
+    sealed: SharesByNode  # recipient -> shares sealed for it
+
+
+class SecAggMaskedReply(Message, frozen=True, tag="secagg_masked_reply"):
+    experiment_id: Id
+    round_index: NonNegativeInt
+    masked_blob: Sha256
+
+
+class SecAggUnmaskReply(Message, frozen=True, tag="secagg_unmask_reply"):
+    experiment_id: Id
+    round_index: NonNegativeInt
+    self_mask_shares: RevealedByNode
+    mask_key_shares: RevealedByNode
 
 
 class PlanStatusReply(Message, frozen=True, tag="plan_status_reply"):
@@ -157,10 +240,28 @@ class ScalarEvent(Message, frozen=True, tag="scalar_event"):
 
 
 Request = (
-    PingRequest | ListRequest | SearchRequest | TrainRequest | ApprovalRequest | PlanStatusRequest
+    PingRequest
+    | ListRequest
+    | SearchRequest
+    | TrainRequest
+    | ApprovalRequest
+    | PlanStatusRequest
+    | SecAggShareRequest
+    | SecAggMaskRequest
+    | SecAggUnmaskRequest
 )
 Reply = (
-    PongReply | DatasetsReply | TrainReply | PlanStatusReply | ErrorReply | LogEvent | ScalarEvent
+    PongReply
+    | DatasetsReply
+    | TrainReply
+    | PlanStatusReply
+    | ErrorReply
+    | LogEvent
+    | ScalarEvent
+    | SecAggReadyReply
+    | SecAggSharesReply
+    | SecAggMaskedReply
+    | SecAggUnmaskReply
 )
 AnyMessage = Request | Reply
 
@@ -171,6 +272,9 @@ REQUEST_TYPES: tuple[type[Message], ...] = (
     TrainRequest,
     ApprovalRequest,
     PlanStatusRequest,
+    SecAggShareRequest,
+    SecAggMaskRequest,
+    SecAggUnmaskRequest,
 )
 REPLY_TYPES: tuple[type[Message], ...] = (
     PongReply,
@@ -180,6 +284,10 @@ REPLY_TYPES: tuple[type[Message], ...] = (
     ErrorReply,
     LogEvent,
     ScalarEvent,
+    SecAggReadyReply,
+    SecAggSharesReply,
+    SecAggMaskedReply,
+    SecAggUnmaskReply,
 )
 
 
@@ -197,3 +305,19 @@ class NodePresence(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     state: Literal["online", "offline"]
     instance_id: Id
     version: ShortText = ""
+
+
+class SecAggAdvert(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A node's keys for one secure-aggregation round, on its own advert topic: the topic
+    names the node and the broker lets only that node write it, so other nodes take the
+    keys from here and the researcher cannot substitute them."""
+
+    protocol: int = PROTOCOL_VERSION
+    experiment_id: Id
+    round_index: NonNegativeInt
+    cohort: Annotated[list[Id], msgspec.Meta(min_length=2, max_length=1000)]
+    threshold: Annotated[int, msgspec.Meta(ge=2)]
+    fraction_bits: Annotated[int, msgspec.Meta(ge=8, le=40)]
+    channel_public: PublicKey
+    mask_public: PublicKey
+    self_mask_commitment: PublicKey

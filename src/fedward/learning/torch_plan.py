@@ -24,7 +24,8 @@ Training arguments (``training_args.TrainingArgs``): ``batch_size``, ``epochs`` 
 ``test_on_global_updates``, ``test_on_local_updates``, ``test_metrics``, ``seed``.
 ``use_gpu`` is the researcher's wish; the node's GPU policy decides and sets
 ``assigned_device``, which this plan uses. torch is imported when a plan runs, so the
-rest of fedward works without it.
+rest of fedward works without it. Local DP (``differential_privacy``, set by the node):
+DP-SGD through Opacus (``learning.dp``).
 
 SCAFFOLD: when ``received_extras`` holds the two control variates, the round runs
 SCAFFOLD's client step (``scaffold_client``): plain SGD at ``optimizer_args["lr"]``
@@ -43,6 +44,7 @@ import numpy as np
 from fedward.core.params import Params
 from fedward.errors import PlanError, ValidationError
 from fedward.learning.datasets.dataset_type import dataset_paths_hidden
+from fedward.learning.dp import PrivateTraining
 from fedward.learning.metrics import compute_metrics
 from fedward.learning.plan import (
     BUFFER_PREFIX,
@@ -320,15 +322,22 @@ class TorchTrainingPlan(TrainingPlan):
             metrics.update({f"global_{k}": v for k, v in found.items()})
 
         optimizer, lr = self._optimizer(model, args, scaffold is not None)
+        private = PrivateTraining.for_round(model, optimizer, train_data, args, seed, scaffold)
+        trained, optimizer = (private.module, private.optimizer) if private else (model, optimizer)
         if scaffold:
             progress.log("info", f"SCAFFOLD client step: plain SGD at lr {lr}")
             scaffold.start()
         anchor = [p.detach().clone() for p in model.parameters()] if args.fedprox_mu else []
         model.train()
         steps = 0
-        for step, (inputs, targets) in enumerate(self._batches(train_data, args, seed), start=1):
+        batches = (
+            private.batches(args.epochs, args.num_updates, args.batch_maxnum)
+            if private
+            else self._batches(train_data, args, seed)
+        )
+        for step, (inputs, targets) in enumerate(batches, start=1):
             optimizer.zero_grad()
-            loss = self.training_step(model, inputs.to(device), targets.to(device))
+            loss = self.training_step(trained, inputs.to(device), targets.to(device))
             if anchor:
                 proximal = sum(
                     ((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True)
@@ -347,6 +356,8 @@ class TorchTrainingPlan(TrainingPlan):
             if step % args.log_interval == 0:
                 progress.scalar("train_loss", float(loss.item()), step)
 
+        if private:
+            metrics.update(private.metrics())
         if len(test_rows) and args.test_on_local_updates:
             found = self._evaluate_model(model, test_data, args.test_metrics, args.batch_size)
             metrics.update({f"local_{k}": v for k, v in found.items()})

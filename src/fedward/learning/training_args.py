@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fedward.errors import ValidationError
+from fedward.learning.dp import LocalDPArgs
 from fedward.learning.metrics import METRIC_NAMES
 
 
@@ -37,6 +38,8 @@ class TrainingArgs:
     fedprox_mu: float = 0.0
     use_gpu: bool = False
     optimizer_args: Mapping[str, Any] | None = None
+    #: Set by the node only, from the request's local DP (``learning.dp``).
+    differential_privacy: LocalDPArgs | None = None
 
     @classmethod
     def from_mapping(
@@ -69,6 +72,7 @@ class TrainingArgs:
             fedprox_mu=_float(args, "fedprox_mu", 0.0),
             use_gpu=_bool(args, "use_gpu", False),
             optimizer_args=dict(optimizer_args),
+            differential_privacy=LocalDPArgs.from_training_args(args),
         )
 
     def batches_per_epoch(self, n_train: int) -> int:

@@ -61,13 +61,16 @@ node.add_command(plan_group)
 def status_command(state: NodeCliContext) -> None:
     """The node's settings and the isolation its training jobs would get on this host:
     each layer (namespaces, seccomp, Landlock, cgroup, limits, capabilities), the
-    guarantees they give, and whether jobs are refused for a missing one."""
+    guarantees they give, and whether jobs are refused for a missing one; the privacy
+    policy and the epsilon each researcher has spent on each dataset."""
     from fedward.node.jobs.isolation import WorkerIsolation
+    from fedward.node.privacy_report import privacy_report
     from fedward.node.start_command import describe_settings
 
     config = state.load_config()
     isolation = WorkerIsolation.for_host(config.jobs.sandbox, config.jobs.require)
     click.echo(describe_settings(config, isolation))
+    click.echo("\n".join(privacy_report(config).lines()))
 
 
 @node.command("jobs")

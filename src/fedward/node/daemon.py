@@ -31,10 +31,13 @@ from fedward.core.messages import (
     Reply,
     Request,
     SearchRequest,
+    SecAggMaskRequest,
+    SecAggShareRequest,
+    SecAggUnmaskRequest,
     TrainRequest,
 )
 from fedward.errors import Conflict, FedwardError, ProtocolError, TransportError
-from fedward.node import handlers, train_handler
+from fedward.node import handlers, secagg_handler, train_handler
 from fedward.node.handlers import NodeContext
 from fedward.node.services.heartbeat import HeartbeatThread, NodeHeartbeat
 from fedward.protocol import topics
@@ -55,10 +58,20 @@ _HANDLERS: dict[type[Message], Handler] = {
     PlanStatusRequest: handlers.handle_plan_status,
     ApprovalRequest: handlers.handle_approval,
     TrainRequest: train_handler.handle_train,
+    SecAggShareRequest: secagg_handler.handle_share,
+    SecAggMaskRequest: secagg_handler.handle_mask,
+    SecAggUnmaskRequest: secagg_handler.handle_unmask,
 }
-# Requests that download a blob: answered off the delivery thread. Training has its own
-# pool, so that reviews and status questions are answered while jobs run.
-_REVIEW = (ApprovalRequest, PlanStatusRequest)
+# Requests that download or upload a blob, or wait for adverts: answered off the delivery
+# thread. Training has its own pool, so that reviews and status questions are answered
+# while jobs run.
+_REVIEW = (
+    ApprovalRequest,
+    PlanStatusRequest,
+    SecAggShareRequest,
+    SecAggMaskRequest,
+    SecAggUnmaskRequest,
+)
 
 
 class _LooseRequestId(msgspec.Struct):
@@ -141,6 +154,9 @@ class NodeDaemon:
         self._ctx.services.jobs.finish_interrupted()
         for topic_filter in topics.node_subscriptions(self._node_id):
             channel.subscribe(topic_filter, self._on_message)
+        self._ctx.secure_aggregation.attach(
+            self._node_id, channel, self._ctx.config.state_dir / "secagg"
+        )
         channel.publish(
             presence,
             encode_presence(

@@ -32,6 +32,8 @@ from fedward.core.plan_digest import normalise_source, plan_digest, plan_text
 from fedward.errors import IntegrityError, PlanError, ValidationError
 from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.jobs.runner import JobRunner
+from fedward.node.privacy_ledger import PrivacyLedger
+from fedward.node.secure_aggregation import SecAggSessions
 from fedward.node.services import NodeServices
 from fedward.transport.blobs import BlobStore
 
@@ -48,7 +50,9 @@ class NodeContext:
     blobs: BlobStore
     runner: JobRunner
     send_event: Callable[[str, ScalarEvent], None]
+    privacy_ledger: PrivacyLedger
     device_probe: DeviceProbe = field(default=cuda_device_count)
+    secure_aggregation: SecAggSessions = field(default_factory=SecAggSessions)
     # Plans by blob id. Blobs are content-addressed and readers are never removed, so a
     # plan fetched once stays valid: every round of an experiment reuses it.
     plan_cache: dict[str, FetchedPlan] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from fedward.core.ids import new_id
 from fedward.core.messages import Reply, ScalarEvent, TrainReply, TrainRequest
 from fedward.errors import FedwardError, JobError, PlanNotApproved, ValidationError
 from fedward.learning.plan_source import write_canonical_plan
+from fedward.node import privacy_policy, secagg_handler
 from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
 from fedward.node.jobs import wire
@@ -74,6 +75,7 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         f"experiment {request.experiment_id} round {request.round_index} "
         f"dataset {dataset.dataset_id}",
     )
+    privacy_policy.check_request(ctx, researcher_id, request, dataset.dataset_id)
     folder = ctx.runner.folder(request.experiment_id)
     # The canonical text, the one the digest binds, is what the worker imports.
     plan_path, plan_sha256 = write_canonical_plan(plan.canonical, folder.inputs)
@@ -102,7 +104,7 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             plan_sha256=plan_sha256,
             plan_class=request.plan_class,
             model_args=request.model_args,
-            training_args=request.training_args,
+            training_args=privacy_policy.plan_training_args(request),
             dataset_id=dataset.dataset_id,
             data_type=dataset.data_type,
             dataset_path=str(dataset.path),
@@ -132,11 +134,34 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
                 raise JobError(f"the job returned extra tensors {name!r}, which no aggregator uses")
             extra_paths[name] = folder.collect(result_name(job_id, name), result_cap, name)
             check_result(extra_paths[name], layout, f"extra tensors {name!r}", subset=True)
-        out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id])
-        extra_blobs = {
-            name: ctx.blobs.put_file(path, readers=[researcher_id])
-            for name, path in extra_paths.items()
-        }
+        weight = privacy_policy.protect_update(
+            ctx,
+            researcher_id,
+            request,
+            dataset.dataset_id,
+            params_in,
+            out_path,
+            result.sample_count,
+        )
+        if request.secure_aggregation is not None:
+            if extra_paths:
+                raise JobError("secure aggregation sends one sum: the job may not return extras")
+            secure_reply = secagg_handler.hold_update(
+                ctx,
+                researcher_id,
+                request,
+                out_path,
+                layout,
+                weight,
+                result.metrics,
+                {str(k): v for k, v in result.timings.items()},
+            )
+        else:
+            out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id])
+            extra_blobs = {
+                name: ctx.blobs.put_file(path, readers=[researcher_id])
+                for name, path in extra_paths.items()
+            }
     except FedwardError as exc:
         outcome = outcome_of(exc) if isinstance(exc, JobError) else "failed"
         ctx.services.jobs.finish(audit_id, outcome, message=str(exc))
@@ -151,12 +176,14 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             path.unlink(missing_ok=True)
         folder.discard(*produced)
     ctx.services.jobs.finish(audit_id, "succeeded", metrics=result.metrics)
+    if request.secure_aggregation is not None:
+        return secure_reply
     return TrainReply(
         request_id=request.request_id,
         experiment_id=request.experiment_id,
         round_index=request.round_index,
         params_blob=out_blob,
-        sample_count=result.sample_count,
+        sample_count=weight,
         metrics=result.metrics,
         timings={str(k): v for k, v in result.timings.items()},
         extra_blobs=extra_blobs,

@@ -14,6 +14,7 @@ from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.handlers import NodeContext
 from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.jobs.runner import JobRunner
+from fedward.node.privacy_ledger import PrivacyLedger
 from fedward.node.services import NodeServices, open_node_services_for
 from fedward.transport.blobs import BlobStore
 from fedward.transport.channel import Will
@@ -91,6 +92,7 @@ def build_node_daemon(
         blobs=blobs or http_blob_store(config),
         runner=runner,
         send_event=lambda researcher_id, event: holder[0].send_event(researcher_id, event),
+        privacy_ledger=PrivacyLedger.in_state_dir(config.state_dir),
         device_probe=device_probe,
     )
     daemon = NodeDaemon(

@@ -21,6 +21,7 @@ from fedward.core.messages import (
     NodePresence,
     Reply,
     Request,
+    SecAggAdvert,
     wire_type,
 )
 from fedward.errors import MessageTooLarge, ProtocolError
@@ -107,3 +108,23 @@ def decode_presence(data: bytes) -> NodePresence:
         return _presence_decoder.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError derives from DecodeError
         raise ProtocolError(f"invalid presence message: {exc}") from exc
+
+
+_advert_decoder = msgspec.json.Decoder(SecAggAdvert)
+MAX_ADVERT_BYTES = 64 << 10  # a cohort of 1000 ids, and the keys
+
+
+def encode_advert(advert: SecAggAdvert) -> bytes:
+    return _encoder.encode(advert)
+
+
+def decode_advert(data: bytes) -> SecAggAdvert:
+    if len(data) > MAX_ADVERT_BYTES:
+        raise MessageTooLarge("secure-aggregation advert too large")
+    try:
+        advert = _advert_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"invalid secure-aggregation advert: {exc}") from exc
+    if advert.protocol != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {advert.protocol} in an advert")
+    return advert

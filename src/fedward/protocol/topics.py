@@ -8,6 +8,8 @@ learns who sent a message from the topic, never from the message body.
     fedward/v1/node/{node_id}/{researcher_id}        researcher -> one node
     fedward/v1/researcher/{researcher_id}/{node_id}  node -> researcher
     fedward/v1/presence/{node_id}                    node presence (retained; will = offline)
+    fedward/v1/secagg/{researcher_id}/{node_id}      node -> every node: its secure-aggregation
+                                                     keys for a round of that researcher
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ def researcher_subscriptions(researcher_id: str) -> list[str]:
 
 
 PRESENCE_FILTER = f"{PREFIX}/presence/+"
+#: Every node reads every node's secure-aggregation adverts (public keys only).
+ADVERT_FILTER = f"{PREFIX}/secagg/+/+"
+
+
+def advert_topic(researcher_id: str, node_id: str) -> str:
+    researcher_id = validate_id(researcher_id, kind="researcher id")
+    return f"{PREFIX}/secagg/{researcher_id}/{validate_id(node_id, kind='node id')}"
+
+
+def sender_of_advert(topic: str) -> tuple[str, str]:
+    """(researcher id, node id) of a secure-aggregation advert; the node is its sender."""
+    levels = _levels(topic)
+    prefix = _levels(PREFIX)
+    rest = levels[len(prefix) :]
+    if levels[: len(prefix)] == prefix and len(rest) == 3 and rest[0] == "secagg":
+        return _sender(rest[1], "researcher id"), _sender(rest[2], "node id")
+    raise ProtocolError(f"topic {topic!r} is not a secure-aggregation advert topic")
 
 
 def _levels(topic: str) -> list[str]:
@@ -112,6 +131,8 @@ def acl_rules(role: PeerRole, peer_id: str) -> list[AclRule]:
             AclRule("read", f"{PREFIX}/node/{peer_id}/+"),
             AclRule("write", f"{PREFIX}/researcher/+/{peer_id}"),
             AclRule("readwrite", f"{PREFIX}/presence/{peer_id}"),
+            AclRule("write", f"{PREFIX}/secagg/+/{peer_id}"),
+            AclRule("read", ADVERT_FILTER),
         ]
     if role == "researcher":
         return [

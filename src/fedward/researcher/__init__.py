@@ -8,6 +8,8 @@
 - ``discovery``         which dataset of which node, found by tags
 - ``selection``         which nodes train in a round (all, a random fraction, a callable)
 - ``rounds``            one round: requests out, updates folded in node order, drop-outs
+- ``secure_rounds``     one round under secure aggregation (``privacy_settings.SecAgg``)
+- ``experiment_privacy`` DP settings on requests, epsilon per round, ``max_epsilon``
 - ``history``           per-round, per-node records of an experiment
 - ``checkpoint``        checkpoint files; ``experiment_state`` the experiment in them
 - ``monitor``           observer interface; ``progress`` (live line), ``tensorboard``
@@ -31,11 +33,13 @@ from fedward.researcher.aggregators import (
 )
 from fedward.researcher.experiment import Experiment
 from fedward.researcher.federation import Federation
+from fedward.researcher.privacy_settings import CentralDP, LocalDP, SecAgg
 from fedward.researcher.selection import AllNodes, NodeSelection, RandomFraction
 
 __all__ = [
     "Aggregator",
     "AllNodes",
+    "CentralDP",
     "CoordinateMedian",
     "Experiment",
     "FedAdagrad",
@@ -45,8 +49,10 @@ __all__ = [
     "FedYogi",
     "Federation",
     "Krum",
+    "LocalDP",
     "NodeSelection",
     "RandomFraction",
     "Scaffold",
+    "SecAgg",
     "TrimmedMean",
 ]

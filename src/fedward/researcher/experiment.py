@@ -14,6 +14,7 @@ result is bit for bit the one an uninterrupted run would have given.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from fedward.core.ids import new_id, validate_id
 from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
-from fedward.errors import FederationError, ValidationError
+from fedward.errors import FederationError, PrivacyBudgetExhausted, ValidationError
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.protocol.params_wire import params_to_bytes
@@ -31,11 +32,12 @@ from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
 from fedward.researcher.checkpoint import experiment_dir
 from fedward.researcher.discovery import find_datasets
+from fedward.researcher.experiment_privacy import ExperimentPrivacy
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
+from fedward.researcher.privacy_settings import DPSettings, SecAgg
 from fedward.researcher.progress import ProgressDisplay
-from fedward.researcher.rounds import RoundRunner
 from fedward.researcher.selection import (
     NodeSelection,
     SelectionRule,
@@ -63,6 +65,12 @@ class Experiment:
     round metrics; ``progress`` (True: stdout, a stream, or False) shows each round live;
     ``observers`` get every round event too (see ``monitor``); ``on_round`` is called
     with each finished round's record.
+
+    Privacy (docs/privacy.md): ``secure_aggregation=SecAgg(...)`` shows the researcher
+    and the upload server only masked updates and their sum; ``differential_privacy``
+    (``CentralDP`` or ``LocalDP``) reports epsilon after each round in the history;
+    ``max_epsilon`` stops the experiment before a round that would pass it
+    (``stopped_reason`` says why).
     """
 
     def __init__(
@@ -88,6 +96,9 @@ class Experiment:
         tensorboard: bool | Path | str = False,
         progress: bool | TextIO = True,
         observers: Sequence[RoundObserver] = (),
+        secure_aggregation: SecAgg | None = None,
+        differential_privacy: DPSettings | None = None,
+        max_epsilon: float | None = None,
     ) -> None:
         if rounds < 1:
             raise ValidationError("rounds must be at least 1")
@@ -103,6 +114,10 @@ class Experiment:
         self.training_args = dict(training_args or {})
         self.rounds = rounds
         self.aggregator = aggregator or FedAvg()
+        self.privacy = ExperimentPrivacy(
+            secure_aggregation, differential_privacy, max_epsilon, self.aggregator, training_plan
+        )
+        self.stopped_reason = ""
         self.wanted_nodes = list(nodes) if nodes is not None else None
         self.round_timeout_s = round_timeout_s
         self.min_replies = min_replies
@@ -183,6 +198,11 @@ class Experiment:
         try:
             while self.round_index < self.rounds:
                 self.run_once()
+        except PrivacyBudgetExhausted as exc:
+            self.stopped_reason = str(exc)
+            if self.progress is not False:
+                stream = sys.stdout if self.progress is True else self.progress
+                print(f"experiment {self.experiment_id} {exc}", file=stream)
         finally:
             self.close()
         return self.history
@@ -204,11 +224,13 @@ class Experiment:
                     f"minimum of {self.min_replies} (offline: {sorted(offline) or 'none'})",
                     hint="start the missing nodes or lower min_replies",
                 )
+            self.privacy.check_next_round(round_index, selected)
             record = self._run_round(round_index, datasets, selected, sorted(offline), started)
         except BaseException:
             self._rng = rng_from_state(rng_before)  # a retried round draws the same nodes
             raise
         self._global = self.aggregator.finish()
+        self.privacy.account(record)
         self.history.append(record)
         self._save_checkpoint()
         observers.round_finished(record)
@@ -241,7 +263,9 @@ class Experiment:
 
         self.federation.add_event_sink(forward)
         try:
-            runner = RoundRunner(self.federation, self.aggregator, observers, self.round_timeout_s)
+            runner = self.privacy.runner(
+                self.federation, self.aggregator, observers, self.round_timeout_s
+            )
             results = runner.run(self.experiment_id, round_index, selected, global_params, build)
         finally:
             self.federation.remove_event_sink(forward)
@@ -332,6 +356,7 @@ class Experiment:
         self.history = history
         self._datasets = datasets
         self._rng = rng_from_state(rng)
+        self.privacy.replay(history)
 
     # --- steps --------------------------------------------------------------------------
 
@@ -394,4 +419,5 @@ class Experiment:
             training_args=training_args,
             deadline_s=self.round_timeout_s,
             extra_blobs=extra_blobs,
+            **self.privacy.request_fields(),  # type: ignore[arg-type]
         )

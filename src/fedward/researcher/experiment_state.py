@@ -1,7 +1,7 @@
 """An experiment as JSON in its checkpoint, and back (``Experiment.load_checkpoint``).
 
 Saved: the settings (tags, plan module/class/digest, model and training args, rounds,
-seed, deadline, minimum replies), the aggregator's name, config and state, the node
+seed, deadline, minimum replies, privacy), the aggregator's name, config and state, the node
 selection's name and config, the selection RNG state, the nodes and datasets chosen in
 the first round, and the history. The plan is found again by importing its module,
 which must be importable (a plan defined in a notebook is passed back in instead); the
@@ -24,6 +24,7 @@ from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.researcher.aggregators import Aggregator, aggregator_from_config
 from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint, save_checkpoint
+from fedward.researcher.experiment_privacy import ExperimentPrivacy
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import RoundRecord
 from fedward.researcher.selection import NodeSelection, SelectionRule, selection_from_config
@@ -75,6 +76,7 @@ def to_json(
         "selection_rng": rng,
         "datasets": {n: msgspec.to_builtins(d) for n, d in experiment.nodes().items()},
         "history": [record.to_json() for record in experiment.history],
+        "privacy": experiment.privacy.config(),
     }
 
 
@@ -169,6 +171,7 @@ def load(
         experiment_id=state["experiment_id"],
         seed=state["seed"],
         node_selection=node_selection,
+        **ExperimentPrivacy.settings_from(state.get("privacy")),
         **options,
     )
     experiment._owns_federation = owned or federation is None

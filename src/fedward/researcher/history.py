@@ -40,6 +40,11 @@ class RoundRecord:
     round_index: int
     nodes: dict[str, NodeRound]
     duration_s: float = 0.0
+    #: Under differential privacy: the experiment's epsilon after this round (at ``delta``),
+    #: and each node's (see ``experiment_privacy``).
+    epsilon: float | None = None
+    delta: float | None = None
+    node_epsilon: dict[str, float] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> list[str]:
@@ -72,7 +77,14 @@ class RoundRecord:
             node_id: NodeRound(**{**result, "status": cast(NodeStatus, result["status"])})
             for node_id, result in data["nodes"].items()
         }
-        return cls(int(data["round_index"]), nodes, float(data.get("duration_s", 0.0)))
+        return cls(
+            int(data["round_index"]),
+            nodes,
+            float(data.get("duration_s", 0.0)),
+            epsilon=data.get("epsilon"),
+            delta=data.get("delta"),
+            node_epsilon=dict(data.get("node_epsilon") or {}),
+        )
 
 
 def metric_names(history: Sequence[RoundRecord]) -> list[str]:

@@ -23,6 +23,11 @@ _MARKS = {
     "failed": "✗",
     "late": "⌛",
     "offline": "∅",
+    # secure aggregation's steps after training
+    "keys": "⚷",
+    "shares": "⇄",
+    "masked": "▒",
+    "unmasked": "✓",
 }
 _REDRAW_S = 0.1
 
@@ -125,6 +130,8 @@ class ProgressDisplay:
         shown = [k for k in sorted(metrics) if k.startswith("global_")][:3]
         if shown:
             text += "; " + ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)
+        if record.epsilon is not None:
+            text += f"; epsilon {record.epsilon:.3g} (delta {record.delta:g})"
         return text
 
     def _print(self, text: str) -> None:

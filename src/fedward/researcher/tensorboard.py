@@ -12,6 +12,7 @@ Open with ``fedward researcher tensorboard`` (or ``tensorboard --logdir runs``).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,11 @@ class TensorBoardLog:
                     self.writer(node_id).add_scalar(f"round/{name}", value, step)
         for name, value in sorted(record.metrics.items()):
             self.writer(AGGREGATE_RUN).add_scalar(f"round/{name}", value, step)
+        for node_id, spent in sorted(record.node_epsilon.items()):
+            if math.isfinite(spent):
+                self.writer(node_id).add_scalar("privacy/epsilon", spent, step)
+        if record.epsilon is not None and math.isfinite(record.epsilon):
+            self.writer(AGGREGATE_RUN).add_scalar("privacy/epsilon", record.epsilon, step)
 
     def close(self) -> None:
         pass

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from fedward.gui.connectivity import check_all
 from fedward.gui.guards import Visit, page
 from fedward.gui.roles import Permission
+from fedward.node.privacy_report import privacy_report
 from fedward.node.services import NodeHeartbeat
 
 RECENT_JOBS = 10
@@ -38,6 +39,7 @@ async def dashboard(visit: Visit) -> Response:
     summary = await run_in_threadpool(_summary, visit)
     reachability = await run_in_threadpool(check_all, node.broker, node.uploads)
     heartbeat = await run_in_threadpool(NodeHeartbeat(node.state_dir).read)
+    privacy = await run_in_threadpool(privacy_report, node)
     return await visit.render(
         "dashboard.html",
         {
@@ -46,6 +48,7 @@ async def dashboard(visit: Visit) -> Response:
             "daemon_online": heartbeat is not None and heartbeat.online(datetime.now(UTC)),
             "reachability": reachability,
             "approval_required": node.approval_required,
+            "privacy": privacy,
             **summary,
         },
     )

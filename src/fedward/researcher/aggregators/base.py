@@ -45,6 +45,10 @@ class Aggregator(ABC):
     #: True when updates are folded in as they come (O(model) memory); False for rules that
     #: need every update at once (median, trimmed mean, Krum), which spool them to disk.
     streaming: bool = True
+    #: True when the rule needs only the weighted mean of the round's updates, so that it
+    #: works under secure aggregation, which reveals nothing but that mean (FedAvg, FedOpt).
+    #: Rules that look at each update (median, Krum, SCAFFOLD's control deltas) cannot.
+    works_on_mean: bool = False
 
     def begin_round(
         self, global_params: Params, round_index: int, population: int | None = None

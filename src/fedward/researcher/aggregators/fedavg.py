@@ -17,6 +17,7 @@ class FedAvg(Aggregator):
     """Average of the updates weighted by sample count (McMahan et al., 2017), streaming."""
 
     name = "fedavg"
+    works_on_mean = True
 
     def __init__(self) -> None:
         self._mean = WeightedMean()

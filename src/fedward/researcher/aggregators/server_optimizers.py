@@ -36,6 +36,7 @@ class ServerOptimizer(Aggregator):
     """Base of the FedOpt family; subclasses define the second-moment update."""
 
     name = "fedopt"
+    works_on_mean = True
 
     def __init__(
         self, lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
