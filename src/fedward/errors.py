@@ -23,6 +23,7 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     ├── StorageError (RuntimeError)              a database file cannot be read or written
     ├── PlanNotApproved (PermissionError)        a plan whose digest is not Approved
     ├── JobError (RuntimeError)                  a training job failed: the plan raised
+    │   │                                        (with the plan's own failing lines)
     │   ├── JobTimedOut                          killed at the request's deadline
     │   ├── JobOutOfMemory                       past ``[jobs] memory_mb``
     │   ├── JobOutOfCpu                          past ``[jobs] cpu_s`` of CPU time
@@ -35,6 +36,8 @@ Each error carries an ``exit_code`` used by the CLI and a stable ``code`` sent i
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class FedwardError(Exception):
@@ -135,9 +138,30 @@ class PlanNotApproved(FedwardError, PermissionError):
         self.notes = notes
 
 
+@dataclass(frozen=True)
+class PlanFrame:
+    """One frame of a failure inside the plan's own code: the line number in the plan's
+    canonical text (``fedward.core.plan_digest.normalise_source``), the function, and that
+    line's text as the node holds it."""
+
+    line: int
+    function: str
+    text: str = ""
+
+
 class JobError(FedwardError, RuntimeError):
     code = "job_failed"
     exit_code = 70  # EX_SOFTWARE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        plan_frames: tuple[PlanFrame, ...] = (),
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.plan_frames = plan_frames
 
 
 class JobTimedOut(JobError):

@@ -165,10 +165,14 @@ def test_a_failed_job_is_reported_with_its_code_and_logged(
 ) -> None:
     site = start_site(approval=False)
     experiment = site.experiment(probes.PidPlan, training_args={"fail": True})
-    with pytest.raises(FederationError, match="training plan raised ValueError"):
+    with pytest.raises(FederationError) as failed:
         experiment.run_once()
     (job,) = site.services.jobs.list()
-    assert job.outcome == "failed" and "ValueError" in job.message
+    assert job.outcome == "failed" and "ValueError: asked to fail" in job.message
+    # What the researcher reads: the plan's words, the node's job id, the plan's own line.
+    shown = str(failed.value)
+    assert f"training plan raised ValueError: asked to fail [job {job.job_id}]" in shown
+    assert "plan line " in shown and "in train: raise ValueError('asked to fail')" in shown
 
 
 @pytest.mark.gpu

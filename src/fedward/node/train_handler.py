@@ -14,19 +14,28 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from fedward.core.ids import new_id
-from fedward.core.messages import Reply, ScalarEvent, TrainReply, TrainRequest
+from fedward.core.messages import (
+    ErrorReply,
+    PlanLine,
+    Reply,
+    ScalarEvent,
+    TrainReply,
+    TrainRequest,
+)
 from fedward.errors import FedwardError, JobError, PlanNotApproved, ValidationError
 from fedward.learning.plan_source import write_canonical_plan
 from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
 from fedward.node.jobs import wire
 from fedward.node.jobs.failures import outcome_of
-from fedward.node.jobs.job_folder import result_name
+from fedward.node.jobs.job_folder import JobFolder, result_name
+from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.results import ALLOWED_EXTRAS, check_result, checked_layout
 from fedward.node.jobs.runner import WorkerKey
+from fedward.storage.node_records import DatasetRecord, JobOutcome
 
 log = logging.getLogger("fedward.node")
 
@@ -77,16 +86,60 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
     folder = ctx.runner.folder(request.experiment_id)
     # The canonical text, the one the digest binds, is what the worker imports.
     plan_path, plan_sha256 = write_canonical_plan(plan.canonical, folder.inputs)
-    job_id = new_id("job")
-    params_in = folder.inputs / f"{job_id}.params.safetensors"
-    extras_in: dict[str, str] = {}
-    produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
     device = choose_device(
         ctx.config.gpu, bool(request.training_args.get("use_gpu", False)), ctx.device_probe
     )
-    audit_id = ctx.services.jobs.start(
+    # One id for the job everywhere: the job log, the worker's files, the reply.
+    job_id = ctx.services.jobs.start(
         request.experiment_id, request.round_index, researcher_id, dataset.dataset_id, plan.digest
     )
+    job = _Job(job_id, folder, dataset, plan_path, plan_sha256, device, received)
+    try:
+        reply = _run(ctx, researcher_id, request, job)
+    except FedwardError as exc:
+        places = node_places(dataset.path, folder.root, (ctx.config.state_dir, "<node>"))
+        message = mask_paths(str(exc), places)
+        ctx.services.jobs.finish(job_id, _outcome(exc), message=message)
+        ctx.runner.discard_work(request.experiment_id)
+        log.info("job %s for %s failed: %s", job_id, researcher_id, message)
+        return ErrorReply(
+            request_id=request.request_id,
+            code=exc.code,
+            message=message[:20_000],
+            job_id=job_id,
+            plan_lines=_plan_lines(exc, plan.canonical),
+        )
+    except Exception:
+        ctx.services.jobs.finish(job_id, "failed", message="internal error")
+        ctx.runner.discard_work(request.experiment_id)
+        log.exception("internal error in job %s", job_id)
+        return ErrorReply(
+            request_id=request.request_id,
+            code="internal",
+            message="internal error on the node; the node's log has the details",
+            job_id=job_id,
+        )
+    ctx.services.jobs.finish(job_id, "succeeded", metrics=reply.metrics)
+    return reply
+
+
+@dataclass(frozen=True)
+class _Job:
+    job_id: str
+    folder: JobFolder
+    dataset: DatasetRecord
+    plan_path: Path
+    plan_sha256: str
+    device: str
+    received: float
+
+
+def _run(ctx: NodeContext, researcher_id: str, request: TrainRequest, job: _Job) -> TrainReply:
+    """Download the inputs, run the job, check and upload what it returned."""
+    folder, dataset, job_id = job.folder, job.dataset, job.job_id
+    params_in = folder.inputs / f"{job_id}.params.safetensors"
+    extras_in: dict[str, str] = {}
+    produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
     cap = ctx.config.jobs.disk_mb << 20
     try:
         ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap)
@@ -98,8 +151,8 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             extras_in[name] = str(path)
         spec = wire.JobSpec(
             job_id=job_id,
-            plan_path=str(plan_path),
-            plan_sha256=plan_sha256,
+            plan_path=str(job.plan_path),
+            plan_sha256=job.plan_sha256,
             plan_class=request.plan_class,
             model_args=request.model_args,
             training_args=request.training_args,
@@ -110,16 +163,16 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             params_in=str(params_in),
             extras_in=extras_in,
             results_dir=str(folder.work),
-            device=device,
+            device=job.device,
             cpu_seconds=ctx.config.jobs.cpu_s,
         )
         result = ctx.runner.run(
             WorkerKey(request.experiment_id, request.plan_blob, dataset.dataset_id),
             spec,
             dataset=dataset.path,
-            deadline_s=job_deadline_s(request.deadline_s, time.monotonic() - received),
+            deadline_s=job_deadline_s(request.deadline_s, time.monotonic() - job.received),
             on_scalar=lambda scalar: _forward(ctx, researcher_id, request, scalar),
-            gpu=device != "cpu",
+            gpu=job.device != "cpu",
         )
         _check_sample_count(result.sample_count, dataset.sample_count)
         # The result has the model's layout, so its size is known: a few KiB of header more.
@@ -137,20 +190,10 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             name: ctx.blobs.put_file(path, readers=[researcher_id])
             for name, path in extra_paths.items()
         }
-    except FedwardError as exc:
-        outcome = outcome_of(exc) if isinstance(exc, JobError) else "failed"
-        ctx.services.jobs.finish(audit_id, outcome, message=str(exc))
-        ctx.runner.discard_work(request.experiment_id)
-        raise
-    except Exception:
-        ctx.services.jobs.finish(audit_id, "failed", message="internal error")
-        ctx.runner.discard_work(request.experiment_id)
-        raise
     finally:
         for path in [params_in, *map(Path, extras_in.values())]:
             path.unlink(missing_ok=True)
         folder.discard(*produced)
-    ctx.services.jobs.finish(audit_id, "succeeded", metrics=result.metrics)
     return TrainReply(
         request_id=request.request_id,
         experiment_id=request.experiment_id,
@@ -160,7 +203,28 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         metrics=result.metrics,
         timings={str(k): v for k, v in result.timings.items()},
         extra_blobs=extra_blobs,
+        job_id=job_id,
     )
+
+
+def _outcome(error: FedwardError) -> JobOutcome:
+    return outcome_of(error) if isinstance(error, JobError) else "failed"
+
+
+def _plan_lines(error: FedwardError, canonical: str) -> list[PlanLine]:
+    """The plan frames a worker reported, with each line's text from the node's own copy
+    of the plan (the text the worker ran), never from the worker."""
+    if not isinstance(error, JobError):
+        return []
+    lines = canonical.splitlines()
+    return [
+        PlanLine(
+            line=frame.line,
+            function=frame.function,
+            text=lines[frame.line - 1].strip()[:200] if frame.line <= len(lines) else "",
+        )
+        for frame in error.plan_frames
+    ]
 
 
 def _check_sample_count(reported: int, dataset_size: int) -> None:

@@ -33,6 +33,7 @@ class NodeRound:
     error: str = ""
     error_code: str = ""
     duration_s: float = 0.0
+    job_id: str = ""  # the node's id for the job: what ``fedward node jobs`` shows there
 
 
 @dataclass

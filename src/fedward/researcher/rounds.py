@@ -169,15 +169,15 @@ class RoundRunner:
     ) -> Arrival | None:
         """Download an answer's update; record the node as failed (and return None) if not."""
 
-        def failed(error: str, code: str) -> None:
+        def failed(error: str, code: str, job_id: str = "") -> None:
             log.warning("round %d: node %s failed: %s", round_index, node_id, error)
             results[node_id] = NodeRound(
-                node_id, "failed", error=error, error_code=code, duration_s=elapsed
+                node_id, "failed", error=error, error_code=code, duration_s=elapsed, job_id=job_id
             )
             self.observer.node_changed(round_index, node_id, "failed")
 
         if isinstance(reply, ErrorReply):
-            failed(reply.message, reply.code)
+            failed(describe_error(reply), reply.code, reply.job_id)
             return None
         if (
             not isinstance(reply, TrainReply)
@@ -205,7 +205,9 @@ class RoundRunner:
                 )
         except (NotFound, IntegrityError, ValidationError) as exc:
             arrival.discard()
-            failed(f"the update of {node_id} could not be downloaded: {exc}", exc.code)
+            failed(
+                f"the update of {node_id} could not be downloaded: {exc}", exc.code, reply.job_id
+            )
             return None
         self.observer.node_changed(round_index, node_id, "done")
         return arrival
@@ -238,7 +240,12 @@ class RoundRunner:
         self.observer.node_changed(round_index, node_id, status)
         if status != "ok":
             return NodeRound(
-                node_id, status, error=error, error_code=code, duration_s=arrival.elapsed_s
+                node_id,
+                status,
+                error=error,
+                error_code=code,
+                duration_s=arrival.elapsed_s,
+                job_id=reply.job_id,
             )
         return NodeRound(
             node_id,
@@ -247,4 +254,17 @@ class RoundRunner:
             metrics=dict(reply.metrics),
             timings=dict(reply.timings),
             duration_s=arrival.elapsed_s,
+            job_id=reply.job_id,
         )
+
+
+def describe_error(reply: ErrorReply) -> str:
+    """A node's error as the researcher reads it: the message, the node's job id (what
+    ``fedward node jobs`` shows there), and the plan's own lines where it failed (numbered
+    as in ``normalise_source`` of the plan's source)."""
+    text = reply.message
+    if reply.job_id:
+        text += f" [job {reply.job_id}]"
+    for line in reply.plan_lines:
+        text += f"\n    plan line {line.line}, in {line.function}: {line.text}"
+    return text
