@@ -102,6 +102,25 @@ class SleepPlan(TrainingPlan):
             time.sleep(0.1)
 
 
+class NapPlan(TrainingPlan):
+    """Sleeps ``training_args["nap_s"]`` seconds, then adds one to the parameters and
+    reports the worker's process id."""
+
+    def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
+        return {"w": np.zeros(2)}
+
+    def train(
+        self,
+        params: dict[str, np.ndarray],
+        dataset: DatasetView,
+        training_args: Mapping[str, Any],
+        progress: Progress,
+    ) -> TrainOutcome:
+        progress.scalar("started", 1.0, 0)
+        time.sleep(float(training_args.get("nap_s", 0.0)))
+        return TrainOutcome({k: v + 1 for k, v in params.items()}, 1, {"pid": float(os.getpid())})
+
+
 class DevicePlan(TrainingPlan):
     """Reports the device the node assigned (-1 for CPU, else the CUDA index); with
     ``model_args["use_device"]`` it also runs a small matrix product there (``cuda_ok``)."""

@@ -6,8 +6,17 @@ size cap), with its own algorithm, and that canonical text is what the worker im
 (it checks its sha256 again before loading it). What the job returns is taken under
 fixed names, copied out of the worker's reach, and checked — the model's layout,
 finite values, a plausible sample count — before anything is uploaded
-(``jobs.results``). Every job that starts is in the job log with its outcome; every
-refused request is in the audit log.
+(``jobs.results``). Every job that starts is in the job log with its outcome, under
+the id its reply carries; every refused request is in the audit log.
+
+A round's request is idempotent (``round_jobs``): a researcher that resumed after a
+crash sends it again, and the repeat gets the outcome of the job the first one started,
+running or finished, instead of a refusal or a second job.
+
+When a job fails, the reply says what the plan raised and where, in the plan's own lines
+(``PlanLine``: numbers in its canonical text, each line's text from the node's copy of
+the plan), with the node's paths masked; the worker's own word for the line is never
+used.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from fedward.node.jobs.job_folder import JobFolder, result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.results import ALLOWED_EXTRAS, check_result, checked_layout
 from fedward.node.jobs.runner import WorkerKey
+from fedward.node.round_jobs import RoundKey, request_fingerprint
 from fedward.storage.node_records import DatasetRecord, JobOutcome
 
 log = logging.getLogger("fedward.node")
@@ -73,7 +83,40 @@ def job_deadline_s(request_deadline_s: float, elapsed_s: float) -> float:
 
 
 def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) -> Reply:
+    """Run the request's job, or, for a repeat of a round's request (a researcher that
+    resumed), answer with the outcome of the job it started (``round_jobs``)."""
     received = time.monotonic()
+    key = RoundKey(researcher_id, request.experiment_id, request.round_index)
+    ticket = ctx.round_jobs.enter(key, request_fingerprint(request))
+    if not ticket.owner:
+        log.info(
+            "request %s from %s repeats round %d of %s: answered with that job's outcome",
+            request.request_id,
+            researcher_id,
+            request.round_index,
+            request.experiment_id,
+        )
+        wait_s = job_deadline_s(request.deadline_s, time.monotonic() - received)
+        return ctx.round_jobs.outcome(ticket, request.request_id, wait_s)
+    reply: Reply | None = None
+    try:
+        reply = _train(ctx, researcher_id, request, received)
+        return reply
+    except FedwardError as exc:  # refused before a job started: repeats hear the same
+        reply = ErrorReply(request_id=request.request_id, code=exc.code, message=str(exc))
+        raise
+    finally:
+        ctx.round_jobs.finish(ticket, reply or _INTERNAL_ERROR)
+
+
+_INTERNAL_ERROR = ErrorReply(
+    request_id="internal",
+    code="internal",
+    message="internal error on the node; the node's log has the details",
+)
+
+
+def _train(ctx: NodeContext, researcher_id: str, request: TrainRequest, received: float) -> Reply:
     dataset = ctx.services.datasets.checked(request.dataset_id)
     plan = fetch_plan(ctx, request.plan_blob)
     check_approved(
