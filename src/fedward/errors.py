@@ -29,6 +29,7 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     │   ├── JobOutOfCpu                          past ``[jobs] cpu_s`` of CPU time
     │   └── JobWorkerDied                        the worker process ended unexpectedly
     ├── FederationError (RuntimeError)           a round could not gather enough replies
+    │   └── RoundNotResumable                    an interrupted round cannot end as it would have
     └── VpnError (RuntimeError)                  WireGuard / address allocation / registry failures
 
 Each error carries an ``exit_code`` used by the CLI and a stable ``code`` sent in
@@ -183,6 +184,13 @@ class JobWorkerDied(JobError):
 class FederationError(FedwardError, RuntimeError):
     code = "federation"
     exit_code = 70
+
+
+class RoundNotResumable(FederationError):
+    """A round interrupted by a researcher's crash cannot be finished as the uninterrupted
+    run would have finished it (a node that was training is gone): nothing is aggregated."""
+
+    code = "round_not_resumable"
 
 
 class VpnError(FedwardError, RuntimeError):

@@ -224,7 +224,7 @@ def test_too_few_replies_fail_the_round_with_a_clear_message(federated: Federate
     with pytest.raises(FederationError) as caught:
         experiment.run()
     message = str(caught.value)
-    assert "round 0 got 1 update(s), fewer than the minimum of 2" in message
+    assert "round 1 got 1 update(s), fewer than the minimum of 2" in message
     assert "node2: late" in message
     assert experiment.history == []  # the failed round is not recorded as done
 

@@ -8,6 +8,8 @@
 - ``discovery``         which dataset of which node, found by tags
 - ``selection``         which nodes train in a round (all, a random fraction, a callable)
 - ``rounds``            one round: requests out, updates folded in node order, drop-outs
+- ``train_requests``    what a round sends each node: the plan's upload, the request
+- ``round_journal``     a round in progress, so that a crash inside it can be resumed
 - ``history``           per-round, per-node records of an experiment
 - ``checkpoint``        checkpoint files; ``experiment_state`` the experiment in them
 - ``monitor``           observer interface; ``progress`` (live line), ``tensorboard``

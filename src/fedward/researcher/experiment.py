@@ -9,7 +9,11 @@ and why when they do not.
 
 ``Experiment.load_checkpoint("latest")`` rebuilds an experiment from its last checkpoint
 (parameters, aggregator state, selection RNG, history) and ``run()`` carries on: the
-result is bit for bit the one an uninterrupted run would have given.
+result is bit for bit the one an uninterrupted run would have given. That holds for a
+researcher killed inside a round too: the round's journal (``round_journal``) lets the
+resumed round ask the same nodes the same way, and each node answers the repeat with the
+job the first request started; a round that cannot end as it would have raises
+``RoundNotResumable`` instead of going on with fewer nodes.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fedward.core.ids import new_id, validate_id
-from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
+from fedward.core.messages import (
+    DatasetSummary,
+    LogEvent,
+    ScalarEvent,
+    TrainRequest,
+)
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
-from fedward.errors import FederationError, ValidationError
+from fedward.errors import FederationError, RoundNotResumable, ValidationError
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
-from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
 from fedward.researcher.checkpoint import experiment_dir
@@ -35,6 +43,7 @@ from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
 from fedward.researcher.progress import ProgressDisplay
+from fedward.researcher.round_journal import RoundJournal, journal_path, remove_stale_journals
 from fedward.researcher.rounds import RoundRunner
 from fedward.researcher.selection import (
     NodeSelection,
@@ -45,6 +54,7 @@ from fedward.researcher.selection import (
     selection_rng,
 )
 from fedward.researcher.tensorboard import TensorBoardLog
+from fedward.researcher.train_requests import PlanUpload, train_request
 
 RoundCallback = Callable[[RoundRecord], None]
 
@@ -126,7 +136,7 @@ class Experiment:
         self._rng = selection_rng(seed)
         self._source = plan_source(training_plan)
         self._plan_digest = plan_digest(self._source)
-        self._plan_upload: tuple[str, set[str]] | None = None  # (blob id, its readers)
+        self._plan_upload = PlanUpload(self._source)
         self._datasets: dict[str, DatasetSummary] | None = None
         self._observers: Observers | None = None
 
@@ -165,7 +175,7 @@ class Experiment:
         """Submit the plan to every node of the experiment for review; the status per node
         (see ``plan_review``)."""
         nodes = sorted(self.nodes())
-        blob = self._upload_plan(nodes)
+        blob = self._plan_upload.blob_for(self.federation.blobs, nodes)
         name = self.training_plan.__name__
         return plan_review.request_approval(
             self.federation, nodes, blob, self._plan_digest, name, description, timeout_s
@@ -175,7 +185,7 @@ class Experiment:
         """The plan's status on every node: approved, pending, rejected or unknown
         (``"error: ..."`` or ``"no answer"`` when a node could not tell)."""
         nodes = sorted(self.nodes())
-        blob = self._upload_plan(nodes)
+        blob = self._plan_upload.blob_for(self.federation.blobs, nodes)
         return plan_review.plan_status(self.federation, nodes, blob, self._plan_digest, timeout_s)
 
     def run(self) -> list[RoundRecord]:
@@ -188,33 +198,64 @@ class Experiment:
         return self.history
 
     def run_once(self) -> RoundRecord:
-        """One round; ``FederationError`` (and no change) when too few nodes answer."""
+        """One round; ``FederationError`` (and no change) when too few nodes answer.
+
+        A round interrupted by a crash (its journal is next to the checkpoints) is
+        resumed: same nodes, same inputs, the answers it already had kept, and the nodes
+        that were still training asked again (``round_journal``); if one of them cannot
+        deliver now, ``RoundNotResumable`` rather than a round with fewer nodes."""
         round_index = self.round_index
         started = time.monotonic()
         observers = self._observer_set()
         datasets = self.nodes()
-        offline = set(self.federation.offline_nodes()) & set(datasets)
+        journal = self._round_journal(round_index)
+        if journal is not None and journal.start is not None:
+            offline = set(journal.start.offline)  # as the round saw them when it began
+        else:
+            offline = set(self.federation.offline_nodes()) & set(datasets)
         candidates = [n for n in sorted(datasets) if n not in offline]
         rng_before = rng_state(self._rng)
         selected = self.selection.select(candidates, round_index, self._rng) if candidates else []
         try:
             if len(selected) < self.min_replies:
                 raise FederationError(
-                    f"round {round_index} can ask only {len(selected)} node(s), fewer than the "
+                    f"round {round_index + 1} can ask only {len(selected)} node(s), fewer than the "
                     f"minimum of {self.min_replies} (offline: {sorted(offline) or 'none'})",
                     hint="start the missing nodes or lower min_replies",
                 )
-            record = self._run_round(round_index, datasets, selected, sorted(offline), started)
+            record = self._run_round(
+                round_index, datasets, selected, sorted(offline), started, journal
+            )
+        except RoundNotResumable:
+            self._rng = rng_from_state(rng_before)
+            raise
+        except FederationError:
+            # Failed as an uninterrupted run would have: a retry is a fresh round.
+            self._rng = rng_from_state(rng_before)
+            if journal is not None:
+                journal.remove()
+            raise
         except BaseException:
             self._rng = rng_from_state(rng_before)  # a retried round draws the same nodes
             raise
         self._global = self.aggregator.finish()
         self.history.append(record)
         self._save_checkpoint()
+        if journal is not None:
+            journal.remove()
         observers.round_finished(record)
         if self._on_round is not None:
             self._on_round(record)
         return record
+
+    def _round_journal(self, round_index: int) -> RoundJournal | None:
+        """The journal of round ``round_index`` next to the checkpoints (None without
+        checkpoints: then a crash inside a round cannot be resumed)."""
+        directory = self.checkpoint_dir()
+        if directory is None:
+            return None
+        remove_stale_journals(directory, round_index)
+        return RoundJournal.open(journal_path(directory, round_index))
 
     def _run_round(
         self,
@@ -223,16 +264,20 @@ class Experiment:
         selected: list[str],
         offline: list[str],
         started: float,
+        journal: RoundJournal | None,
     ) -> RoundRecord:
         observers = self._observer_set()
+        if journal is not None and journal.resumed:
+            journal.check_reachable(selected, self.federation.offline_nodes())
+        failed_before = journal.failed if journal is not None else set()
         observers.round_started(round_index, selected)
         global_params = self._global_params()
-        plan_blob = self._upload_plan(selected)
+        plan_blob = self._plan_upload.blob_for(self.federation.blobs, selected)
         self.aggregator.begin_round(global_params, round_index, population=len(datasets))
 
         def build(node_id: str, params_blob: str) -> TrainRequest:
-            return self._train_request(
-                node_id, datasets[node_id], round_index, plan_blob, params_blob
+            return train_request(
+                self, node_id, datasets[node_id], round_index, plan_blob, params_blob
             )
 
         def forward(node_id: str, event: ScalarEvent | LogEvent) -> None:
@@ -242,9 +287,13 @@ class Experiment:
         self.federation.add_event_sink(forward)
         try:
             runner = RoundRunner(self.federation, self.aggregator, observers, self.round_timeout_s)
-            results = runner.run(self.experiment_id, round_index, selected, global_params, build)
+            results = runner.run(
+                self.experiment_id, round_index, selected, global_params, build, journal, offline
+            )
         finally:
             self.federation.remove_event_sink(forward)
+        if journal is not None and journal.resumed:
+            journal.check_delivered(selected, results, failed_before)
         for node_id in offline:
             results[node_id] = NodeRound(node_id, "offline", error="offline when the round began")
             observers.node_changed(round_index, node_id, "offline")
@@ -258,7 +307,7 @@ class Experiment:
                 if r.status != "ok"
             )
             raise FederationError(
-                f"round {round_index} got {len(record.succeeded)} update(s), "
+                f"round {round_index + 1} got {len(record.succeeded)} update(s), "
                 f"fewer than the minimum of {self.min_replies} ({details})"
             )
         return record
@@ -350,48 +399,3 @@ class Experiment:
         if self._global is None:
             self._global = self.training_plan(self.model_args).init_params(self.seed)
         return self._global
-
-    def _upload_plan(self, readers: list[str]) -> str:
-        # Upload once per new reader set: re-uploading the same content only extends its
-        # readers, so a round whose nodes all read the plan already skips the request.
-        if self._plan_upload is not None and set(readers) <= self._plan_upload[1]:
-            return self._plan_upload[0]
-        granted = set(readers) | (self._plan_upload[1] if self._plan_upload else set())
-        blob = self.federation.blobs.put_bytes(
-            self._source.encode("utf-8"), readers=sorted(granted)
-        )
-        self._plan_upload = (blob, granted)
-        return blob
-
-    def _train_request(
-        self,
-        node_id: str,
-        dataset: DatasetSummary,
-        round_index: int,
-        plan_blob: str,
-        params_blob: str,
-    ) -> TrainRequest:
-        training_args = {
-            "seed": self.seed,
-            **self.training_args,
-            **self.aggregator.training_args_for_node(node_id),
-        }
-        extra_blobs: dict[str, str] = {}
-        for name, tensors in self.aggregator.extras_for_node(node_id).items():
-            extra_blobs[name] = self.federation.blobs.put_bytes(
-                params_to_bytes(tensors), readers=[node_id]
-            )
-        return TrainRequest(
-            request_id=self.federation.new_request_id(),
-            experiment_id=self.experiment_id,
-            round_index=round_index,
-            dataset_id=dataset.dataset_id,
-            plan_blob=plan_blob,
-            plan_digest=self._plan_digest,
-            plan_class=self.training_plan.__name__,
-            params_blob=params_blob,
-            model_args=self.model_args,
-            training_args=training_args,
-            deadline_s=self.round_timeout_s,
-            extra_blobs=extra_blobs,
-        )
