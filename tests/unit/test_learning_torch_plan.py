@@ -68,9 +68,11 @@ def split_nodes(
 
 def fedavg(plan: TrainingPlan, views: list[DatasetView], rounds: int, args: dict) -> Params:
     params = plan.init_params(seed=0)
-    for _ in range(rounds):
+    for round_index in range(rounds):
         mean = WeightedMean()
         for view in views:
+            # What a node's worker sets: the node's id (here the dataset's) and the round.
+            plan.node_id, plan.round_index = view.dataset_id, round_index
             outcome = plan.train(params, view, args, NullProgress())
             mean.add(outcome.params, outcome.sample_count)
         params = mean.result()

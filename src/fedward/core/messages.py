@@ -142,6 +142,8 @@ class TrainReply(Message, frozen=True, tag="train_reply"):
     extra_blobs: dict[Id, Sha256] = {}
     # The node's id for the job (what ``fedward node jobs`` shows).
     job_id: OptionalId = ""
+    # Threads the job's arithmetic used: results depend on it (0: not reported).
+    threads: NonNegativeInt = 0
 
 
 class PlanStatusReply(Message, frozen=True, tag="plan_status_reply"):

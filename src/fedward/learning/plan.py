@@ -106,6 +106,12 @@ class TrainingPlan(ABC):
     #: carries none. Read-only by default so that no instance shares a mutable dict.
     received_extras: Mapping[str, Params] = MappingProxyType({})
 
+    #: Set by the node's job worker before ``train``: this node's id and the round's index
+    #: (0 for the first). With the experiment's seed they seed the plan's randomness
+    #: (``training_args.held_out_split``, ``training_args.round_rng``).
+    node_id: str = ""
+    round_index: int = 0
+
     def device(self) -> str:
         """Where training runs: the device the node's GPU policy assigned."""
         return self.assigned_device

@@ -244,9 +244,7 @@ class SklearnTrainingPlan(TrainingPlan):
                 hint="use a torch plan, or another aggregator (fedavg, fedadam, ...)",
             )
         features, y = self._load(dataset)
-        train_rows, test_rows = held_out_split(
-            len(y), args.test_ratio, args.seed, dataset.dataset_id
-        )
+        train_rows, test_rows = held_out_split(len(y), args.test_ratio, args.seed, self.node_id)
         if not len(train_rows):
             raise DatasetError(f"dataset {dataset.dataset_id} leaves no row to train on")
         x_train, y_train = features[train_rows], y[train_rows]
@@ -259,7 +257,7 @@ class SklearnTrainingPlan(TrainingPlan):
 
         estimator = self._estimator_from(params, args.seed)
         scaled = self._scaled(params, x_train, x_train)
-        rng = round_rng(args.seed, dataset.dataset_id, params)
+        rng = round_rng(args.seed, self.node_id, self.round_index)
         for step, batch_rows in enumerate(_batches(len(train_rows), args, rng), start=1):
             batch, batch_y = scaled[batch_rows], y_train[batch_rows]
             if self.is_classifier:

@@ -275,7 +275,7 @@ class TorchTrainingPlan(TrainingPlan):
     ) -> TrainOutcome:
         torch = _torch()
         args = TrainingArgs.from_mapping(training_args, self._default_metrics())
-        seed = int(round_rng(args.seed, dataset.dataset_id, params).integers(2**31))
+        seed = int(round_rng(args.seed, self.node_id, self.round_index).integers(2**31))
         # Own RNG state for this round: dropout and init draws replay exactly on a rerun and
         # leave the worker's global RNG as it was.
         with torch.random.fork_rng(devices=[]):
@@ -302,9 +302,7 @@ class TorchTrainingPlan(TrainingPlan):
             else None
         )
         data = self._dataset(dataset)
-        train_rows, test_rows = held_out_split(
-            len(data), args.test_ratio, args.seed, dataset.dataset_id
-        )
+        train_rows, test_rows = held_out_split(len(data), args.test_ratio, args.seed, self.node_id)
         if not len(train_rows):
             raise ValidationError(f"dataset {dataset.dataset_id} leaves no sample to train on")
         train_data = torch.utils.data.Subset(data, train_rows.tolist())

@@ -194,6 +194,8 @@ def _run(ctx: NodeContext, researcher_id: str, request: TrainRequest, job: _Job)
             extras_in[name] = str(path)
         spec = wire.JobSpec(
             job_id=job_id,
+            node_id=ctx.config.node_id,
+            round_index=request.round_index,
             plan_path=str(job.plan_path),
             plan_sha256=job.plan_sha256,
             plan_class=request.plan_class,
@@ -247,6 +249,7 @@ def _run(ctx: NodeContext, researcher_id: str, request: TrainRequest, job: _Job)
         timings={str(k): v for k, v in result.timings.items()},
         extra_blobs=extra_blobs,
         job_id=job_id,
+        threads=result.threads,
     )
 
 

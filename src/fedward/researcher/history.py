@@ -8,6 +8,10 @@ A node's status in a round:
 - ``late``     no answer before the round deadline;
 - ``offline``  a candidate known to be offline when the round started: not asked.
 
+Each node round also records the node's job id and the threads its training used:
+floating-point sums depend on how work is split between threads, so the same data and
+seed give the same parameters only with the same thread counts.
+
 Metrics are whatever the node's plan measured: ``global_<metric>`` (the received global
 parameters on the node's held-out share, before local training) and ``local_<metric>``
 (after). ``RoundRecord.metrics`` is their sample-weighted mean over the nodes that
@@ -34,6 +38,7 @@ class NodeRound:
     error_code: str = ""
     duration_s: float = 0.0
     job_id: str = ""  # the node's id for the job: what ``fedward node jobs`` shows there
+    threads: int = 0  # threads the node trained with (results depend on it; 0: unknown)
 
 
 @dataclass

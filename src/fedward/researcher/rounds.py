@@ -275,6 +275,7 @@ class RoundRunner:
             timings=dict(reply.timings),
             duration_s=arrival.elapsed_s,
             job_id=reply.job_id,
+            threads=reply.threads,
         )
 
 

@@ -44,6 +44,8 @@ SampleCount = Annotated[int, Meta(ge=0, le=1 << 48)]
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     job_id: str
+    node_id: str = ""  # with the round and the experiment's seed, seeds the plan's randomness
+    round_index: int = 0
     plan_path: str  # the canonical source, in the job's read-only inputs
     plan_sha256: str  # of those exact bytes
     plan_class: str
@@ -83,6 +85,8 @@ class ResultOut(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
     metrics: Annotated[dict[MetricName, float], Meta(max_length=MAX_METRICS)]
     timings: Annotated[dict[Literal["load_s", "train_s", "save_s"], float], Meta(max_length=3)]
     extras: Annotated[list[ExtraName], Meta(max_length=8)] = []
+    # Threads the job's arithmetic used (torch's intra-op, else BLAS): results depend on it.
+    threads: Annotated[int, Meta(ge=0, le=4096)] = 0
 
 
 class PlanFrameOut(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -71,6 +71,8 @@ class Worker:
         cls = self._plan_class(spec)
         plan = cls(spec.model_args)
         plan.assigned_device = spec.device
+        plan.node_id = spec.node_id
+        plan.round_index = spec.round_index
         # Tensors some aggregators send along (SCAFFOLD's control variates).
         plan.received_extras = {name: load_params(Path(p)) for name, p in spec.extras_in.items()}
         params = load_params(Path(spec.params_in))
@@ -102,8 +104,22 @@ class Worker:
                     "save_s": done - trained,
                 },
                 extras=sorted(outcome.extras),
+                threads=_threads(),
             ),
         )
+
+
+def _threads() -> int:
+    """The threads the job's arithmetic ran on: torch's intra-op threads when the plan
+    uses torch, else the most a BLAS library of numpy uses."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return 0
+    return max((int(info.get("num_threads", 0)) for info in threadpool_info()), default=0)
 
 
 def _limit_cpu(seconds: int) -> None:
