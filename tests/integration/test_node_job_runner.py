@@ -171,6 +171,13 @@ def test_a_plan_failure_names_the_plans_own_lines_only(make_jobs: Callable[..., 
     assert canonical[frame.line - 1].strip() == "raise ValueError('asked to fail')"
 
 
+def test_the_worker_refuses_a_training_arg_the_plan_does_not_read(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    with pytest.raises(JobError, match="unknown training argument 'fial'; did you mean 'fail'"):
+        make_jobs().run(probes.PidPlan, training_args={"fial": True})
+
+
 def test_failure_messages_never_carry_the_nodes_paths(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs()
     with pytest.raises(JobError) as failed:

@@ -27,6 +27,7 @@ class PidPlan(TrainingPlan):
     names the dataset's path."""
 
     WORKER = float(int.from_bytes(os.urandom(6), "big"))
+    extra_training_args = frozenset({"fail"})
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}
@@ -105,6 +106,8 @@ class SleepPlan(TrainingPlan):
 class NapPlan(TrainingPlan):
     """Sleeps ``training_args["nap_s"]`` seconds, then adds one to the parameters and
     reports the worker's process id."""
+
+    extra_training_args = frozenset({"nap_s"})
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}

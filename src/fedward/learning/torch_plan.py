@@ -58,6 +58,11 @@ from fedward.learning.training_args import TrainingArgs, held_out_split, round_r
 if TYPE_CHECKING:
     import torch
 
+#: What ``torch.optim.Adam`` takes: ``optimizer_args`` of the shipped plans that use it.
+ADAM_ARGS = frozenset(
+    {"lr", "betas", "eps", "weight_decay", "amsgrad", "foreach", "maximize", "capturable"}
+    | {"differentiable", "fused", "decoupled_weight_decay"}
+)
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc")
 REGRESSION_METRICS = ("mse", "mae")
 

@@ -1,8 +1,9 @@
 """Training arguments shared by the shipped plans, validated once per ``train`` call.
 
 Names follow the seed system's ``training_args`` so researchers keep their habits.
-Unknown keys are ignored: aggregators add their own (``fedprox_mu``), and a researcher's
-custom plan may read more from the mapping itself.
+``TRAINING_ARG_NAMES`` are the ones fedward reads; any other key is refused
+(``TrainingPlan.check_training_args``) unless the plan declares it in
+``extra_training_args``: a setting is never silently ignored.
 
 The node's randomness comes from the experiment's ``seed``, the node's id and the round,
 never from ids drawn at random (dataset ids are): the held-out split is a function of
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,10 @@ class TrainingArgs:
     def batches_per_epoch(self, n_train: int) -> int:
         batches = -(-n_train // self.batch_size)
         return min(batches, self.batch_maxnum) if self.batch_maxnum else batches
+
+
+#: Every training argument fedward's plans read (``test_metric``: ``test_metrics``'s old name).
+TRAINING_ARG_NAMES = frozenset(f.name for f in fields(TrainingArgs)) | {"test_metric"}
 
 
 def _int(args: Mapping[str, Any], name: str, default: int, minimum: int) -> int:

@@ -54,7 +54,7 @@ from fedward.researcher.selection import (
     selection_rng,
 )
 from fedward.researcher.tensorboard import TensorBoardLog
-from fedward.researcher.train_requests import PlanUpload, train_request
+from fedward.researcher.train_requests import PlanUpload, node_training_args, train_request
 
 RoundCallback = Callable[[RoundRecord], None]
 
@@ -136,6 +136,9 @@ class Experiment:
         self._rng = selection_rng(seed)
         self._source = plan_source(training_plan)
         self._plan_digest = plan_digest(self._source)
+        # Checked here, before anything is sent: a setting no one reads is an error.
+        training_plan.check_model_args(self.model_args)
+        training_plan.check_training_args(node_training_args(self, ""))
         self._plan_upload = PlanUpload(self._source)
         self._datasets: dict[str, DatasetSummary] | None = None
         self._observers: Observers | None = None

@@ -14,7 +14,7 @@ from fedward.learning.datasets.csv_table import load_csv_xy
 from fedward.learning.datasets.images import load_images
 from fedward.learning.datasets.mnist import load_mnist
 from fedward.learning.plan import DatasetView
-from fedward.learning.torch_plan import TorchTrainingPlan
+from fedward.learning.torch_plan import ADAM_ARGS, TorchTrainingPlan
 
 
 class TorchCNNPlan(TorchTrainingPlan):
@@ -30,6 +30,20 @@ class TorchCNNPlan(TorchTrainingPlan):
     """
 
     task = "classification"
+
+    model_arg_names = frozenset(
+        {
+            "n_classes",
+            "in_channels",
+            "image_size",
+            "mode",
+            "split",
+            "target_column",
+            "image_shape",
+            "pixel_max",
+        }
+    )
+    optimizer_arg_names = ADAM_ARGS
 
     def init_model(self) -> nn.Module:
         n_classes = self.model_args.get("n_classes")

@@ -14,7 +14,7 @@ from fedward.errors import DatasetError, PlanError
 from fedward.learning.datasets.csv_table import load_csv_xy
 from fedward.learning.plan import DatasetView
 from fedward.learning.torch_modules import Standardize, feature_moments
-from fedward.learning.torch_plan import TorchTrainingPlan
+from fedward.learning.torch_plan import ADAM_ARGS, TorchTrainingPlan
 
 
 class TorchMLPPlan(TorchTrainingPlan):
@@ -25,6 +25,9 @@ class TorchMLPPlan(TorchTrainingPlan):
     ``target_column`` (default the last column).
     training_args: see ``TorchTrainingPlan``; ``optimizer_args`` go to Adam (``lr`` 1e-3).
     """
+
+    model_arg_names = frozenset({"n_features", "classes", "hidden", "dropout", "target_column"})
+    optimizer_arg_names = ADAM_ARGS
 
     @property
     def task(self) -> str:  # type: ignore[override]

@@ -69,6 +69,9 @@ class Worker:
         started = time.perf_counter()
         _limit_cpu(spec.cpu_seconds)
         cls = self._plan_class(spec)
+        # Settings no plan reads are refused here too: a researcher's client may not check.
+        cls.check_model_args(spec.model_args)
+        cls.check_training_args(spec.training_args)
         plan = cls(spec.model_args)
         plan.assigned_device = spec.device
         plan.node_id = spec.node_id
