@@ -45,7 +45,7 @@ def experiment_with(harness: Harness, **settings: Any) -> None:
         ({"learning_rate": 0.01}, "optimizer_args={'lr': 0.01}"),
         ({"dry_run": True}, "num_updates=1 trains on a single batch"),
         ({"loader_args": {"batch_size": 48}}, "batch_size=... is a training argument"),
-        ({"optimizer_args": {"rl": 0.1}}, "optimizer argument of SGDClassifierPlan 'rl'"),
+        ({"optimizer_args": {"rl": 0.1}}, "unknown SGDClassifierPlan optimizer argument 'rl'"),
     ],
 )
 def test_an_unknown_training_arg_is_refused_before_anything_is_sent(

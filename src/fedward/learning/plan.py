@@ -112,7 +112,7 @@ class TrainingPlan(ABC):
         if cls.model_arg_names is None:
             return
         hints = {n: h for n in model_args if (h := cls.model_arg_hint(n)) is not None}
-        check_names(f"model argument of {cls.__name__}", model_args, cls.model_arg_names, hints)
+        check_names(f"{cls.__name__} model argument", model_args, cls.model_arg_names, hints)
 
     @classmethod
     def check_training_args(cls, training_args: Mapping[str, Any]) -> None:
@@ -125,7 +125,7 @@ class TrainingPlan(ABC):
             raise ValidationError("training argument optimizer_args must be a mapping")
         if cls.optimizer_arg_names is not None:
             check_names(
-                f"optimizer argument of {cls.__name__}", optimizer_args, cls.optimizer_arg_names
+                f"{cls.__name__} optimizer argument", optimizer_args, cls.optimizer_arg_names
             )
 
     @abstractmethod

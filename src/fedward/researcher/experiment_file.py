@@ -110,14 +110,14 @@ def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
 def read_experiment_file(path: Path) -> ExperimentFile:
     path = Path(path)
     data = read_toml(path)
-    check_names(f"key in {path}", data, _KEYS, error=ConfigError)
+    check_names(f"key in {path}:", data, _KEYS, error=ConfigError)
     if "plan" not in data or "tags" not in data:
         raise ConfigError(f"{path}: 'plan' and 'tags' are required")
     base = path.parent
     selection: NodeSelection | None = None
     if "selection" in data:
         options = _table(data, "selection")
-        check_names(f"key in [selection] of {path}", options, _SELECTION_KEYS, error=ConfigError)
+        check_names(f"[selection] key in {path}:", options, _SELECTION_KEYS, error=ConfigError)
         if "fraction" not in options:
             raise ConfigError(f"{path}: [selection] needs fraction (and optionally minimum)")
         selection = RandomFraction(**options)

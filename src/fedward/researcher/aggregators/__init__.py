@@ -51,7 +51,7 @@ def aggregator_from_config(name: str, config: Mapping[str, Any] | None = None) -
         )
     options = dict(config or {})
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    check_names(f"argument of aggregator {name!r}", options, accepted)
+    check_names(f"{name} aggregator argument", options, accepted)
     try:
         return cls(**options)
     except TypeError as exc:
