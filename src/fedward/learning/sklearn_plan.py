@@ -10,6 +10,10 @@ handles everything else.
     (name or index; default the last column), ``standardize`` (see ``feature_scaling``:
     ``"pooled"`` by default).
 
+Metrics
+    ``train_loss`` (the mean of the round's batch losses), ``global_<metric>`` (the
+    received model on the node's held-out share) and ``local_<metric>`` (after training).
+
 Parameters
     ``coef`` and ``intercept`` as sklearn shapes them (classifiers ``(k, n_features)``
     and ``(k,)`` with ``k = 1`` for two classes; regressors ``(n_features,)`` and
@@ -292,14 +296,18 @@ class SklearnTrainingPlan(TrainingPlan):
         estimator = self._estimator_from(params, args.seed, _learning_rate(args))
         scaled = self._scaled(params, x_train, x_train)
         rng = round_rng(args.seed, self.node_id, self.round_index)
+        losses: list[float] = []
         for step, batch_rows in enumerate(_batches(len(train_rows), args, rng), start=1):
             batch, batch_y = scaled[batch_rows], y_train[batch_rows]
             if self.is_classifier:
                 estimator.partial_fit(batch, batch_y, classes=self.classes)
             else:
                 estimator.partial_fit(batch, batch_y)
+            losses.append(self._batch_loss(estimator, batch, batch_y))
             if step % args.log_interval == 0:
-                progress.scalar("train_loss", self._batch_loss(estimator, batch, batch_y), step)
+                progress.scalar("train_loss", losses[-1], step)
+        if losses:
+            metrics["train_loss"] = float(np.mean(losses))
 
         new_params: Params = {
             "coef": np.array(estimator.coef_, dtype=np.float64).reshape(params["coef"].shape),

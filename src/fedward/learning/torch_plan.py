@@ -22,8 +22,10 @@ Training arguments (``training_args.TrainingArgs``): ``batch_size``, ``epochs`` 
 ``num_updates``, ``batch_maxnum``, ``optimizer_args``, ``log_interval``, ``fedprox_mu``
 (adds ``mu/2 * ||w - w_global||^2`` to each batch loss), ``test_ratio``,
 ``test_on_global_updates``, ``test_on_local_updates``, ``test_metrics``, ``seed``.
-``use_gpu`` is the researcher's wish; the node's GPU policy decides and sets
-``assigned_device``, which this plan uses. torch is imported when a plan runs, so the
+Metrics: ``train_loss`` (the mean of ``training_step``'s batch losses over the round),
+``global_<metric>`` and ``local_<metric>`` on the node's held-out share. ``use_gpu`` is
+the researcher's wish; the node's GPU policy decides and sets ``assigned_device``, which
+this plan uses. torch is imported when a plan runs, so the
 rest of fedward works without it.
 
 SCAFFOLD: when ``received_extras`` holds the two control variates, the round runs
@@ -329,9 +331,11 @@ class TorchTrainingPlan(TrainingPlan):
         anchor = [p.detach().clone() for p in model.parameters()] if args.fedprox_mu else []
         model.train()
         steps = 0
+        loss_sum = torch.zeros((), device=device)
         for step, (inputs, targets) in enumerate(self._batches(train_data, args, seed), start=1):
             optimizer.zero_grad()
             loss = self.training_step(model, inputs.to(device), targets.to(device))
+            loss_sum += loss.detach()
             if anchor:
                 proximal = sum(
                     ((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True)
@@ -350,6 +354,8 @@ class TorchTrainingPlan(TrainingPlan):
             if step % args.log_interval == 0:
                 progress.scalar("train_loss", float(loss.item()), step)
 
+        if steps:
+            metrics["train_loss"] = float(loss_sum.item()) / steps
         if len(test_rows) and args.test_on_local_updates:
             found = self._evaluate_model(model, test_data, args.test_metrics, args.batch_size)
             metrics.update({f"local_{k}": v for k, v in found.items()})

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fedward.core.ids import new_id, validate_id
 from fedward.core.messages import (
@@ -37,6 +37,7 @@ from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
+from fedward.researcher.analysis import history_frame, params_after_round
 from fedward.researcher.checkpoint import experiment_dir
 from fedward.researcher.discovery import find_datasets
 from fedward.researcher.federation import Federation
@@ -55,6 +56,9 @@ from fedward.researcher.selection import (
 )
 from fedward.researcher.tensorboard import TensorBoardLog
 from fedward.researcher.train_requests import PlanUpload, node_training_args, train_request
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RoundCallback = Callable[[RoundRecord], None]
 
@@ -162,11 +166,25 @@ class Experiment:
     def plan_digest(self) -> str:
         return self._plan_digest
 
-    def aggregated_params(self) -> Params:
-        return dict(self._global_params())
+    def aggregated_params(self, round: int | None = None) -> Params:
+        """The global parameters after round ``round`` (1 = the first, as the progress line
+        and the checkpoints count; 0 = the initial ones), the latest by default. Past
+        rounds are read from their checkpoints (``analysis``)."""
+        if round is None or round == self.round_index:
+            return dict(self._global_params())
+        if round == 0:
+            return self.training_plan(self.model_args).init_params(self.seed)
+        return params_after_round(self.checkpoint_dir(), round, self.round_index)
 
-    def training_replies(self) -> list[RoundRecord]:
-        return list(self.history)
+    def metrics_frame(self, per_node: bool = True) -> pd.DataFrame:
+        """The history as a pandas DataFrame: a row per node and round (or per round,
+        ``per_node=False``), a column per metric (``analysis.history_frame``)."""
+        return history_frame(self.history, per_node)
+
+    def training_replies(self) -> dict[int, dict[str, NodeRound]]:
+        """Each node's reply per round, as Fed-BioMed's method gave them: round index
+        (from 0) -> node id -> ``NodeRound``. ``history`` has more (round durations)."""
+        return {record.round_index: dict(record.nodes) for record in self.history}
 
     def nodes(self) -> dict[str, DatasetSummary]:
         """The dataset of each node, found by tags (``discovery``; asked once, then kept)."""
@@ -315,11 +333,25 @@ class Experiment:
             )
         return record
 
-    def plot(self, path: Path | str = "metrics.png", metrics: Sequence[str] | None = None) -> Path:
-        """A PNG of the metrics per round: each node, and their sample-weighted mean."""
+    def plot(
+        self,
+        path: Path | str = "metrics.png",
+        metrics: Sequence[str] | None = None,
+        *,
+        skip_first_round: bool = False,
+    ) -> Path:
+        """A PNG of the metrics per round (training loss first): each node, and their
+        sample-weighted mean; ``skip_first_round`` leaves out round 1, whose ``global_``
+        metrics measure the untrained model and would squash the scale."""
         from fedward.researcher.plot import plot_history
 
-        return plot_history(self.history, path, metrics=metrics, title=self.experiment_id)
+        return plot_history(
+            self.history,
+            path,
+            metrics=metrics,
+            title=self.experiment_id,
+            skip_first_round=skip_first_round,
+        )
 
     def close(self) -> None:
         """Tell the observers, and close the federation if the experiment opened it."""
