@@ -14,6 +14,10 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     │   ├── DatasetError                         a dataset that cannot be added or read
     │   ├── PlanError                            a training plan that cannot be loaded
     │   └── UndefinedMetricError                 a metric with no value on this data
+    ├── UnknownName (TypeError)                  a name fedward has not (a typo, Fed-BioMed's):
+    │   │                                        the message says fedward's
+    │   ├── UnknownImport (ImportError)          ``from fedward... import FedAverage``
+    │   └── UnknownAttribute (AttributeError)    ``exp.breakpoint()``
     ├── NotFound (LookupError)                   unknown id: dataset, blob, plan, peer, experiment
     ├── Conflict (ValueError)                    already exists / already decided / already online
     ├── AccessDenied (PermissionError)           missing or wrong credentials, not a reader
@@ -90,6 +94,23 @@ class PlanError(ValidationError):
 
 class UndefinedMetricError(ValidationError):
     """The metric has no value on this data (e.g. one class only)."""
+
+
+class UnknownName(FedwardError, TypeError):
+    """A name fedward has not (an argument, a class, a method): a typo, or the name of
+    the system fedward replaces (Fed-BioMed). The message says fedward's name for it."""
+
+    code = "unknown_name"
+    exit_code = 64  # EX_USAGE
+
+
+class UnknownImport(UnknownName, ImportError):
+    """Raised by a module's ``__getattr__``, so that ``from module import Name`` shows the
+    message (an AttributeError would be replaced by a bare "cannot import name")."""
+
+
+class UnknownAttribute(UnknownName, AttributeError):
+    pass
 
 
 class NotFound(FedwardError, LookupError):

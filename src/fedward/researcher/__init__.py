@@ -7,6 +7,7 @@
                         trimmed mean, Krum
 - ``discovery``         which dataset of which node, found by tags
 - ``selection``         which nodes train in a round (all, a random fraction, a callable)
+- ``experiment_round``  one round of an experiment: observers, journal, enough updates?
 - ``rounds``            one round: requests out, updates folded in node order, drop-outs
 - ``train_requests``    what a round sends each node: the plan's upload, the request
 - ``round_journal``     a round in progress, so that a crash inside it can be resumed
@@ -17,6 +18,8 @@
 - ``plan_review``       plan approval requests and status
 - ``experiment_file``   ``experiment.toml`` for ``fedward researcher run``
 - ``cli``               ``fedward researcher ...``
+- ``analysis``          the history as a DataFrame, past rounds' parameters
+- ``fedbiomed_names``   Fed-BioMed's names, refused with fedward's
 """
 
 from fedward.researcher.aggregators import (
@@ -52,3 +55,13 @@ __all__ = [
     "Scaffold",
     "TrimmedMean",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Fed-BioMed's users import its names from here: say fedward's.
+    from fedward.researcher.fedbiomed_names import researcher_name
+
+    error = researcher_name(name)
+    if error is not None:
+        raise error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,13 +26,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from fedward.core.ids import new_id, validate_id
 from fedward.core.messages import (
     DatasetSummary,
-    LogEvent,
-    ScalarEvent,
-    TrainRequest,
 )
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
 from fedward.errors import FederationError, RoundNotResumable, ValidationError
+from fedward.learning.fedbiomed_plans import check_plan_class
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.researcher import experiment_state, plan_review
@@ -40,12 +38,12 @@ from fedward.researcher.aggregators import Aggregator, FedAvg
 from fedward.researcher.analysis import history_frame, params_after_round
 from fedward.researcher.checkpoint import experiment_dir
 from fedward.researcher.discovery import find_datasets
+from fedward.researcher.experiment_round import round_journal, run_round
+from fedward.researcher.fedbiomed_names import ExperimentType, experiment_attribute
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
 from fedward.researcher.progress import ProgressDisplay
-from fedward.researcher.round_journal import RoundJournal, journal_path, remove_stale_journals
-from fedward.researcher.rounds import RoundRunner
 from fedward.researcher.selection import (
     NodeSelection,
     SelectionRule,
@@ -55,7 +53,7 @@ from fedward.researcher.selection import (
     selection_rng,
 )
 from fedward.researcher.tensorboard import TensorBoardLog
-from fedward.researcher.train_requests import PlanUpload, node_training_args, train_request
+from fedward.researcher.train_requests import PlanUpload, node_training_args
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +61,7 @@ if TYPE_CHECKING:
 RoundCallback = Callable[[RoundRecord], None]
 
 
-class Experiment:
+class Experiment(metaclass=ExperimentType):
     """Federated training of ``training_plan`` on the datasets tagged ``tags``.
 
     ``rounds`` rounds; ``aggregator`` (default FedAvg); ``node_selection`` (default all
@@ -138,16 +136,21 @@ class Experiment:
         self._owns_federation = federation is None
         self._global: Params | None = None
         self._rng = selection_rng(seed)
+        check_plan_class(training_plan)  # Fed-BioMed's signatures, before anything is sent
         self._source = plan_source(training_plan)
         self._plan_digest = plan_digest(self._source)
         # Checked here, before anything is sent: a setting no one reads is an error.
         training_plan.check_model_args(self.model_args)
         training_plan.check_training_args(node_training_args(self, ""))
-        self._plan_upload = PlanUpload(self._source)
+        self.plan_upload = PlanUpload(self._source)
         self._datasets: dict[str, DatasetSummary] | None = None
         self._observers: Observers | None = None
 
     # --- public API -----------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names the instance lacks get here: Fed-BioMed's get fedward's name.
+        raise experiment_attribute(name)
 
     @property
     def federation(self) -> Federation:
@@ -171,7 +174,7 @@ class Experiment:
         and the checkpoints count; 0 = the initial ones), the latest by default. Past
         rounds are read from their checkpoints (``analysis``)."""
         if round is None or round == self.round_index:
-            return dict(self._global_params())
+            return dict(self.global_params())
         if round == 0:
             return self.training_plan(self.model_args).init_params(self.seed)
         return params_after_round(self.checkpoint_dir(), round, self.round_index)
@@ -196,7 +199,7 @@ class Experiment:
         """Submit the plan to every node of the experiment for review; the status per node
         (see ``plan_review``)."""
         nodes = sorted(self.nodes())
-        blob = self._plan_upload.blob_for(self.federation.blobs, nodes)
+        blob = self.plan_upload.blob_for(self.federation.blobs, nodes)
         name = self.training_plan.__name__
         return plan_review.request_approval(
             self.federation, nodes, blob, self._plan_digest, name, description, timeout_s
@@ -206,7 +209,7 @@ class Experiment:
         """The plan's status on every node: approved, pending, rejected or unknown
         (``"error: ..."`` or ``"no answer"`` when a node could not tell)."""
         nodes = sorted(self.nodes())
-        blob = self._plan_upload.blob_for(self.federation.blobs, nodes)
+        blob = self.plan_upload.blob_for(self.federation.blobs, nodes)
         return plan_review.plan_status(self.federation, nodes, blob, self._plan_digest, timeout_s)
 
     def run(self) -> list[RoundRecord]:
@@ -227,9 +230,9 @@ class Experiment:
         deliver now, ``RoundNotResumable`` rather than a round with fewer nodes."""
         round_index = self.round_index
         started = time.monotonic()
-        observers = self._observer_set()
+        observers = self.observer_set()
         datasets = self.nodes()
-        journal = self._round_journal(round_index)
+        journal = round_journal(self.checkpoint_dir(), round_index)
         if journal is not None and journal.start is not None:
             offline = set(journal.start.offline)  # as the round saw them when it began
         else:
@@ -244,9 +247,7 @@ class Experiment:
                     f"minimum of {self.min_replies} (offline: {sorted(offline) or 'none'})",
                     hint="start the missing nodes or lower min_replies",
                 )
-            record = self._run_round(
-                round_index, datasets, selected, sorted(offline), started, journal
-            )
+            record = run_round(self, datasets, selected, sorted(offline), started, journal)
         except RoundNotResumable:
             self._rng = rng_from_state(rng_before)
             raise
@@ -267,70 +268,6 @@ class Experiment:
         observers.round_finished(record)
         if self._on_round is not None:
             self._on_round(record)
-        return record
-
-    def _round_journal(self, round_index: int) -> RoundJournal | None:
-        """The journal of round ``round_index`` next to the checkpoints (None without
-        checkpoints: then a crash inside a round cannot be resumed)."""
-        directory = self.checkpoint_dir()
-        if directory is None:
-            return None
-        remove_stale_journals(directory, round_index)
-        return RoundJournal.open(journal_path(directory, round_index))
-
-    def _run_round(
-        self,
-        round_index: int,
-        datasets: dict[str, DatasetSummary],
-        selected: list[str],
-        offline: list[str],
-        started: float,
-        journal: RoundJournal | None,
-    ) -> RoundRecord:
-        observers = self._observer_set()
-        if journal is not None and journal.resumed:
-            journal.check_reachable(selected, self.federation.offline_nodes())
-        failed_before = journal.failed if journal is not None else set()
-        observers.round_started(round_index, selected)
-        global_params = self._global_params()
-        plan_blob = self._plan_upload.blob_for(self.federation.blobs, selected)
-        self.aggregator.begin_round(global_params, round_index, population=len(datasets))
-
-        def build(node_id: str, params_blob: str) -> TrainRequest:
-            return train_request(
-                self, node_id, datasets[node_id], round_index, plan_blob, params_blob
-            )
-
-        def forward(node_id: str, event: ScalarEvent | LogEvent) -> None:
-            if isinstance(event, ScalarEvent) and event.experiment_id == self.experiment_id:
-                observers.scalar(node_id, event)
-
-        self.federation.add_event_sink(forward)
-        try:
-            runner = RoundRunner(self.federation, self.aggregator, observers, self.round_timeout_s)
-            results = runner.run(
-                self.experiment_id, round_index, selected, global_params, build, journal, offline
-            )
-        finally:
-            self.federation.remove_event_sink(forward)
-        if journal is not None and journal.resumed:
-            journal.check_delivered(selected, results, failed_before)
-        for node_id in offline:
-            results[node_id] = NodeRound(node_id, "offline", error="offline when the round began")
-            observers.node_changed(round_index, node_id, "offline")
-        record = RoundRecord(
-            round_index, dict(sorted(results.items())), duration_s=time.monotonic() - started
-        )
-        if len(record.succeeded) < self.min_replies:
-            details = "; ".join(
-                f"{r.node_id}: {r.status} {r.error}".strip()
-                for r in record.nodes.values()
-                if r.status != "ok"
-            )
-            raise FederationError(
-                f"round {round_index + 1} got {len(record.succeeded)} update(s), "
-                f"fewer than the minimum of {self.min_replies} ({details})"
-            )
         return record
 
     def plot(
@@ -419,7 +356,8 @@ class Experiment:
 
     # --- steps --------------------------------------------------------------------------
 
-    def _observer_set(self) -> Observers:
+    def observer_set(self) -> Observers:
+        """The observers of every round event: progress, TensorBoard, the researcher's."""
         if self._observers is None:
             observers: list[RoundObserver] = list(self.extra_observers)
             if self.progress is not False:
@@ -430,7 +368,8 @@ class Experiment:
             self._observers = Observers(observers)
         return self._observers
 
-    def _global_params(self) -> Params:
+    def global_params(self) -> Params:
+        """The current global parameters (the plan's initial ones before any round)."""
         if self._global is None:
             self._global = self.training_plan(self.model_args).init_params(self.seed)
         return self._global

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
+
+from fedward.errors import UnknownName
 
 NodeStatus = Literal["ok", "failed", "late", "offline"]
 
@@ -39,6 +41,14 @@ class NodeRound:
     duration_s: float = 0.0
     job_id: str = ""  # the node's id for the job: what ``fedward node jobs`` shows there
     threads: int = 0  # threads the node trained with (results depend on it; 0: unknown)
+
+    def __getitem__(self, key: object) -> NoReturn:
+        # Fed-BioMed's training replies were dicts (reply['timing']['rtime_training']).
+        raise UnknownName(
+            f"a NodeRound is not a dict: read its attributes (reply[{key!r}] is Fed-BioMed's)",
+            hint="node_id, status, sample_count, metrics, timings (load_s, train_s, save_s), "
+            "duration_s, job_id, threads, error",
+        )
 
 
 @dataclass
