@@ -22,11 +22,9 @@ Training arguments (``training_args.TrainingArgs``): ``batch_size``, ``epochs`` 
 ``num_updates``, ``batch_maxnum``, ``optimizer_args``, ``log_interval``, ``fedprox_mu``
 (adds ``mu/2 * ||w - w_global||^2`` to each batch loss), ``test_ratio``,
 ``test_on_global_updates``, ``test_on_local_updates``, ``test_metrics``, ``seed``.
-Metrics: ``train_loss`` (the mean of ``training_step``'s batch losses over the round),
-``global_<metric>`` and ``local_<metric>`` on the node's held-out share. ``use_gpu`` is
-the researcher's wish; the node's GPU policy decides and sets ``assigned_device``, which
-this plan uses. torch is imported when a plan runs, so the
-rest of fedward works without it.
+Metrics: ``train_loss`` (the mean batch loss), ``global_``/``local_<metric>`` on the
+held-out share. ``use_gpu`` is the researcher's wish; the node's GPU policy sets
+``assigned_device``. torch is imported when a plan runs: the rest of fedward needs none.
 
 SCAFFOLD: when ``received_extras`` holds the two control variates, the round runs
 SCAFFOLD's client step (``scaffold_client``): plain SGD at ``optimizer_args["lr"]``
@@ -60,11 +58,6 @@ from fedward.learning.training_args import TrainingArgs, held_out_split, round_r
 if TYPE_CHECKING:
     import torch
 
-#: What ``torch.optim.Adam`` takes: ``optimizer_args`` of the shipped plans that use it.
-ADAM_ARGS = frozenset(
-    {"lr", "betas", "eps", "weight_decay", "amsgrad", "foreach", "maximize", "capturable"}
-    | {"differentiable", "fused", "decoupled_weight_decay"}
-)
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc")
 REGRESSION_METRICS = ("mse", "mae")
 

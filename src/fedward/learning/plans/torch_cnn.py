@@ -14,7 +14,8 @@ from fedward.learning.datasets.csv_table import load_csv_xy
 from fedward.learning.datasets.images import load_images
 from fedward.learning.datasets.mnist import load_mnist
 from fedward.learning.plan import DatasetView
-from fedward.learning.torch_plan import ADAM_ARGS, TorchTrainingPlan
+from fedward.learning.torch_modules import optimizer_arguments
+from fedward.learning.torch_plan import TorchTrainingPlan
 
 
 class TorchCNNPlan(TorchTrainingPlan):
@@ -43,7 +44,7 @@ class TorchCNNPlan(TorchTrainingPlan):
             "pixel_max",
         }
     )
-    optimizer_arg_names = ADAM_ARGS
+    optimizer_arg_names = optimizer_arguments(torch.optim.Adam)
 
     def init_model(self) -> nn.Module:
         n_classes = self.model_args.get("n_classes")

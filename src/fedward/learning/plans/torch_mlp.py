@@ -13,8 +13,8 @@ from torch import nn
 from fedward.errors import DatasetError, PlanError
 from fedward.learning.datasets.csv_table import load_csv_xy
 from fedward.learning.plan import DatasetView
-from fedward.learning.torch_modules import Standardize, feature_moments
-from fedward.learning.torch_plan import ADAM_ARGS, TorchTrainingPlan
+from fedward.learning.torch_modules import Standardize, feature_moments, optimizer_arguments
+from fedward.learning.torch_plan import TorchTrainingPlan
 
 
 class TorchMLPPlan(TorchTrainingPlan):
@@ -27,7 +27,7 @@ class TorchMLPPlan(TorchTrainingPlan):
     """
 
     model_arg_names = frozenset({"n_features", "classes", "hidden", "dropout", "target_column"})
-    optimizer_arg_names = ADAM_ARGS
+    optimizer_arg_names = optimizer_arguments(torch.optim.Adam)
 
     @property
     def task(self) -> str:  # type: ignore[override]
