@@ -14,6 +14,10 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     │   ├── DatasetError                         a dataset that cannot be added or read
     │   ├── PlanError                            a training plan that cannot be loaded
     │   └── UndefinedMetricError                 a metric with no value on this data
+    ├── UnknownName (TypeError)                  a name fedward has not (a typo, Fed-BioMed's):
+    │   │                                        the message says fedward's
+    │   ├── UnknownImport (ImportError)          ``from fedward... import FedAverage``
+    │   └── UnknownAttribute (AttributeError)    ``exp.breakpoint()``
     ├── NotFound (LookupError)                   unknown id: dataset, blob, plan, peer, experiment
     ├── Conflict (ValueError)                    already exists / already decided / already online
     ├── AccessDenied (PermissionError)           missing or wrong credentials, not a reader
@@ -24,11 +28,13 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     ├── StorageError (RuntimeError)              a database file cannot be read or written
     ├── PlanNotApproved (PermissionError)        a plan whose digest is not Approved
     ├── JobError (RuntimeError)                  a training job failed: the plan raised
+    │   │                                        (with the plan's own failing lines)
     │   ├── JobTimedOut                          killed at the request's deadline
     │   ├── JobOutOfMemory                       past ``[jobs] memory_mb``
     │   ├── JobOutOfCpu                          past ``[jobs] cpu_s`` of CPU time
     │   └── JobWorkerDied                        the worker process ended unexpectedly
     ├── FederationError (RuntimeError)           a round could not gather enough replies
+    │   └── RoundNotResumable                    an interrupted round cannot end as it would have
     ├── PrivacyBudgetExhausted (RuntimeError)    the next round would pass max_epsilon
     └── VpnError (RuntimeError)                  WireGuard / address allocation / registry failures
 
@@ -37,6 +43,8 @@ Each error carries an ``exit_code`` used by the CLI and a stable ``code`` sent i
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class FedwardError(Exception):
@@ -88,6 +96,23 @@ class PlanError(ValidationError):
 
 class UndefinedMetricError(ValidationError):
     """The metric has no value on this data (e.g. one class only)."""
+
+
+class UnknownName(FedwardError, TypeError):
+    """A name fedward has not (an argument, a class, a method): a typo, or the name of
+    the system fedward replaces (Fed-BioMed). The message says fedward's name for it."""
+
+    code = "unknown_name"
+    exit_code = 64  # EX_USAGE
+
+
+class UnknownImport(UnknownName, ImportError):
+    """Raised by a module's ``__getattr__``, so that ``from module import Name`` shows the
+    message (an AttributeError would be replaced by a bare "cannot import name")."""
+
+
+class UnknownAttribute(UnknownName, AttributeError):
+    pass
 
 
 class NotFound(FedwardError, LookupError):
@@ -147,9 +172,30 @@ class PlanNotApproved(FedwardError, PermissionError):
         self.notes = notes
 
 
+@dataclass(frozen=True)
+class PlanFrame:
+    """One frame of a failure inside the plan's own code: the line number in the plan's
+    canonical text (``fedward.core.plan_digest.normalise_source``), the function, and that
+    line's text as the node holds it."""
+
+    line: int
+    function: str
+    text: str = ""
+
+
 class JobError(FedwardError, RuntimeError):
     code = "job_failed"
     exit_code = 70  # EX_SOFTWARE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        plan_frames: tuple[PlanFrame, ...] = (),
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.plan_frames = plan_frames
 
 
 class JobTimedOut(JobError):
@@ -183,6 +229,13 @@ class PrivacyBudgetExhausted(FedwardError, RuntimeError):
         super().__init__(message)
         self.epsilon = epsilon
         self.max_epsilon = max_epsilon
+
+
+class RoundNotResumable(FederationError):
+    """A round interrupted by a researcher's crash cannot be finished as the uninterrupted
+    run would have finished it (a node that was training is gone): nothing is aggregated."""
+
+    code = "round_not_resumable"
 
 
 class VpnError(FedwardError, RuntimeError):

@@ -8,21 +8,29 @@ a torch plan on CUDA.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from fedward.config.model import GpuPolicy, NodeConfig
+from fedward.core.messages import ErrorReply, Reply, TrainReply, TrainRequest
+from fedward.core.plan_digest import plan_digest
 from fedward.errors import FederationError
 from fedward.learning.plan import TrainingPlan
+from fedward.learning.plan_source import plan_source
 from fedward.learning.plans.torch_mlp import TorchMLPPlan
 from fedward.node.daemon import NodeDaemon
 from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.services import NodeServices, open_node_services_for
 from fedward.node.wiring import build_node_daemon
+from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import Experiment
 from fedward.researcher.federation import Federation
 from fedward.transport.channel import Channel, Will
@@ -165,10 +173,83 @@ def test_a_failed_job_is_reported_with_its_code_and_logged(
 ) -> None:
     site = start_site(approval=False)
     experiment = site.experiment(probes.PidPlan, training_args={"fail": True})
-    with pytest.raises(FederationError, match="training plan raised ValueError"):
+    with pytest.raises(FederationError) as failed:
         experiment.run_once()
     (job,) = site.services.jobs.list()
-    assert job.outcome == "failed" and "ValueError" in job.message
+    assert job.outcome == "failed" and "ValueError: asked to fail" in job.message
+    # What the researcher reads: the plan's words, the node's job id, the plan's own line.
+    shown = str(failed.value)
+    assert f"training plan raised ValueError: asked to fail [job {job.job_id}]" in shown
+    assert "plan line " in shown and "in train: raise ValueError('asked to fail')" in shown
+
+
+def _train_request(site: Site, round_index: int, **training_args: object) -> TrainRequest:
+    """A round's request for ``NapPlan``, as an experiment that resumed would send it."""
+    federation = site.federation
+    readers = [NODE]
+    source = plan_source(probes.NapPlan)
+    (dataset,) = federation.search(TAGS)[NODE]
+    return TrainRequest(
+        request_id=federation.new_request_id(),
+        experiment_id="exp-repeat",
+        round_index=round_index,
+        dataset_id=dataset.dataset_id,
+        plan_blob=federation.blobs.put_bytes(source.encode(), readers=readers),
+        plan_digest=plan_digest(source),
+        plan_class="NapPlan",
+        params_blob=federation.blobs.put_bytes(
+            params_to_bytes({"w": np.zeros(2)}), readers=readers
+        ),
+        training_args=dict(training_args),
+        deadline_s=30.0,
+    )
+
+
+def _ask_in_background(site: Site, request: TrainRequest) -> queue.Queue[Reply]:
+    replies: queue.Queue[Reply] = queue.Queue()
+
+    def ask() -> None:
+        for answer in site.federation.ask({NODE: request}, 40.0):
+            replies.put(answer.reply)
+
+    threading.Thread(target=ask, daemon=True).start()
+    return replies
+
+
+def test_a_repeated_train_request_reattaches_to_its_running_job_and_replays_it_after(
+    start_site: Callable[..., Site],
+) -> None:
+    site = start_site(approval=False)
+    first = _train_request(site, 0, nap_s=1.5)
+    first_replies = _ask_in_background(site, first)
+    time.sleep(0.5)  # the job is running
+    repeat = msgspec.structs.replace(first, request_id=site.federation.new_request_id())
+    repeat_replies = _ask_in_background(site, repeat)
+    original, reattached = first_replies.get(timeout=30), repeat_replies.get(timeout=30)
+    assert isinstance(original, TrainReply) and isinstance(reattached, TrainReply)
+    assert reattached.request_id == repeat.request_id
+    assert (reattached.params_blob, reattached.job_id) == (original.params_blob, original.job_id)
+    # After the job ended, a third copy gets the same outcome again: still one job.
+    late = msgspec.structs.replace(first, request_id=site.federation.new_request_id())
+    replayed = _ask_in_background(site, late).get(timeout=30)
+    assert isinstance(replayed, TrainReply) and replayed.job_id == original.job_id
+    (job,) = site.services.jobs.list()
+    assert job.job_id == original.job_id and job.outcome == "succeeded"
+
+
+def test_a_round_running_from_other_inputs_is_refused_and_a_finished_one_runs_anew(
+    start_site: Callable[..., Site],
+) -> None:
+    site = start_site(approval=False)
+    running = _ask_in_background(site, _train_request(site, 0, nap_s=1.5))
+    time.sleep(0.5)
+    other = _ask_in_background(site, _train_request(site, 0, nap_s=0.1)).get(timeout=30)
+    assert isinstance(other, ErrorReply) and other.code == "conflict", other
+    assert "other inputs" in other.message
+    assert isinstance(running.get(timeout=30), TrainReply)
+    again = _ask_in_background(site, _train_request(site, 0, nap_s=0.1)).get(timeout=30)
+    assert isinstance(again, TrainReply)
+    assert len(site.services.jobs.list()) == 2
 
 
 @pytest.mark.gpu

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from fedward.config.model import JobLimits
+from fedward.core.plan_digest import normalise_source
 from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source, write_canonical_plan
@@ -152,9 +153,25 @@ def test_worker_is_replaced_after_a_failure(make_jobs: Callable[..., Jobs]) -> N
     with pytest.raises(JobError) as failed:
         jobs.run(probes.PidPlan, training_args={"fail": True})
     assert failed.value.code == "job_failed"
-    assert "ValueError" in failed.value.message and "asked to fail" not in failed.value.message
+    assert failed.value.message == "training plan raised ValueError: asked to fail"
     assert not alive(pid)
     assert jobs.run(probes.PidPlan).metrics["worker"] != worker
+
+
+def test_a_plan_failure_names_the_plans_own_lines_only(make_jobs: Callable[..., Jobs]) -> None:
+    with pytest.raises(JobError) as failed:
+        make_jobs().run(probes.PidPlan, training_args={"fail": True})
+    canonical = normalise_source(plan_source(probes.PidPlan)).splitlines()
+    (frame,) = failed.value.plan_frames  # the worker's and fedward's frames stay out
+    assert frame.function == "train"
+    assert canonical[frame.line - 1].strip() == "raise ValueError('asked to fail')"
+
+
+def test_the_worker_refuses_a_training_arg_the_plan_does_not_read(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    with pytest.raises(JobError, match="unknown training argument 'fial'; did you mean 'fail'"):
+        make_jobs().run(probes.PidPlan, training_args={"fial": True})
 
 
 def test_failure_messages_never_carry_the_nodes_paths(make_jobs: Callable[..., Jobs]) -> None:

@@ -27,6 +27,7 @@ class PidPlan(TrainingPlan):
     names the dataset's path."""
 
     WORKER = float(int.from_bytes(os.urandom(6), "big"))
+    extra_training_args = frozenset({"fail"})
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}
@@ -100,6 +101,27 @@ class SleepPlan(TrainingPlan):
         progress.scalar("started", 1.0, 0)
         while True:
             time.sleep(0.1)
+
+
+class NapPlan(TrainingPlan):
+    """Sleeps ``training_args["nap_s"]`` seconds, then adds one to the parameters and
+    reports the worker's process id."""
+
+    extra_training_args = frozenset({"nap_s"})
+
+    def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
+        return {"w": np.zeros(2)}
+
+    def train(
+        self,
+        params: dict[str, np.ndarray],
+        dataset: DatasetView,
+        training_args: Mapping[str, Any],
+        progress: Progress,
+    ) -> TrainOutcome:
+        progress.scalar("started", 1.0, 0)
+        time.sleep(float(training_args.get("nap_s", 0.0)))
+        return TrainOutcome({k: v + 1 for k, v in params.items()}, 1, {"pid": float(os.getpid())})
 
 
 class DevicePlan(TrainingPlan):

@@ -102,10 +102,11 @@ def test_training_reports_global_and_local_metrics_and_sample_count(
     outcome = plan.train(plan.init_params(), views[0], {"test_ratio": 0.25}, NullProgress())
     n_rows = len(node_features[0])
     assert outcome.sample_count == n_rows - round(n_rows * 0.25)
-    assert set(outcome.metrics) == {
+    assert set(outcome.metrics) == {"train_loss"} | {
         f"{when}_{name}" for when in ("global", "local") for name in ("accuracy", "f1", "roc_auc")
     }
     assert outcome.metrics["local_accuracy"] > 0.85
+    assert 0 < outcome.metrics["train_loss"] < 1
     assert outcome.params["coef"].shape == (1, 30)
     assert outcome.params["coef"].dtype == np.float64
 

@@ -68,9 +68,11 @@ def split_nodes(
 
 def fedavg(plan: TrainingPlan, views: list[DatasetView], rounds: int, args: dict) -> Params:
     params = plan.init_params(seed=0)
-    for _ in range(rounds):
+    for round_index in range(rounds):
         mean = WeightedMean()
         for view in views:
+            # What a node's worker sets: the node's id (here the dataset's) and the round.
+            plan.node_id, plan.round_index = view.dataset_id, round_index
             outcome = plan.train(params, view, args, NullProgress())
             mean.add(outcome.params, outcome.sample_count)
         params = mean.result()
@@ -175,7 +177,8 @@ def test_num_updates_and_log_interval(
     args = {"num_updates": 20, "batch_size": 4, "log_interval": 5, "test_ratio": 0.0}
     outcome = plan.train(plan.init_params(), views[0], args, progress)
     assert [step for _, _, step in progress.scalars] == [5, 10, 15, 20]
-    assert outcome.metrics == {}
+    assert list(outcome.metrics) == ["train_loss"]  # nothing held out: no validation
+    assert outcome.metrics["train_loss"] > 0
 
 
 def test_fedprox_keeps_local_weights_closer_to_the_global_ones(
@@ -200,7 +203,13 @@ def test_regression_mlp_reports_regression_metrics(tmp_path: Path) -> None:
     plan = TorchMLPPlan({"n_features": 3})
     args = {"epochs": 5, "optimizer_args": {"lr": 0.01}}
     outcome = plan.train(plan.init_params(), view, args, NullProgress())
-    assert set(outcome.metrics) == {"global_mse", "global_mae", "local_mse", "local_mae"}
+    assert set(outcome.metrics) == {
+        "train_loss",
+        "global_mse",
+        "global_mae",
+        "local_mse",
+        "local_mae",
+    }
     assert outcome.metrics["local_mse"] < outcome.metrics["global_mse"]
 
 

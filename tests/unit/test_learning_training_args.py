@@ -35,18 +35,18 @@ def test_bad_training_args_are_refused(args: dict, message: str) -> None:
         TrainingArgs.from_mapping(args)
 
 
-def test_held_out_split_depends_only_on_seed_and_dataset() -> None:
-    train, test = held_out_split(100, 0.2, seed=1, dataset_id="ds-a")
-    again_train, again_test = held_out_split(100, 0.2, seed=1, dataset_id="ds-a")
+def test_held_out_split_depends_only_on_seed_and_node() -> None:
+    train, test = held_out_split(100, 0.2, seed=1, node_id="node-a")
+    again_train, again_test = held_out_split(100, 0.2, seed=1, node_id="node-a")
     assert np.array_equal(test, again_test) and np.array_equal(train, again_train)
     assert len(test) == 20 and len(train) == 80
     assert not set(train) & set(test)
-    _, other = held_out_split(100, 0.2, seed=1, dataset_id="ds-b")
+    _, other = held_out_split(100, 0.2, seed=1, node_id="node-b")
     assert not np.array_equal(test, other)
 
 
-def test_round_randomness_changes_with_the_incoming_parameters() -> None:
-    params = {"w": np.zeros(3)}
-    first = round_rng(0, "ds", params).permutation(50)
-    assert np.array_equal(first, round_rng(0, "ds", params).permutation(50))
-    assert not np.array_equal(first, round_rng(0, "ds", {"w": np.ones(3)}).permutation(50))
+def test_round_randomness_is_a_function_of_seed_node_and_round() -> None:
+    first = round_rng(0, "node-a", 1).permutation(50)
+    assert np.array_equal(first, round_rng(0, "node-a", 1).permutation(50))
+    for other in (round_rng(0, "node-a", 2), round_rng(0, "node-b", 1), round_rng(1, "node-a", 1)):
+        assert not np.array_equal(first, other.permutation(50))

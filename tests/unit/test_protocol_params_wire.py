@@ -97,6 +97,16 @@ def test_the_header_is_marked_as_fedward_parameters() -> None:
     assert header["__metadata__"] == {"format": "fedward-params", "version": "1"}
 
 
+def test_the_same_parameters_always_give_the_same_bytes_hence_the_same_blob_id() -> None:
+    # safetensors writes its metadata from a hash map; a resumed round must still send the
+    # blob ids of the interrupted one.
+    params = {"b": np.ones(3, dtype=np.float32), "a": np.zeros((2, 2))}
+    reordered = {"a": params["a"], "b": params["b"]}
+    seen = {params_to_bytes(p) for p in [params, reordered] * 20}
+    assert len(seen) == 1
+    assert params_from_bytes(seen.pop()).keys() == {"a", "b"}
+
+
 # --- refusals ---------------------------------------------------------------------------
 
 

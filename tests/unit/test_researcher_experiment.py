@@ -107,7 +107,7 @@ def test_each_round_starts_from_the_previous_rounds_result(federated: Federated)
 def test_train_requests_carry_the_plan_round_and_dataset(federated: Federated) -> None:
     node = federated.add_node("node1")
     experiment = federated.experiment(
-        rounds=2, model_args={"width": 3}, training_args={"lr": 0.1}, seed=7
+        rounds=2, model_args={"width": 3}, training_args={"optimizer_args": {"lr": 0.1}}, seed=7
     )
     experiment.run()
     requests = node.train_requests()
@@ -120,7 +120,7 @@ def test_train_requests_carry_the_plan_round_and_dataset(federated: Federated) -
         assert request.plan_digest == plan_digest(source) == experiment.plan_digest
         assert node.blobs.get_bytes(request.plan_blob).decode("utf-8") == source
         assert request.model_args == {"width": 3}
-        assert request.training_args == {"seed": 7, "lr": 0.1}
+        assert request.training_args == {"seed": 7, "optimizer_args": {"lr": 0.1}}
     np.testing.assert_allclose(node.received_params[0]["offset"], [7.0, 7.0])
 
 
@@ -215,7 +215,7 @@ def test_too_few_replies_fail_the_round_with_a_clear_message(federated: Federate
     with pytest.raises(FederationError) as caught:
         experiment.run()
     message = str(caught.value)
-    assert "round 0 got 1 update(s), fewer than the minimum of 2" in message
+    assert "round 1 got 1 update(s), fewer than the minimum of 2" in message
     assert "node2: late" in message
     assert experiment.history == []  # the failed round is not recorded as done
 

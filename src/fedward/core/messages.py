@@ -30,6 +30,7 @@ import msgspec
 PROTOCOL_VERSION = 1
 
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+OptionalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}$")]
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 Tag = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f,]{1,64}$")]
 PythonName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
@@ -67,6 +68,16 @@ class DatasetSummary(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     shape: list[NonNegativeInt] = []
     dtypes: dict[str, ShortText] = {}
     sample_count: NonNegativeInt = 0
+
+
+class PlanLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A line of the plan's own code in a failure: its number in the plan's canonical text
+    (``fedward.core.plan_digest.normalise_source`` of what the researcher sent), the
+    function, and the line's text."""
+
+    line: Annotated[int, msgspec.Meta(ge=1)]
+    function: ShortText
+    text: ShortText = ""
 
 
 # --- requests --------------------------------------------------------------------
@@ -180,6 +191,10 @@ class TrainReply(Message, frozen=True, tag="train_reply"):
     metrics: dict[ShortText, float] = {}
     timings: dict[ShortText, float] = {}
     extra_blobs: dict[Id, Sha256] = {}
+    # The node's id for the job (what ``fedward node jobs`` shows).
+    job_id: OptionalId = ""
+    # Threads the job's arithmetic used: results depend on it (0: not reported).
+    threads: NonNegativeInt = 0
 
 
 class SecAggReadyReply(Message, frozen=True, tag="secagg_ready_reply"):
@@ -224,6 +239,10 @@ class PlanStatusReply(Message, frozen=True, tag="plan_status_reply"):
 class ErrorReply(Message, frozen=True, tag="error_reply"):
     code: ShortText
     message: LongText
+    # Set when the request started a job: the node's id for it (``fedward node jobs``).
+    job_id: OptionalId = ""
+    # Where the plan's own code failed, innermost last.
+    plan_lines: Annotated[list[PlanLine], msgspec.Meta(max_length=8)] = []
 
 
 class LogEvent(Message, frozen=True, tag="log_event"):

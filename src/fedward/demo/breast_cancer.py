@@ -21,7 +21,7 @@ METRIC = "local_accuracy"
 
 
 def demo_training_args() -> dict[str, object]:
-    return {"epochs": 5, "batch_size": 16, "learning_rate": 0.01, "test_ratio": 0.2}
+    return {"epochs": 5, "batch_size": 16, "optimizer_args": {"lr": 0.01}, "test_ratio": 0.2}
 
 
 def format_round(record: RoundRecord, node_ids: list[str], metric: str = METRIC) -> str:

@@ -10,4 +10,18 @@
 - ``torch_plan``       ``TorchTrainingPlan``; ``torch_modules`` layers for torch plans
 - ``plans``            shipped default plans: SGD classifier/regressor, perceptron, MLP, CNN
 - ``datasets``         validators and loaders per dataset type (csv, images, mnist, medical-folder)
+- ``setting_names``    unknown settings refused with the closest valid name
+- ``fedbiomed_plans``  Fed-BioMed's plan names, signatures and idioms, refused with fedward's
 """
+
+from __future__ import annotations
+
+
+def __getattr__(name: str) -> object:
+    # Fed-BioMed's users import its plan classes from one place: say where fedward's are.
+    from fedward.learning.fedbiomed_plans import learning_name
+
+    error = learning_name(name)
+    if error is not None:
+        raise error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

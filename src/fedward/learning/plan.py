@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from fedward.core.params import Params
+from fedward.errors import ValidationError
+from fedward.learning.setting_names import TRAINING_ARG_HINTS, check_names
+from fedward.learning.training_args import TRAINING_ARG_NAMES
 
 #: Parameters named ``buffer:<name>`` are statistics of the data, not trained weights
 #: (BatchNorm running mean/var, the feature moments of the sklearn plans). They travel
@@ -75,13 +78,55 @@ class TrainOutcome:
 
 
 class TrainingPlan(ABC):
-    """Base of every training plan. Subclasses must be importable from their own source."""
+    """Base of every training plan. Subclasses must be importable from their own source.
+
+    Settings are never silently ignored: a training argument must be one of
+    ``training_args.TRAINING_ARG_NAMES`` or of the plan's ``extra_training_args``; a plan
+    that declares ``model_arg_names`` (the shipped ones do) refuses any other model
+    argument, and one that declares ``optimizer_arg_names`` any other optimizer argument.
+    Both sides check (``check_model_args``, ``check_training_args``): the researcher
+    before anything is sent, the node before the plan runs.
+    """
 
     #: Shown in approval requests and node listings.
     framework: str = "generic"
+    #: Training arguments this plan reads besides ``TRAINING_ARG_NAMES``.
+    extra_training_args: ClassVar[frozenset[str]] = frozenset()
+    #: The model arguments this plan reads; None: not declared (not checked).
+    model_arg_names: ClassVar[frozenset[str] | None] = None
+    #: The keys ``optimizer_args`` may hold; None: not declared (not checked).
+    optimizer_arg_names: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, model_args: Mapping[str, Any] | None = None) -> None:
         self.model_args: dict[str, Any] = dict(model_args or {})
+
+    @classmethod
+    def model_arg_hint(cls, name: str) -> str | None:
+        """Where an unknown model argument ``name`` lives instead, if the plan knows."""
+        return None
+
+    @classmethod
+    def check_model_args(cls, model_args: Mapping[str, Any]) -> None:
+        """``ValidationError`` naming the closest valid key for a model argument the plan
+        does not read (only for plans that declare ``model_arg_names``)."""
+        if cls.model_arg_names is None:
+            return
+        hints = {n: h for n in model_args if (h := cls.model_arg_hint(n)) is not None}
+        check_names(f"{cls.__name__} model argument", model_args, cls.model_arg_names, hints)
+
+    @classmethod
+    def check_training_args(cls, training_args: Mapping[str, Any]) -> None:
+        """``ValidationError`` naming the closest valid key for a training argument (or an
+        ``optimizer_args`` key) the plan does not read."""
+        valid = TRAINING_ARG_NAMES | cls.extra_training_args
+        check_names("training argument", training_args, valid, TRAINING_ARG_HINTS)
+        optimizer_args = training_args.get("optimizer_args") or {}
+        if not isinstance(optimizer_args, Mapping):
+            raise ValidationError("training argument optimizer_args must be a mapping")
+        if cls.optimizer_arg_names is not None:
+            check_names(
+                f"{cls.__name__} optimizer argument", optimizer_args, cls.optimizer_arg_names
+            )
 
     @abstractmethod
     def init_params(self, seed: int = 0) -> Params:
@@ -105,6 +150,12 @@ class TrainingPlan(ABC):
     #: ``SCAFFOLD_SERVER_CONTROL`` and ``SCAFFOLD_NODE_CONTROL``. Empty when the request
     #: carries none. Read-only by default so that no instance shares a mutable dict.
     received_extras: Mapping[str, Params] = MappingProxyType({})
+
+    #: Set by the node's job worker before ``train``: this node's id and the round's index
+    #: (0 for the first). With the experiment's seed they seed the plan's randomness
+    #: (``training_args.held_out_split``, ``training_args.round_rng``).
+    node_id: str = ""
+    round_index: int = 0
 
     def device(self) -> str:
         """Where training runs: the device the node's GPU policy assigned."""

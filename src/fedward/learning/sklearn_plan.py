@@ -10,15 +10,25 @@ handles everything else.
     (name or index; default the last column), ``standardize`` (see ``feature_scaling``:
     ``"pooled"`` by default).
 
+Metrics
+    ``train_loss`` (the mean of the round's batch losses), ``global_<metric>`` (the
+    received model on the node's held-out share) and ``local_<metric>`` (after training).
+
 Parameters
     ``coef`` and ``intercept`` as sklearn shapes them (classifiers ``(k, n_features)``
     and ``(k,)`` with ``k = 1`` for two classes; regressors ``(n_features,)`` and
     ``(1,)``), float64, zeros at ``init_params``; plus the feature moments in pooled mode.
 
 ``training_args`` (``training_args.TrainingArgs``)
-    ``epochs`` or ``num_updates``, ``batch_size``, ``batch_maxnum``, ``log_interval``,
-    ``test_ratio``, ``test_on_global_updates``, ``test_on_local_updates``,
-    ``test_metrics`` (default accuracy, f1, roc_auc / mse, mae), ``seed``.
+    ``optimizer_args={"lr": ...}`` (the learning rate: sklearn's ``eta0``, the same name
+    as the torch plans'; each plan has its default), ``epochs`` or ``num_updates``,
+    ``batch_size``, ``batch_maxnum``, ``log_interval``, ``test_ratio``,
+    ``test_on_global_updates``, ``test_on_local_updates``, ``test_metrics`` (default
+    accuracy, f1, roc_auc / mse, mae), ``seed``.
+
+Any other model argument, training argument or optimizer argument is refused with the
+closest valid name; an estimator parameter given as a model argument is pointed to
+``estimator``.
 
 sklearn's learning-rate schedules restart at every round (``t_`` is per estimator); the
 shipped plans pick schedules that behave well under that.
@@ -53,6 +63,7 @@ CLASSIFIER_METRICS = ("accuracy", "f1", "roc_auc")
 REGRESSOR_METRICS = ("mse", "mae")
 # Estimator options whose state would not travel with coef/intercept, or that partial_fit ignores.
 _REFUSED_ESTIMATOR_ARGS = frozenset({"average", "early_stopping", "warm_start"})
+_LEARNING_RATE_HINT = "the learning rate is the training argument optimizer_args={'lr': ...}"
 
 
 class SklearnTrainingPlan(TrainingPlan):
@@ -61,6 +72,25 @@ class SklearnTrainingPlan(TrainingPlan):
     estimator_class: ClassVar[type[Any]]
     #: Estimator keyword arguments used unless ``model_args["estimator"]`` overrides them.
     default_estimator_args: ClassVar[Mapping[str, Any]] = {}
+    model_arg_names = frozenset(
+        {"n_features", "classes", "estimator", "target_column", "standardize", "feature_scale"}
+    )
+    optimizer_arg_names = frozenset({"lr"})
+
+    @classmethod
+    def model_arg_hint(cls, name: str) -> str | None:
+        if name == "eta0":
+            return _LEARNING_RATE_HINT
+        if name == "n_classes":
+            return "give the labels themselves: classes=[0, 1, ...]"
+        try:
+            estimator_params = cls.estimator_class().get_params()
+        except (AttributeError, TypeError):
+            return None
+        if name in estimator_params:
+            estimator = cls.estimator_class.__name__
+            return f"{name} is a parameter of {estimator}: estimator={{{name!r}: ...}}"
+        return None
 
     # --- model description -----------------------------------------------------------
 
@@ -97,11 +127,17 @@ class SklearnTrainingPlan(TrainingPlan):
         refused = sorted(set(overrides) & _REFUSED_ESTIMATOR_ARGS)
         if refused:
             raise PlanError(f"estimator argument(s) {', '.join(refused)} are not supported here")
+        if "eta0" in overrides:
+            raise PlanError("estimator argument eta0 is not read here", hint=_LEARNING_RATE_HINT)
         return {**self.default_estimator_args, **overrides}
 
-    def new_estimator(self, seed: int = 0) -> Any:
+    def new_estimator(self, seed: int = 0, learning_rate: float | None = None) -> Any:
+        """The estimator, with ``learning_rate`` (``optimizer_args["lr"]``) as its ``eta0``."""
+        args = {**self.estimator_args(), "random_state": seed}
+        if learning_rate is not None:
+            args["eta0"] = learning_rate
         try:
-            return self.estimator_class(**{**self.estimator_args(), "random_state": seed})
+            return self.estimator_class(**args)
         except TypeError as exc:
             raise PlanError(f"invalid estimator arguments: {exc}") from exc
 
@@ -121,7 +157,9 @@ class SklearnTrainingPlan(TrainingPlan):
             intercept = np.zeros(1, dtype=np.float64)
         return {"coef": coef, "intercept": intercept, **self.scaling.initial_params()}
 
-    def _estimator_from(self, params: Mapping[str, np.ndarray], seed: int) -> Any:
+    def _estimator_from(
+        self, params: Mapping[str, np.ndarray], seed: int, learning_rate: float | None = None
+    ) -> Any:
         expected = self.init_params()
         for name in ("coef", "intercept"):
             if name not in params or np.shape(params[name]) != expected[name].shape:
@@ -129,7 +167,7 @@ class SklearnTrainingPlan(TrainingPlan):
                     f"parameter {name!r} does not fit this plan: expected shape "
                     f"{list(expected[name].shape)}"
                 )
-        estimator = self.new_estimator(seed)
+        estimator = self.new_estimator(seed, learning_rate)
         # Setting coef_/intercept_ before the first partial_fit makes sklearn start from
         # them instead of zeros; they must be C-contiguous float64 for its Cython loop.
         estimator.coef_ = np.array(params["coef"], dtype=np.float64, order="C")
@@ -244,9 +282,7 @@ class SklearnTrainingPlan(TrainingPlan):
                 hint="use a torch plan, or another aggregator (fedavg, fedadam, ...)",
             )
         features, y = self._load(dataset)
-        train_rows, test_rows = held_out_split(
-            len(y), args.test_ratio, args.seed, dataset.dataset_id
-        )
+        train_rows, test_rows = held_out_split(len(y), args.test_ratio, args.seed, self.node_id)
         if not len(train_rows):
             raise DatasetError(f"dataset {dataset.dataset_id} leaves no row to train on")
         x_train, y_train = features[train_rows], y[train_rows]
@@ -257,17 +293,21 @@ class SklearnTrainingPlan(TrainingPlan):
             found = self._metrics(params, x_test, y_test, args.test_metrics, x_train)
             metrics.update({f"global_{k}": v for k, v in found.items()})
 
-        estimator = self._estimator_from(params, args.seed)
+        estimator = self._estimator_from(params, args.seed, _learning_rate(args))
         scaled = self._scaled(params, x_train, x_train)
-        rng = round_rng(args.seed, dataset.dataset_id, params)
+        rng = round_rng(args.seed, self.node_id, self.round_index)
+        losses: list[float] = []
         for step, batch_rows in enumerate(_batches(len(train_rows), args, rng), start=1):
             batch, batch_y = scaled[batch_rows], y_train[batch_rows]
             if self.is_classifier:
                 estimator.partial_fit(batch, batch_y, classes=self.classes)
             else:
                 estimator.partial_fit(batch, batch_y)
+            losses.append(self._batch_loss(estimator, batch, batch_y))
             if step % args.log_interval == 0:
-                progress.scalar("train_loss", self._batch_loss(estimator, batch, batch_y), step)
+                progress.scalar("train_loss", losses[-1], step)
+        if losses:
+            metrics["train_loss"] = float(np.mean(losses))
 
         new_params: Params = {
             "coef": np.array(estimator.coef_, dtype=np.float64).reshape(params["coef"].shape),
@@ -285,6 +325,16 @@ class SklearnTrainingPlan(TrainingPlan):
             found = self._metrics(evaluated, x_test, y_test, args.test_metrics, x_train)
             metrics.update({f"local_{k}": v for k, v in found.items()})
         return TrainOutcome(new_params, sample_count=len(train_rows), metrics=metrics)
+
+
+def _learning_rate(args: TrainingArgs) -> float | None:
+    """``optimizer_args["lr"]``, checked; None for the plan's default."""
+    value = (args.optimizer_args or {}).get("lr")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise PlanError(f"optimizer_args lr must be a positive number, got {value!r}")
+    return float(value)
 
 
 def _batches(n_rows: int, args: TrainingArgs, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -5,16 +5,25 @@ of a tabular model holds the feature moments as persistent buffers, so they trav
 ``buffer:<layer>.feature_mean`` / ``.feature_sq_mean`` and FedAvg turns the nodes' local
 moments into the exact pooled ones. A plan sets local moments at ``on_round_start`` while
 the buffers are still zero (round 0) and at ``on_round_end`` (what it contributes).
+
+``optimizer_arguments`` lists what an optimizer takes, for a plan's
+``optimizer_arg_names`` (``TrainingPlan.check_training_args``).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
 _MIN_STD = 1e-6
+
+
+def optimizer_arguments(optimizer_class: type[torch.optim.Optimizer]) -> frozenset[str]:
+    """The keyword arguments an optimizer class takes (its parameters are passed apart)."""
+    return frozenset(inspect.signature(optimizer_class).parameters) - {"params"}
 
 
 class Standardize(nn.Module):

@@ -22,10 +22,10 @@ Training arguments (``training_args.TrainingArgs``): ``batch_size``, ``epochs`` 
 ``num_updates``, ``batch_maxnum``, ``optimizer_args``, ``log_interval``, ``fedprox_mu``
 (adds ``mu/2 * ||w - w_global||^2`` to each batch loss), ``test_ratio``,
 ``test_on_global_updates``, ``test_on_local_updates``, ``test_metrics``, ``seed``.
-``use_gpu`` is the researcher's wish; the node's GPU policy decides and sets
-``assigned_device``, which this plan uses. torch is imported when a plan runs, so the
-rest of fedward works without it. Local DP (``differential_privacy``, set by the node):
-DP-SGD through Opacus (``learning.dp``).
+Metrics: ``train_loss`` (the mean batch loss), ``global_``/``local_<metric>`` on the
+held-out share. ``use_gpu`` is the researcher's wish; the node's GPU policy sets
+``assigned_device``. torch is imported when a plan runs: the rest of fedward needs none. Local DP
+(``differential_privacy``, set by the node): DP-SGD through Opacus (``learning.dp``).
 
 SCAFFOLD: when ``received_extras`` holds the two control variates, the round runs
 SCAFFOLD's client step (``scaffold_client``): plain SGD at ``optimizer_args["lr"]``
@@ -277,7 +277,7 @@ class TorchTrainingPlan(TrainingPlan):
     ) -> TrainOutcome:
         torch = _torch()
         args = TrainingArgs.from_mapping(training_args, self._default_metrics())
-        seed = int(round_rng(args.seed, dataset.dataset_id, params).integers(2**31))
+        seed = int(round_rng(args.seed, self.node_id, self.round_index).integers(2**31))
         # Own RNG state for this round: dropout and init draws replay exactly on a rerun and
         # leave the worker's global RNG as it was.
         with torch.random.fork_rng(devices=[]):
@@ -304,9 +304,7 @@ class TorchTrainingPlan(TrainingPlan):
             else None
         )
         data = self._dataset(dataset)
-        train_rows, test_rows = held_out_split(
-            len(data), args.test_ratio, args.seed, dataset.dataset_id
-        )
+        train_rows, test_rows = held_out_split(len(data), args.test_ratio, args.seed, self.node_id)
         if not len(train_rows):
             raise ValidationError(f"dataset {dataset.dataset_id} leaves no sample to train on")
         train_data = torch.utils.data.Subset(data, train_rows.tolist())
@@ -335,9 +333,11 @@ class TorchTrainingPlan(TrainingPlan):
             if private
             else self._batches(train_data, args, seed)
         )
+        loss_sum = torch.zeros((), device=device)
         for step, (inputs, targets) in enumerate(batches, start=1):
             optimizer.zero_grad()
             loss = self.training_step(trained, inputs.to(device), targets.to(device))
+            loss_sum += loss.detach()
             if anchor:
                 proximal = sum(
                     ((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True)
@@ -358,6 +358,8 @@ class TorchTrainingPlan(TrainingPlan):
 
         if private:
             metrics.update(private.metrics())
+        if steps:
+            metrics["train_loss"] = float(loss_sum.item()) / steps
         if len(test_rows) and args.test_on_local_updates:
             found = self._evaluate_model(model, test_data, args.test_metrics, args.batch_size)
             metrics.update({f"local_{k}": v for k, v in found.items()})

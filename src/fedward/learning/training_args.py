@@ -1,19 +1,22 @@
 """Training arguments shared by the shipped plans, validated once per ``train`` call.
 
 Names follow the seed system's ``training_args`` so researchers keep their habits.
-Unknown keys are ignored: aggregators add their own (``fedprox_mu``), and a researcher's
-custom plan may read more from the mapping itself.
+``TRAINING_ARG_NAMES`` are the ones fedward reads; any other key is refused
+(``TrainingPlan.check_training_args``) unless the plan declares it in
+``extra_training_args``: a setting is never silently ignored.
 
-The held-out split is a function of ``seed`` and the dataset id only, so a node validates
-on the same rows in every round of an experiment; the batch order also depends on the
-incoming parameters, so it changes from round to round yet replays exactly on a rerun.
+The node's randomness comes from the experiment's ``seed``, the node's id and the round,
+never from ids drawn at random (dataset ids are): the held-out split is a function of
+(seed, node id), so a node validates on the same rows in every round; the batch order of
+(seed, node id, round), so it changes from round to round yet replays exactly on a rerun,
+and two federations with the same data and seed train to the same parameters.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -80,6 +83,10 @@ class TrainingArgs:
         return min(batches, self.batch_maxnum) if self.batch_maxnum else batches
 
 
+#: Every training argument fedward's plans read (``test_metric``: ``test_metrics``'s old name).
+TRAINING_ARG_NAMES = frozenset(f.name for f in fields(TrainingArgs)) | {"test_metric"}
+
+
 def _int(args: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
     value = args.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -124,18 +131,14 @@ def _seed_from(*parts: str | bytes) -> int:
 
 
 def held_out_split(
-    n_samples: int, test_ratio: float, seed: int, dataset_id: str
+    n_samples: int, test_ratio: float, seed: int, node_id: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices): the same for every round of a (seed, dataset)."""
-    order = np.random.default_rng(_seed_from("split", str(seed), dataset_id)).permutation(n_samples)
+    """(train indices, test indices): the same for every round of a (seed, node)."""
+    order = np.random.default_rng(_seed_from("split", str(seed), node_id)).permutation(n_samples)
     n_test = round(n_samples * test_ratio)
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def round_rng(seed: int, dataset_id: str, params: Mapping[str, np.ndarray]) -> np.random.Generator:
-    """Randomness for one round's batch order, replayable from its inputs."""
-    digest = hashlib.sha256()
-    for name in sorted(params):
-        digest.update(name.encode("utf-8"))
-        digest.update(np.ascontiguousarray(params[name]).tobytes())
-    return np.random.default_rng(_seed_from("round", str(seed), dataset_id, digest.digest()))
+def round_rng(seed: int, node_id: str, round_index: int) -> np.random.Generator:
+    """Randomness for one round's batch order (and a torch plan's dropout and draws)."""
+    return np.random.default_rng(_seed_from("round", str(seed), node_id, str(round_index)))

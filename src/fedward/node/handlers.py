@@ -33,6 +33,7 @@ from fedward.errors import IntegrityError, PlanError, ValidationError
 from fedward.node.gpu import DeviceProbe, cuda_device_count
 from fedward.node.jobs.runner import JobRunner
 from fedward.node.privacy_ledger import PrivacyLedger
+from fedward.node.round_jobs import RoundJobs
 from fedward.node.secure_aggregation import SecAggSessions
 from fedward.node.services import NodeServices
 from fedward.transport.blobs import BlobStore
@@ -57,6 +58,8 @@ class NodeContext:
     # plan fetched once stays valid: every round of an experiment reuses it.
     plan_cache: dict[str, FetchedPlan] = field(default_factory=dict)
     plan_cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Train jobs by (researcher, experiment, round): a repeated request re-attaches.
+    round_jobs: RoundJobs = field(default_factory=RoundJobs)
 
 
 def handle_ping(ctx: NodeContext, researcher_id: str, request: PingRequest) -> Reply:

@@ -6,18 +6,35 @@ size cap), with its own algorithm, and that canonical text is what the worker im
 (it checks its sha256 again before loading it). What the job returns is taken under
 fixed names, copied out of the worker's reach, and checked — the model's layout,
 finite values, a plausible sample count — before anything is uploaded
-(``jobs.results``). Every job that starts is in the job log with its outcome; every
-refused request is in the audit log.
+(``jobs.results``). Every job that starts is in the job log with its outcome, under
+the id its reply carries; every refused request is in the audit log.
+
+A round's request is idempotent (``round_jobs``): a researcher that resumed after a
+crash sends it again, and the repeat gets the outcome of the job the first one started,
+running or finished, instead of a refusal or a second job.
+
+When a job fails, the reply says what the plan raised and where, in the plan's own lines
+(``PlanLine``: numbers in its canonical text, each line's text from the node's copy of
+the plan), with the node's paths masked; the worker's own word for the line is never
+used.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from fedward.core.ids import new_id
-from fedward.core.messages import Reply, ScalarEvent, TrainReply, TrainRequest
+from fedward.core.messages import (
+    ErrorReply,
+    PlanLine,
+    Reply,
+    ScalarEvent,
+    SecAggReadyReply,
+    TrainReply,
+    TrainRequest,
+)
 from fedward.errors import FedwardError, JobError, PlanNotApproved, ValidationError
 from fedward.learning.plan_source import write_canonical_plan
 from fedward.node import privacy_policy, secagg_handler
@@ -25,9 +42,12 @@ from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
 from fedward.node.jobs import wire
 from fedward.node.jobs.failures import outcome_of
-from fedward.node.jobs.job_folder import result_name
+from fedward.node.jobs.job_folder import JobFolder, result_name
+from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.results import ALLOWED_EXTRAS, check_result, checked_layout
 from fedward.node.jobs.runner import WorkerKey
+from fedward.node.round_jobs import RoundKey, request_fingerprint
+from fedward.storage.node_records import DatasetRecord, JobOutcome
 
 log = logging.getLogger("fedward.node")
 
@@ -65,7 +85,40 @@ def job_deadline_s(request_deadline_s: float, elapsed_s: float) -> float:
 
 
 def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) -> Reply:
+    """Run the request's job, or, for a repeat of a round's request (a researcher that
+    resumed), answer with the outcome of the job it started (``round_jobs``)."""
     received = time.monotonic()
+    key = RoundKey(researcher_id, request.experiment_id, request.round_index)
+    ticket = ctx.round_jobs.enter(key, request_fingerprint(request))
+    if not ticket.owner:
+        log.info(
+            "request %s from %s repeats round %d of %s: answered with that job's outcome",
+            request.request_id,
+            researcher_id,
+            request.round_index,
+            request.experiment_id,
+        )
+        wait_s = job_deadline_s(request.deadline_s, time.monotonic() - received)
+        return ctx.round_jobs.outcome(ticket, request.request_id, wait_s)
+    reply: Reply | None = None
+    try:
+        reply = _train(ctx, researcher_id, request, received)
+        return reply
+    except FedwardError as exc:  # refused before a job started: repeats hear the same
+        reply = ErrorReply(request_id=request.request_id, code=exc.code, message=str(exc))
+        raise
+    finally:
+        ctx.round_jobs.finish(ticket, reply or _INTERNAL_ERROR)
+
+
+_INTERNAL_ERROR = ErrorReply(
+    request_id="internal",
+    code="internal",
+    message="internal error on the node; the node's log has the details",
+)
+
+
+def _train(ctx: NodeContext, researcher_id: str, request: TrainRequest, received: float) -> Reply:
     dataset = ctx.services.datasets.checked(request.dataset_id)
     plan = fetch_plan(ctx, request.plan_blob)
     check_approved(
@@ -79,16 +132,62 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
     folder = ctx.runner.folder(request.experiment_id)
     # The canonical text, the one the digest binds, is what the worker imports.
     plan_path, plan_sha256 = write_canonical_plan(plan.canonical, folder.inputs)
-    job_id = new_id("job")
-    params_in = folder.inputs / f"{job_id}.params.safetensors"
-    extras_in: dict[str, str] = {}
-    produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
     device = choose_device(
         ctx.config.gpu, bool(request.training_args.get("use_gpu", False)), ctx.device_probe
     )
-    audit_id = ctx.services.jobs.start(
+    # One id for the job everywhere: the job log, the worker's files, the reply.
+    job_id = ctx.services.jobs.start(
         request.experiment_id, request.round_index, researcher_id, dataset.dataset_id, plan.digest
     )
+    job = _Job(job_id, folder, dataset, plan_path, plan_sha256, device, received)
+    try:
+        reply = _run(ctx, researcher_id, request, job)
+    except FedwardError as exc:
+        places = node_places(dataset.path, folder.root, (ctx.config.state_dir, "<node>"))
+        message = mask_paths(str(exc), places)
+        ctx.services.jobs.finish(job_id, _outcome(exc), message=message)
+        ctx.runner.discard_work(request.experiment_id)
+        log.info("job %s for %s failed: %s", job_id, researcher_id, message)
+        return ErrorReply(
+            request_id=request.request_id,
+            code=exc.code,
+            message=message[:20_000],
+            job_id=job_id,
+            plan_lines=_plan_lines(exc, plan.canonical),
+        )
+    except Exception:
+        ctx.services.jobs.finish(job_id, "failed", message="internal error")
+        ctx.runner.discard_work(request.experiment_id)
+        log.exception("internal error in job %s", job_id)
+        return ErrorReply(
+            request_id=request.request_id,
+            code="internal",
+            message="internal error on the node; the node's log has the details",
+            job_id=job_id,
+        )
+    ctx.services.jobs.finish(job_id, "succeeded", metrics=reply.metrics)
+    return reply
+
+
+@dataclass(frozen=True)
+class _Job:
+    job_id: str
+    folder: JobFolder
+    dataset: DatasetRecord
+    plan_path: Path
+    plan_sha256: str
+    device: str
+    received: float
+
+
+def _run(
+    ctx: NodeContext, researcher_id: str, request: TrainRequest, job: _Job
+) -> TrainReply | SecAggReadyReply:
+    """Download the inputs, run the job, check and upload what it returned."""
+    folder, dataset, job_id = job.folder, job.dataset, job.job_id
+    params_in = folder.inputs / f"{job_id}.params.safetensors"
+    extras_in: dict[str, str] = {}
+    produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
     cap = ctx.config.jobs.disk_mb << 20
     try:
         ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap)
@@ -100,8 +199,10 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             extras_in[name] = str(path)
         spec = wire.JobSpec(
             job_id=job_id,
-            plan_path=str(plan_path),
-            plan_sha256=plan_sha256,
+            node_id=ctx.config.node_id,
+            round_index=request.round_index,
+            plan_path=str(job.plan_path),
+            plan_sha256=job.plan_sha256,
             plan_class=request.plan_class,
             model_args=request.model_args,
             training_args=privacy_policy.plan_training_args(request),
@@ -112,16 +213,16 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
             params_in=str(params_in),
             extras_in=extras_in,
             results_dir=str(folder.work),
-            device=device,
+            device=job.device,
             cpu_seconds=ctx.config.jobs.cpu_s,
         )
         result = ctx.runner.run(
             WorkerKey(request.experiment_id, request.plan_blob, dataset.dataset_id),
             spec,
             dataset=dataset.path,
-            deadline_s=job_deadline_s(request.deadline_s, time.monotonic() - received),
+            deadline_s=job_deadline_s(request.deadline_s, time.monotonic() - job.received),
             on_scalar=lambda scalar: _forward(ctx, researcher_id, request, scalar),
-            gpu=device != "cpu",
+            gpu=job.device != "cpu",
         )
         _check_sample_count(result.sample_count, dataset.sample_count)
         # The result has the model's layout, so its size is known: a few KiB of header more.
@@ -146,7 +247,7 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         if request.secure_aggregation is not None:
             if extra_paths:
                 raise JobError("secure aggregation sends one sum: the job may not return extras")
-            secure_reply = secagg_handler.hold_update(
+            return secagg_handler.hold_update(
                 ctx,
                 researcher_id,
                 request,
@@ -156,28 +257,15 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
                 result.metrics,
                 {str(k): v for k, v in result.timings.items()},
             )
-        else:
-            out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id])
-            extra_blobs = {
-                name: ctx.blobs.put_file(path, readers=[researcher_id])
-                for name, path in extra_paths.items()
-            }
-    except FedwardError as exc:
-        outcome = outcome_of(exc) if isinstance(exc, JobError) else "failed"
-        ctx.services.jobs.finish(audit_id, outcome, message=str(exc))
-        ctx.runner.discard_work(request.experiment_id)
-        raise
-    except Exception:
-        ctx.services.jobs.finish(audit_id, "failed", message="internal error")
-        ctx.runner.discard_work(request.experiment_id)
-        raise
+        out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id])
+        extra_blobs = {
+            name: ctx.blobs.put_file(path, readers=[researcher_id])
+            for name, path in extra_paths.items()
+        }
     finally:
         for path in [params_in, *map(Path, extras_in.values())]:
             path.unlink(missing_ok=True)
         folder.discard(*produced)
-    ctx.services.jobs.finish(audit_id, "succeeded", metrics=result.metrics)
-    if request.secure_aggregation is not None:
-        return secure_reply
     return TrainReply(
         request_id=request.request_id,
         experiment_id=request.experiment_id,
@@ -187,7 +275,29 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         metrics=result.metrics,
         timings={str(k): v for k, v in result.timings.items()},
         extra_blobs=extra_blobs,
+        job_id=job_id,
+        threads=result.threads,
     )
+
+
+def _outcome(error: FedwardError) -> JobOutcome:
+    return outcome_of(error) if isinstance(error, JobError) else "failed"
+
+
+def _plan_lines(error: FedwardError, canonical: str) -> list[PlanLine]:
+    """The plan frames a worker reported, with each line's text from the node's own copy
+    of the plan (the text the worker ran), never from the worker."""
+    if not isinstance(error, JobError):
+        return []
+    lines = canonical.splitlines()
+    return [
+        PlanLine(
+            line=frame.line,
+            function=frame.function,
+            text=lines[frame.line - 1].strip()[:200] if frame.line <= len(lines) else "",
+        )
+        for frame in error.plan_frames
+    ]
 
 
 def _check_sample_count(reported: int, dataset_size: int) -> None:

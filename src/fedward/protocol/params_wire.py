@@ -50,7 +50,21 @@ def _contiguous(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def params_to_bytes(params: Mapping[str, np.ndarray]) -> bytes:
-    return save(_contiguous(params), metadata=_METADATA)
+    """The safetensors bytes of ``params``: the same parameters always give the same bytes,
+    hence the same blob id (a resumed round's requests must match the first ones')."""
+    return _sorted_metadata(save(_contiguous(params), metadata=_METADATA))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    # safetensors writes __metadata__ from a hash map, in an order that changes from one
+    # call to the next: rewrite the header with it sorted, padded to the same length.
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > size:  # cannot happen (same content); keep the original bytes then
+        return data
+    return data[:8] + text.ljust(size) + data[8 + size :]
 
 
 def params_from_bytes(data: bytes) -> Params:

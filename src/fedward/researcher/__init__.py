@@ -7,9 +7,12 @@
                         trimmed mean, Krum
 - ``discovery``         which dataset of which node, found by tags
 - ``selection``         which nodes train in a round (all, a random fraction, a callable)
+- ``experiment_round``  one round of an experiment: observers, journal, enough updates?
 - ``rounds``            one round: requests out, updates folded in node order, drop-outs
 - ``secure_rounds``     one round under secure aggregation (``privacy_settings.SecAgg``)
 - ``experiment_privacy`` DP settings on requests, epsilon per round, ``max_epsilon``
+- ``train_requests``    what a round sends each node: the plan's upload, the request
+- ``round_journal``     a round in progress, so that a crash inside it can be resumed
 - ``history``           per-round, per-node records of an experiment
 - ``checkpoint``        checkpoint files; ``experiment_state`` the experiment in them
 - ``monitor``           observer interface; ``progress`` (live line), ``tensorboard``
@@ -17,6 +20,8 @@
 - ``plan_review``       plan approval requests and status
 - ``experiment_file``   ``experiment.toml`` for ``fedward researcher run``
 - ``cli``               ``fedward researcher ...``
+- ``analysis``          the history as a DataFrame, past rounds' parameters
+- ``fedbiomed_names``   Fed-BioMed's names, refused with fedward's
 """
 
 from fedward.researcher.aggregators import (
@@ -56,3 +61,13 @@ __all__ = [
     "SecAgg",
     "TrimmedMean",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Fed-BioMed's users import its names from here: say fedward's.
+    from fedward.researcher.fedbiomed_names import researcher_name
+
+    error = researcher_name(name)
+    if error is not None:
+        raise error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

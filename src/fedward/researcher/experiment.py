@@ -9,7 +9,11 @@ and why when they do not.
 
 ``Experiment.load_checkpoint("latest")`` rebuilds an experiment from its last checkpoint
 (parameters, aggregator state, selection RNG, history) and ``run()`` carries on: the
-result is bit for bit the one an uninterrupted run would have given.
+result is bit for bit the one an uninterrupted run would have given. That holds for a
+researcher killed inside a round too: the round's journal (``round_journal``) lets the
+resumed round ask the same nodes the same way, and each node answers the repeat with the
+job the first request started; a round that cannot end as it would have raises
+``RoundNotResumable`` instead of going on with fewer nodes.
 """
 
 from __future__ import annotations
@@ -18,21 +22,31 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fedward.core.ids import new_id, validate_id
-from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
+from fedward.core.messages import (
+    DatasetSummary,
+)
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
-from fedward.errors import FederationError, PrivacyBudgetExhausted, ValidationError
+from fedward.errors import (
+    FederationError,
+    PrivacyBudgetExhausted,
+    RoundNotResumable,
+    ValidationError,
+)
+from fedward.learning.fedbiomed_plans import check_plan_class
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
-from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
+from fedward.researcher.analysis import history_frame, params_after_round
 from fedward.researcher.checkpoint import experiment_dir
 from fedward.researcher.discovery import find_datasets
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
+from fedward.researcher.experiment_round import round_journal, run_round
+from fedward.researcher.fedbiomed_names import ExperimentType, experiment_attribute
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
@@ -47,11 +61,15 @@ from fedward.researcher.selection import (
     selection_rng,
 )
 from fedward.researcher.tensorboard import TensorBoardLog
+from fedward.researcher.train_requests import PlanUpload, node_training_args
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RoundCallback = Callable[[RoundRecord], None]
 
 
-class Experiment:
+class Experiment(metaclass=ExperimentType):
     """Federated training of ``training_plan`` on the datasets tagged ``tags``.
 
     ``rounds`` rounds; ``aggregator`` (default FedAvg); ``node_selection`` (default all
@@ -139,13 +157,21 @@ class Experiment:
         self._owns_federation = federation is None
         self._global: Params | None = None
         self._rng = selection_rng(seed)
+        check_plan_class(training_plan)  # Fed-BioMed's signatures, before anything is sent
         self._source = plan_source(training_plan)
         self._plan_digest = plan_digest(self._source)
-        self._plan_upload: tuple[str, set[str]] | None = None  # (blob id, its readers)
+        # Checked here, before anything is sent: a setting no one reads is an error.
+        training_plan.check_model_args(self.model_args)
+        training_plan.check_training_args(node_training_args(self, ""))
+        self.plan_upload = PlanUpload(self._source)
         self._datasets: dict[str, DatasetSummary] | None = None
         self._observers: Observers | None = None
 
     # --- public API -----------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names the instance lacks get here: Fed-BioMed's get fedward's name.
+        raise experiment_attribute(name)
 
     @property
     def federation(self) -> Federation:
@@ -164,11 +190,25 @@ class Experiment:
     def plan_digest(self) -> str:
         return self._plan_digest
 
-    def aggregated_params(self) -> Params:
-        return dict(self._global_params())
+    def aggregated_params(self, round: int | None = None) -> Params:
+        """The global parameters after round ``round`` (1 = the first, as the progress line
+        and the checkpoints count; 0 = the initial ones), the latest by default. Past
+        rounds are read from their checkpoints (``analysis``)."""
+        if round is None or round == self.round_index:
+            return dict(self.global_params())
+        if round == 0:
+            return self.training_plan(self.model_args).init_params(self.seed)
+        return params_after_round(self.checkpoint_dir(), round, self.round_index)
 
-    def training_replies(self) -> list[RoundRecord]:
-        return list(self.history)
+    def metrics_frame(self, per_node: bool = True) -> pd.DataFrame:
+        """The history as a pandas DataFrame: a row per node and round (or per round,
+        ``per_node=False``), a column per metric (``analysis.history_frame``)."""
+        return history_frame(self.history, per_node)
+
+    def training_replies(self) -> dict[int, dict[str, NodeRound]]:
+        """Each node's reply per round, as Fed-BioMed's method gave them: round index
+        (from 0) -> node id -> ``NodeRound``. ``history`` has more (round durations)."""
+        return {record.round_index: dict(record.nodes) for record in self.history}
 
     def nodes(self) -> dict[str, DatasetSummary]:
         """The dataset of each node, found by tags (``discovery``; asked once, then kept)."""
@@ -180,7 +220,7 @@ class Experiment:
         """Submit the plan to every node of the experiment for review; the status per node
         (see ``plan_review``)."""
         nodes = sorted(self.nodes())
-        blob = self._upload_plan(nodes)
+        blob = self.plan_upload.blob_for(self.federation.blobs, nodes)
         name = self.training_plan.__name__
         return plan_review.request_approval(
             self.federation, nodes, blob, self._plan_digest, name, description, timeout_s
@@ -190,7 +230,7 @@ class Experiment:
         """The plan's status on every node: approved, pending, rejected or unknown
         (``"error: ..."`` or ``"no answer"`` when a node could not tell)."""
         nodes = sorted(self.nodes())
-        blob = self._upload_plan(nodes)
+        blob = self.plan_upload.blob_for(self.federation.blobs, nodes)
         return plan_review.plan_status(self.federation, nodes, blob, self._plan_digest, timeout_s)
 
     def run(self) -> list[RoundRecord]:
@@ -208,24 +248,42 @@ class Experiment:
         return self.history
 
     def run_once(self) -> RoundRecord:
-        """One round; ``FederationError`` (and no change) when too few nodes answer."""
+        """One round; ``FederationError`` (and no change) when too few nodes answer.
+
+        A round interrupted by a crash (its journal is next to the checkpoints) is
+        resumed: same nodes, same inputs, the answers it already had kept, and the nodes
+        that were still training asked again (``round_journal``); if one of them cannot
+        deliver now, ``RoundNotResumable`` rather than a round with fewer nodes."""
         round_index = self.round_index
         started = time.monotonic()
-        observers = self._observer_set()
+        observers = self.observer_set()
         datasets = self.nodes()
-        offline = set(self.federation.offline_nodes()) & set(datasets)
+        journal = round_journal(self.checkpoint_dir(), round_index)
+        if journal is not None and journal.start is not None:
+            offline = set(journal.start.offline)  # as the round saw them when it began
+        else:
+            offline = set(self.federation.offline_nodes()) & set(datasets)
         candidates = [n for n in sorted(datasets) if n not in offline]
         rng_before = rng_state(self._rng)
         selected = self.selection.select(candidates, round_index, self._rng) if candidates else []
         try:
             if len(selected) < self.min_replies:
                 raise FederationError(
-                    f"round {round_index} can ask only {len(selected)} node(s), fewer than the "
+                    f"round {round_index + 1} can ask only {len(selected)} node(s), fewer than the "
                     f"minimum of {self.min_replies} (offline: {sorted(offline) or 'none'})",
                     hint="start the missing nodes or lower min_replies",
                 )
             self.privacy.check_next_round(round_index, selected)
-            record = self._run_round(round_index, datasets, selected, sorted(offline), started)
+            record = run_round(self, datasets, selected, sorted(offline), started, journal)
+        except RoundNotResumable:
+            self._rng = rng_from_state(rng_before)
+            raise
+        except FederationError:
+            # Failed as an uninterrupted run would have: a retry is a fresh round.
+            self._rng = rng_from_state(rng_before)
+            if journal is not None:
+                journal.remove()
+            raise
         except BaseException:
             self._rng = rng_from_state(rng_before)  # a retried round draws the same nodes
             raise
@@ -233,65 +291,32 @@ class Experiment:
         self.privacy.account(record)
         self.history.append(record)
         self._save_checkpoint()
+        if journal is not None:
+            journal.remove()
         observers.round_finished(record)
         if self._on_round is not None:
             self._on_round(record)
         return record
 
-    def _run_round(
+    def plot(
         self,
-        round_index: int,
-        datasets: dict[str, DatasetSummary],
-        selected: list[str],
-        offline: list[str],
-        started: float,
-    ) -> RoundRecord:
-        observers = self._observer_set()
-        observers.round_started(round_index, selected)
-        global_params = self._global_params()
-        plan_blob = self._upload_plan(selected)
-        self.aggregator.begin_round(global_params, round_index, population=len(datasets))
-
-        def build(node_id: str, params_blob: str) -> TrainRequest:
-            return self._train_request(
-                node_id, datasets[node_id], round_index, plan_blob, params_blob
-            )
-
-        def forward(node_id: str, event: ScalarEvent | LogEvent) -> None:
-            if isinstance(event, ScalarEvent) and event.experiment_id == self.experiment_id:
-                observers.scalar(node_id, event)
-
-        self.federation.add_event_sink(forward)
-        try:
-            runner = self.privacy.runner(
-                self.federation, self.aggregator, observers, self.round_timeout_s
-            )
-            results = runner.run(self.experiment_id, round_index, selected, global_params, build)
-        finally:
-            self.federation.remove_event_sink(forward)
-        for node_id in offline:
-            results[node_id] = NodeRound(node_id, "offline", error="offline when the round began")
-            observers.node_changed(round_index, node_id, "offline")
-        record = RoundRecord(
-            round_index, dict(sorted(results.items())), duration_s=time.monotonic() - started
-        )
-        if len(record.succeeded) < self.min_replies:
-            details = "; ".join(
-                f"{r.node_id}: {r.status} {r.error}".strip()
-                for r in record.nodes.values()
-                if r.status != "ok"
-            )
-            raise FederationError(
-                f"round {round_index} got {len(record.succeeded)} update(s), "
-                f"fewer than the minimum of {self.min_replies} ({details})"
-            )
-        return record
-
-    def plot(self, path: Path | str = "metrics.png", metrics: Sequence[str] | None = None) -> Path:
-        """A PNG of the metrics per round: each node, and their sample-weighted mean."""
+        path: Path | str = "metrics.png",
+        metrics: Sequence[str] | None = None,
+        *,
+        skip_first_round: bool = False,
+    ) -> Path:
+        """A PNG of the metrics per round (training loss first): each node, and their
+        sample-weighted mean; ``skip_first_round`` leaves out round 1, whose ``global_``
+        metrics measure the untrained model and would squash the scale."""
         from fedward.researcher.plot import plot_history
 
-        return plot_history(self.history, path, metrics=metrics, title=self.experiment_id)
+        return plot_history(
+            self.history,
+            path,
+            metrics=metrics,
+            title=self.experiment_id,
+            skip_first_round=skip_first_round,
+        )
 
     def close(self) -> None:
         """Tell the observers, and close the federation if the experiment opened it."""
@@ -360,7 +385,8 @@ class Experiment:
 
     # --- steps --------------------------------------------------------------------------
 
-    def _observer_set(self) -> Observers:
+    def observer_set(self) -> Observers:
+        """The observers of every round event: progress, TensorBoard, the researcher's."""
         if self._observers is None:
             observers: list[RoundObserver] = list(self.extra_observers)
             if self.progress is not False:
@@ -371,53 +397,8 @@ class Experiment:
             self._observers = Observers(observers)
         return self._observers
 
-    def _global_params(self) -> Params:
+    def global_params(self) -> Params:
+        """The current global parameters (the plan's initial ones before any round)."""
         if self._global is None:
             self._global = self.training_plan(self.model_args).init_params(self.seed)
         return self._global
-
-    def _upload_plan(self, readers: list[str]) -> str:
-        # Upload once per new reader set: re-uploading the same content only extends its
-        # readers, so a round whose nodes all read the plan already skips the request.
-        if self._plan_upload is not None and set(readers) <= self._plan_upload[1]:
-            return self._plan_upload[0]
-        granted = set(readers) | (self._plan_upload[1] if self._plan_upload else set())
-        blob = self.federation.blobs.put_bytes(
-            self._source.encode("utf-8"), readers=sorted(granted)
-        )
-        self._plan_upload = (blob, granted)
-        return blob
-
-    def _train_request(
-        self,
-        node_id: str,
-        dataset: DatasetSummary,
-        round_index: int,
-        plan_blob: str,
-        params_blob: str,
-    ) -> TrainRequest:
-        training_args = {
-            "seed": self.seed,
-            **self.training_args,
-            **self.aggregator.training_args_for_node(node_id),
-        }
-        extra_blobs: dict[str, str] = {}
-        for name, tensors in self.aggregator.extras_for_node(node_id).items():
-            extra_blobs[name] = self.federation.blobs.put_bytes(
-                params_to_bytes(tensors), readers=[node_id]
-            )
-        return TrainRequest(
-            request_id=self.federation.new_request_id(),
-            experiment_id=self.experiment_id,
-            round_index=round_index,
-            dataset_id=dataset.dataset_id,
-            plan_blob=plan_blob,
-            plan_digest=self._plan_digest,
-            plan_class=self.training_plan.__name__,
-            params_blob=params_blob,
-            model_args=self.model_args,
-            training_args=training_args,
-            deadline_s=self.round_timeout_s,
-            extra_blobs=extra_blobs,
-            **self.privacy.request_fields(),  # type: ignore[arg-type]
-        )

@@ -22,7 +22,8 @@
     [selection]                    # optional: fraction = 0.5, minimum = 2
 
 Relative paths are relative to the file. A plan given as a ``.py`` file is the
-researcher's own code, imported here like any module.
+researcher's own code, imported here like any module. A key not listed here (in any
+table) is an error that names the closest valid key: nothing is silently ignored.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 from fedward.config.loader import read_toml
 from fedward.errors import ConfigError, PlanError
 from fedward.learning.plan import TrainingPlan
+from fedward.learning.setting_names import check_names
 from fedward.researcher.aggregators import aggregator_from_config
 from fedward.researcher.selection import NodeSelection, RandomFraction
 
@@ -59,6 +61,9 @@ _KEYS = {
     "aggregator_args",
     "selection",
 }
+
+
+_SELECTION_KEYS = {"fraction", "minimum"}
 
 
 @dataclass
@@ -105,19 +110,17 @@ def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
 def read_experiment_file(path: Path) -> ExperimentFile:
     path = Path(path)
     data = read_toml(path)
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    check_names(f"key in {path}:", data, _KEYS, error=ConfigError)
     if "plan" not in data or "tags" not in data:
         raise ConfigError(f"{path}: 'plan' and 'tags' are required")
     base = path.parent
     selection: NodeSelection | None = None
     if "selection" in data:
         options = _table(data, "selection")
-        try:
-            selection = RandomFraction(**options)
-        except TypeError as exc:
-            raise ConfigError(f"{path}: [selection] takes fraction and minimum") from exc
+        check_names(f"[selection] key in {path}:", options, _SELECTION_KEYS, error=ConfigError)
+        if "fraction" not in options:
+            raise ConfigError(f"{path}: [selection] needs fraction (and optionally minimum)")
+        selection = RandomFraction(**options)
     settings: dict[str, Any] = {
         "tags": list(data["tags"]),
         "model_args": _table(data, "model_args"),

@@ -22,6 +22,7 @@ from fedward.core.plan_digest import plan_digest
 from fedward.errors import PlanError, ValidationError
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
+from fedward.learning.setting_names import closest
 from fedward.researcher.aggregators import Aggregator, aggregator_from_config
 from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint, save_checkpoint
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
@@ -130,12 +131,14 @@ def load(
     node_selection: NodeSelection | SelectionRule | None,
     settings: Mapping[str, Any],
 ) -> Experiment:
-    unknown = sorted(set(settings) - _RESTORABLE_SETTINGS)
-    if unknown:
-        raise ValidationError(
-            f"load_checkpoint cannot change {', '.join(unknown)}",
-            hint="allowed: " + ", ".join(sorted(_RESTORABLE_SETTINGS)),
-        )
+    for name in sorted(settings):
+        if name not in _RESTORABLE_SETTINGS:
+            near = closest(name, _RESTORABLE_SETTINGS)
+            raise ValidationError(
+                f"load_checkpoint cannot change {name}"
+                + (f"; did you mean {near!r}?" if near else ""),
+                hint="allowed: " + ", ".join(sorted(_RESTORABLE_SETTINGS)),
+            )
     owned = False
     if str(where) == "latest" and state_dir is None:
         if federation is None:

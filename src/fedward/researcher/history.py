@@ -8,6 +8,10 @@ A node's status in a round:
 - ``late``     no answer before the round deadline;
 - ``offline``  a candidate known to be offline when the round started: not asked.
 
+Each node round also records the node's job id and the threads its training used:
+floating-point sums depend on how work is split between threads, so the same data and
+seed give the same parameters only with the same thread counts.
+
 Metrics are whatever the node's plan measured: ``global_<metric>`` (the received global
 parameters on the node's held-out share, before local training) and ``local_<metric>``
 (after). ``RoundRecord.metrics`` is their sample-weighted mean over the nodes that
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
+
+from fedward.errors import UnknownName
 
 NodeStatus = Literal["ok", "failed", "late", "offline"]
 
@@ -33,6 +39,16 @@ class NodeRound:
     error: str = ""
     error_code: str = ""
     duration_s: float = 0.0
+    job_id: str = ""  # the node's id for the job: what ``fedward node jobs`` shows there
+    threads: int = 0  # threads the node trained with (results depend on it; 0: unknown)
+
+    def __getitem__(self, key: object) -> NoReturn:
+        # Fed-BioMed's training replies were dicts (reply['timing']['rtime_training']).
+        raise UnknownName(
+            f"a NodeRound is not a dict: read its attributes (reply[{key!r}] is Fed-BioMed's)",
+            hint="node_id, status, sample_count, metrics, timings (load_s, train_s, save_s), "
+            "duration_s, job_id, threads, error",
+        )
 
 
 @dataclass

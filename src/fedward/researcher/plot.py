@@ -1,8 +1,12 @@
-"""``plot_history``: a PNG of the metrics per round, per node and aggregated.
+"""``plot_history``: a PNG of the metrics per round, per node and aggregated
+(``history_figure`` draws it).
 
-One panel per metric: a thick line for the sample-weighted mean over the nodes, a thin
-one per node. matplotlib is imported here only (the ``[notebooks]`` extra), and drawn
-through its Agg canvas, so nothing touches pyplot's global state or needs a display.
+One panel per metric, losses first: a thick line for the sample-weighted mean over the
+nodes, a thin one per node, rounds on integer ticks (1 = the first, as the progress line
+counts). ``skip_first_round`` leaves round 1 out: its ``global_`` metrics measure the
+untrained model and squash the scale of the rest. matplotlib is imported here only (the
+``researcher`` extra), and drawn through its Agg canvas, so nothing touches pyplot's
+global state or needs a display.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedward.errors import ValidationError
 from fedward.researcher.history import RoundRecord, aggregate_series, metric_names, node_series
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_history(
@@ -21,15 +29,35 @@ def plot_history(
     *,
     metrics: Sequence[str] | None = None,
     title: str = "",
+    skip_first_round: bool = False,
 ) -> Path:
+    figure = history_figure(
+        history, metrics=metrics, title=title, skip_first_round=skip_first_round
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png", dpi=100)
+    return out
+
+
+def history_figure(
+    history: Sequence[RoundRecord],
+    *,
+    metrics: Sequence[str] | None = None,
+    title: str = "",
+    skip_first_round: bool = False,
+) -> Figure:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise ValidationError(
-            "plotting needs matplotlib", hint="pip install 'fedward[notebooks]'"
+            "plotting needs matplotlib", hint="pip install 'fedward[researcher]'"
         ) from exc
-    names = list(metrics) if metrics is not None else metric_names(history)
+    if skip_first_round:
+        history = [record for record in history if record.round_index > 0]
+    names = list(metrics) if metrics is not None else losses_first(metric_names(history))
     if not history or not names:
         raise ValidationError("nothing to plot yet: no round reported a metric")
     columns = min(3, len(names))
@@ -58,12 +86,15 @@ def plot_history(
         )
         axes.set_title(name)
         axes.set_xlabel("round")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if index == 0:
             axes.legend(fontsize="small")
     if title:
         figure.suptitle(title)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png", dpi=100)
-    return out
+    return figure
+
+
+def losses_first(names: Sequence[str]) -> list[str]:
+    """Metric names with the losses (``train_loss``, ...) first, each group sorted."""
+    return sorted(names, key=lambda name: ("loss" not in name, name))

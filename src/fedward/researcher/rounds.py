@@ -23,6 +23,7 @@ as a whole succeeded is the experiment's job.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import tempfile
 import time
@@ -44,6 +45,7 @@ from fedward.researcher.aggregators.base import Aggregator
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, NodeStatus
 from fedward.researcher.monitor import RoundObserver
+from fedward.researcher.round_journal import RoundJournal, RoundStart
 
 log = logging.getLogger("fedward.researcher")
 
@@ -111,12 +113,22 @@ class RoundRunner:
         selected: Sequence[str],
         global_params: Params,
         build_request: RequestBuilder,
+        journal: RoundJournal | None = None,
+        offline: Sequence[str] = (),
     ) -> dict[str, NodeRound]:
+        """The round's outcome per selected node. With a ``journal``, every answer and
+        every late verdict is recorded before it is acted on; a journal found on disk
+        (a resumed round) gives back the answers it holds, and only the other nodes are
+        asked again (their repeated requests re-attach to the jobs they started)."""
         started = time.monotonic()
         params_blob = self.federation.blobs.put_bytes(
             params_to_bytes(global_params), readers=list(selected)
         )
-        requests = {node_id: build_request(node_id, params_blob) for node_id in selected}
+        settled = journal.settled if journal is not None else set()
+        to_ask = [n for n in selected if n not in settled]
+        requests = {node_id: build_request(node_id, params_blob) for node_id in to_ask}
+        if journal is not None:
+            journal.begin(RoundStart(round_index, tuple(selected), tuple(offline), params_blob))
         for node_id in selected:
             self.observer.node_changed(round_index, node_id, "training")
         expected = layout_of(global_params)
@@ -126,16 +138,22 @@ class RoundRunner:
         results: dict[str, NodeRound] = {}
         answered: set[str] = set()
         fold = OrderedFold(sorted(selected))
+        # On a resumed round, what a node said before the crash is final; only answers
+        # that succeed are worth recording then (a failure now fails the round loudly).
+        keep_failures = journal is None or not journal.resumed
+        known = sorted(journal.answers.items()) if journal is not None else []
         with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
-            for answer in self.federation.ask(requests, self.deadline_s):
+            new = ((a.node_id, a.reply) for a in self.federation.ask(requests, self.deadline_s))
+            for node_id, reply in itertools.chain(known, new):
                 elapsed = time.monotonic() - started
-                node_id = answer.node_id
                 answered.add(node_id)
+                if journal is not None and node_id not in journal.answers:
+                    _record(journal, node_id, reply, keep_failures)
                 arrival = self._receive(
                     experiment_id,
                     round_index,
                     node_id,
-                    answer.reply,
+                    reply,
                     Path(scratch),
                     elapsed,
                     results,
@@ -143,6 +161,8 @@ class RoundRunner:
                 for ready in fold.resolve(node_id, arrival):
                     results[ready.node_id] = self._fold(round_index, ready, expected)
             for node_id in sorted(set(selected) - answered):
+                if journal is not None and keep_failures and node_id not in journal.late:
+                    journal.record_late(node_id)
                 results[node_id] = NodeRound(
                     node_id, "late", error=f"no reply within {self.deadline_s:g} s"
                 )
@@ -169,15 +189,15 @@ class RoundRunner:
     ) -> Arrival | None:
         """Download an answer's update; record the node as failed (and return None) if not."""
 
-        def failed(error: str, code: str) -> None:
+        def failed(error: str, code: str, job_id: str = "") -> None:
             log.warning("round %d: node %s failed: %s", round_index, node_id, error)
             results[node_id] = NodeRound(
-                node_id, "failed", error=error, error_code=code, duration_s=elapsed
+                node_id, "failed", error=error, error_code=code, duration_s=elapsed, job_id=job_id
             )
             self.observer.node_changed(round_index, node_id, "failed")
 
         if isinstance(reply, ErrorReply):
-            failed(reply.message, reply.code)
+            failed(describe_error(reply), reply.code, reply.job_id)
             return None
         if (
             not isinstance(reply, TrainReply)
@@ -205,7 +225,9 @@ class RoundRunner:
                 )
         except (NotFound, IntegrityError, ValidationError) as exc:
             arrival.discard()
-            failed(f"the update of {node_id} could not be downloaded: {exc}", exc.code)
+            failed(
+                f"the update of {node_id} could not be downloaded: {exc}", exc.code, reply.job_id
+            )
             return None
         self.observer.node_changed(round_index, node_id, "done")
         return arrival
@@ -238,7 +260,12 @@ class RoundRunner:
         self.observer.node_changed(round_index, node_id, status)
         if status != "ok":
             return NodeRound(
-                node_id, status, error=error, error_code=code, duration_s=arrival.elapsed_s
+                node_id,
+                status,
+                error=error,
+                error_code=code,
+                duration_s=arrival.elapsed_s,
+                job_id=reply.job_id,
             )
         return NodeRound(
             node_id,
@@ -247,4 +274,23 @@ class RoundRunner:
             metrics=dict(reply.metrics),
             timings=dict(reply.timings),
             duration_s=arrival.elapsed_s,
+            job_id=reply.job_id,
+            threads=reply.threads,
         )
+
+
+def _record(journal: RoundJournal, node_id: str, reply: object, keep_failures: bool) -> None:
+    if isinstance(reply, TrainReply) or (keep_failures and isinstance(reply, ErrorReply)):
+        journal.record_answer(node_id, reply)
+
+
+def describe_error(reply: ErrorReply) -> str:
+    """A node's error as the researcher reads it: the message, the node's job id (what
+    ``fedward node jobs`` shows there), and the plan's own lines where it failed (numbered
+    as in ``normalise_source`` of the plan's source)."""
+    text = reply.message
+    if reply.job_id:
+        text += f" [job {reply.job_id}]"
+    for line in reply.plan_lines:
+        text += f"\n    plan line {line.line}, in {line.function}: {line.text}"
+    return text

@@ -12,6 +12,7 @@ class SGDClassifierPlan(SklearnTrainingPlan):
 
     model_args: ``n_features``, ``classes``, optional ``estimator`` (e.g.
     ``{"loss": "hinge"}``), ``target_column``, ``standardize``.
+    Learning rate: the training argument ``optimizer_args={"lr": ...}`` (default 0.05).
     """
 
     estimator_class = SGDClassifier

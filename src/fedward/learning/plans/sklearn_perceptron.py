@@ -12,6 +12,7 @@ class PerceptronPlan(SklearnTrainingPlan):
 
     model_args: ``n_features``, ``classes``, optional ``estimator`` (e.g.
     ``{"penalty": "l2", "alpha": 1e-4}``), ``target_column``, ``standardize``.
+    Learning rate: the training argument ``optimizer_args={"lr": ...}`` (default 1.0).
     """
 
     estimator_class = Perceptron

@@ -12,6 +12,7 @@ class SGDRegressorPlan(SklearnTrainingPlan):
 
     model_args: ``n_features``, optional ``estimator`` (e.g. ``{"loss": "huber"}``),
     ``target_column``, ``standardize``.
+    Learning rate: the training argument ``optimizer_args={"lr": ...}`` (default 0.01).
     """
 
     estimator_class = SGDRegressor

@@ -14,6 +14,7 @@ from fedward.learning.datasets.csv_table import load_csv_xy
 from fedward.learning.datasets.images import load_images
 from fedward.learning.datasets.mnist import load_mnist
 from fedward.learning.plan import DatasetView
+from fedward.learning.torch_modules import optimizer_arguments
 from fedward.learning.torch_plan import TorchTrainingPlan
 
 
@@ -30,6 +31,20 @@ class TorchCNNPlan(TorchTrainingPlan):
     """
 
     task = "classification"
+
+    model_arg_names = frozenset(
+        {
+            "n_classes",
+            "in_channels",
+            "image_size",
+            "mode",
+            "split",
+            "target_column",
+            "image_shape",
+            "pixel_max",
+        }
+    )
+    optimizer_arg_names = optimizer_arguments(torch.optim.Adam)
 
     def init_model(self) -> nn.Module:
         n_classes = self.model_args.get("n_classes")

@@ -13,7 +13,7 @@ from torch import nn
 from fedward.errors import DatasetError, PlanError
 from fedward.learning.datasets.csv_table import load_csv_xy
 from fedward.learning.plan import DatasetView
-from fedward.learning.torch_modules import Standardize, feature_moments
+from fedward.learning.torch_modules import Standardize, feature_moments, optimizer_arguments
 from fedward.learning.torch_plan import TorchTrainingPlan
 
 
@@ -25,6 +25,9 @@ class TorchMLPPlan(TorchTrainingPlan):
     ``target_column`` (default the last column).
     training_args: see ``TorchTrainingPlan``; ``optimizer_args`` go to Adam (``lr`` 1e-3).
     """
+
+    model_arg_names = frozenset({"n_features", "classes", "hidden", "dropout", "target_column"})
+    optimizer_arg_names = optimizer_arguments(torch.optim.Adam)
 
     @property
     def task(self) -> str:  # type: ignore[override]

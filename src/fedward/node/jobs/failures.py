@@ -2,10 +2,10 @@
 
 The failures themselves are in :mod:`fedward.errors`; each carries a stable ``code``
 (sent in the ``ErrorReply``) a researcher can branch on. A plan that raises is a plain
-``JobError``.
+``JobError`` that carries its exception type, message and failing lines (``PlanFrame``).
 
     error            code              outcome   why
-    JobError         job_failed        failed    the plan raised; details in the job log
+    JobError         job_failed        failed    the plan raised (type, message, its lines)
     JobTimedOut      job_timeout       timeout   killed at the request's deadline
     JobOutOfMemory   job_memory_limit  killed    past ``[jobs] memory_mb``
     JobOutOfCpu      job_cpu_limit     killed    past ``[jobs] cpu_s`` of CPU time

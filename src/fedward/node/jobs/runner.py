@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedward.config.model import JobLimits
-from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut, JobWorkerDied
+from fedward.errors import (
+    JobError,
+    JobOutOfCpu,
+    JobOutOfMemory,
+    JobTimedOut,
+    JobWorkerDied,
+    PlanFrame,
+)
 from fedward.node.jobs import wire
 from fedward.node.jobs.bubblewrap import SandboxView, bubblewrap_argv
 from fedward.node.jobs.cgroups import CgroupHost, JobCgroup, join_command
@@ -449,15 +456,17 @@ def _read_available(fd: int) -> bytes | None:
 
 
 def _failure_error(report: wire.FailureOut) -> JobError:
-    """A worker's failure report: its code picks nothing but the memory case, and its text
-    is cut to one printable paragraph (it may still be the plan's choice of words)."""
+    """A worker's failure report: its code picks nothing but the memory case, its text is
+    cut to one printable paragraph (it may still be the plan's choice of words), and its
+    frames are line numbers only (the caller, who holds the plan, adds their text)."""
     if report.code == "memory_limit":
         return JobOutOfMemory(
             "the job ran out of memory: it needs more than this node's job memory limit",
             hint="use less memory per round (smaller batches or model), or ask the node's "
             "administrator to raise its [jobs] memory_mb",
         )
-    return JobError(wire.printable(report.message)[:1000])
+    frames = tuple(PlanFrame(frame.line, frame.function) for frame in report.frames)
+    return JobError(wire.printable(report.message)[:1000], plan_frames=frames)
 
 
 def _memory_error(limits: JobLimits) -> JobOutOfMemory:

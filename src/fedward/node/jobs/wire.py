@@ -5,11 +5,16 @@ network: lines have a maximum length, every field a type, a length and a pattern
 the worker never names a file — results lie under fixed names in its work folder
 (``job_folder``), chosen by the daemon. What the daemon sends (paths included) is
 trusted by the worker.
+
+A failure may carry what the plan said (its exception type, a bounded message) and where
+(line numbers of the plan's canonical text and function names, never file names): the
+daemon looks each line's text up in its own copy of the plan, never in the report.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,6 +22,9 @@ from msgspec import Meta
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_METRICS = 64
+#: A plan's own exception text: enough to act on, too little to carry a table of data.
+MAX_PLAN_MESSAGE = 500
+MAX_PLAN_FRAMES = 8
 
 JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 # Metric and scalar names: what a chart label or a table column can show as it is.
@@ -24,12 +32,20 @@ MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}$")]
 ExtraName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 ErrorCode = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Step = Annotated[int, Meta(ge=0, le=1 << 40)]
+EXCEPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+ExceptionName = Annotated[str, Meta(pattern=EXCEPTION_NAME.pattern)]
+# Python names, and the ones the compiler makes up: <module>, <lambda>, <listcomp> ...
+FUNCTION_NAME = re.compile(r"^(<[a-z]{1,20}>|[A-Za-z_][A-Za-z0-9_]{0,99})$")
+FunctionName = Annotated[str, Meta(pattern=FUNCTION_NAME.pattern)]
+PlanLine = Annotated[int, Meta(ge=1, le=1_000_000)]
 # Bounded by the dataset's size by the daemon; this only keeps the number sane.
 SampleCount = Annotated[int, Meta(ge=0, le=1 << 48)]
 
 
 class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     job_id: str
+    node_id: str = ""  # with the round and the experiment's seed, seeds the plan's randomness
+    round_index: int = 0
     plan_path: str  # the canonical source, in the job's read-only inputs
     plan_sha256: str  # of those exact bytes
     plan_class: str
@@ -69,12 +85,25 @@ class ResultOut(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
     metrics: Annotated[dict[MetricName, float], Meta(max_length=MAX_METRICS)]
     timings: Annotated[dict[Literal["load_s", "train_s", "save_s"], float], Meta(max_length=3)]
     extras: Annotated[list[ExtraName], Meta(max_length=8)] = []
+    # Threads the job's arithmetic used (torch's intra-op, else BLAS): results depend on it.
+    threads: Annotated[int, Meta(ge=0, le=4096)] = 0
+
+
+class PlanFrameOut(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A frame of the plan's own file: a line of its canonical text and the function."""
+
+    line: PlanLine
+    function: FunctionName
 
 
 class FailureOut(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
     job_id: JobId
     code: ErrorCode
     message: Annotated[str, Meta(max_length=2000)]
+    # Set when the plan's code raised (not fedward's): the exception's class name.
+    exception: ExceptionName | None = None
+    # Innermost last, as in a traceback; frames of other files are never sent.
+    frames: Annotated[list[PlanFrameOut], Meta(max_length=MAX_PLAN_FRAMES)] = []
 
 
 ToWorker = JobSpec | Shutdown

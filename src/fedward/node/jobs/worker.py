@@ -25,6 +25,7 @@ from fedward.learning.plan import DatasetView, TrainingPlan
 from fedward.learning.plan_source import load_plan_file
 from fedward.node.jobs import wire
 from fedward.node.jobs.job_folder import result_name
+from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.sandbox import SelfSandbox, apply_sandbox
 from fedward.protocol.params_wire import load_params, save_params
 
@@ -68,8 +69,13 @@ class Worker:
         started = time.perf_counter()
         _limit_cpu(spec.cpu_seconds)
         cls = self._plan_class(spec)
+        # Settings no plan reads are refused here too: a researcher's client may not check.
+        cls.check_model_args(spec.model_args)
+        cls.check_training_args(spec.training_args)
         plan = cls(spec.model_args)
         plan.assigned_device = spec.device
+        plan.node_id = spec.node_id
+        plan.round_index = spec.round_index
         # Tensors some aggregators send along (SCAFFOLD's control variates).
         plan.received_extras = {name: load_params(Path(p)) for name, p in spec.extras_in.items()}
         params = load_params(Path(spec.params_in))
@@ -101,8 +107,22 @@ class Worker:
                     "save_s": done - trained,
                 },
                 extras=sorted(outcome.extras),
+                threads=_threads(),
             ),
         )
+
+
+def _threads() -> int:
+    """The threads the job's arithmetic ran on: torch's intra-op threads when the plan
+    uses torch, else the most a BLAS library of numpy uses."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return 0
+    return max((int(info.get("num_threads", 0)) for info in threadpool_info()), default=0)
 
 
 def _limit_cpu(seconds: int) -> None:
@@ -121,37 +141,56 @@ _ALLOCATION_FAILURES = ("DefaultCPUAllocator: can't allocate memory", "std::bad_
 
 
 def _failure(spec: wire.JobSpec, exc: BaseException) -> wire.FailureOut:
-    # Only the error class and fedward's own messages travel: a plan's exception text can
-    # quote data, so it stays in the node's job log. fedward's messages may name files:
-    # the node's paths are masked too (and the daemon masks again: it trusts no worker).
+    # What the plan raised travels to the researcher who sent it: the exception's class,
+    # its message cut to MAX_PLAN_MESSAGE printable characters (a plan's text can quote
+    # data: this bounds what one failed job can carry), and the line numbers of the
+    # plan's own frames. The node's paths are masked (the daemon masks again: it trusts
+    # no worker). The full traceback stays in the worker log (stderr) on the node.
     job_id = spec.job_id
+    frames = plan_frames(exc, Path(spec.plan_path))
     if isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError) and any(s in str(exc) for s in _ALLOCATION_FAILURES)
     ):
         return wire.FailureOut(job_id=job_id, code="memory_limit", message="out of memory")
     if isinstance(exc, FedwardError):
         return wire.FailureOut(
-            job_id=job_id, code=exc.code, message=mask_paths(exc.message, spec)[:2000]
+            job_id=job_id,
+            code=exc.code,
+            message=_masked(exc.message, spec)[:2000],
+            frames=frames,
         )
+    said = _masked(str(exc), spec)[: wire.MAX_PLAN_MESSAGE]
+    name = type(exc).__name__
     return wire.FailureOut(
         job_id=job_id,
         code="job_failed",
-        message=(
-            f"training plan raised {type(exc).__name__}; "
-            f"details are in the node's job log ({job_id})"
-        ),
+        message=f"training plan raised {name}" + (f": {said}" if said else ""),
+        exception=name if wire.EXCEPTION_NAME.fullmatch(name) else "Exception",
+        frames=frames,
     )
 
 
-def mask_paths(text: str, spec: wire.JobSpec) -> str:
-    """``text`` with the node's paths (dataset, job folder) replaced by names."""
-    dataset = Path(spec.dataset_path)
-    places = {str(dataset): "<dataset>", str(dataset.parent): "<dataset folder>"}
-    places[str(Path(spec.plan_path).parent.parent)] = "<job folder>"
-    for location in sorted(places, key=len, reverse=True):
-        if location not in ("/", "."):
-            text = text.replace(location, places[location])
-    return text
+def plan_frames(exc: BaseException, plan_file: Path) -> list[wire.PlanFrameOut]:
+    """The frames of ``exc`` (or of its cause, for an error raised while the plan's module
+    ran) that are in the plan's own file, innermost last, at most ``MAX_PLAN_FRAMES``."""
+    for error in (exc, exc.__cause__):
+        if error is None:
+            continue
+        found = [
+            wire.PlanFrameOut(line=frame.lineno, function=frame.name)
+            for frame in traceback.extract_tb(error.__traceback__)
+            if frame.lineno
+            and Path(frame.filename) == plan_file
+            and wire.FUNCTION_NAME.fullmatch(frame.name)
+        ]
+        if found:
+            return found[-wire.MAX_PLAN_FRAMES :]
+    return []
+
+
+def _masked(text: str, spec: wire.JobSpec) -> str:
+    places = node_places(Path(spec.dataset_path), Path(spec.plan_path).parent.parent)
+    return wire.printable(mask_paths(text, places))
 
 
 def main() -> None:

@@ -15,10 +15,12 @@ All work on name -> ndarray mappings, whatever framework the plan uses.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from fedward.errors import ValidationError
+from fedward.learning.setting_names import check_names
 from fedward.researcher.aggregators.base import Aggregator
 from fedward.researcher.aggregators.fedavg import FedAvg, FedProx
 from fedward.researcher.aggregators.robust import CoordinateMedian, Krum, TrimmedMean
@@ -47,8 +49,11 @@ def aggregator_from_config(name: str, config: Mapping[str, Any] | None = None) -
         raise ValidationError(
             f"unknown aggregator {name!r}", hint="choose among " + ", ".join(sorted(AGGREGATORS))
         )
+    options = dict(config or {})
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    check_names(f"{name} aggregator argument", options, accepted)
     try:
-        return cls(**dict(config or {}))
+        return cls(**options)
     except TypeError as exc:
         raise ValidationError(f"invalid arguments for aggregator {name!r}: {exc}") from exc
 
