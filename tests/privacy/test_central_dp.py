@@ -51,7 +51,7 @@ def test_the_update_carries_the_clipped_change_plus_noise(
     experiment = sites.experiment(
         differential_privacy=CentralDP(clip_norm=0.5, noise_multiplier=0.0)
     )
-    start = experiment._global_params()
+    start = experiment.global_params()
     experiment.run_once()
     change = {n: experiment.aggregated_params()[n] - start[n] for n in start}
     norm = math.sqrt(sum(float(np.sum(c.astype(np.float64) ** 2)) for c in change.values()))

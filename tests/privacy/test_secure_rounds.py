@@ -69,7 +69,7 @@ def test_secure_aggregation_equals_plain_fedavg_within_the_quantisation_error(
     secure = sites.experiment(secure_aggregation=SecAgg(threshold=3))
     record = secure.run_once()
     assert record.succeeded == sorted(sites.node_ids)
-    weight = sum(sites.reference_update(n, plain._global_params())[1] for n in sites.node_ids)
+    weight = sum(sites.reference_update(n, plain.global_params())[1] for n in sites.node_ids)
     assert_within_quantisation(secure.aggregated_params(), plain.aggregated_params(), 5, weight)
 
 
@@ -82,7 +82,7 @@ def test_secure_round_survives_nodes_that_drop_out_after_the_key_exchange(
         secure_aggregation=SecAgg(threshold=3, step_timeout_s=3),
         observers=[DropAfterShares(sites, dropped)],
     )
-    start = experiment._global_params()
+    start = experiment.global_params()
     record = experiment.run_once()
     survivors = [n for n in sites.node_ids if n not in dropped]
     assert record.succeeded == survivors
