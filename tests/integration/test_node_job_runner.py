@@ -23,9 +23,10 @@ from fedward.errors import JobError, JobOutOfCpu, JobOutOfMemory, JobTimedOut
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source, write_canonical_plan
 from fedward.node.jobs import wire
+from fedward.node.jobs.exchange import WorkerKey
 from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.jobs.job_folder import result_name
-from fedward.node.jobs.runner import JobRunner, WorkerKey
+from fedward.node.jobs.runner import JobRunner
 from fedward.protocol.params_wire import load_params, save_params
 from tests.node_job_plans import probes
 from tests.node_job_plans.expectations import WORKER_ENV

@@ -41,11 +41,11 @@ from fedward.node import privacy_policy, secagg_handler
 from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
 from fedward.node.jobs import wire
+from fedward.node.jobs.exchange import WorkerKey
 from fedward.node.jobs.failures import outcome_of
 from fedward.node.jobs.job_folder import JobFolder, result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.results import ALLOWED_EXTRAS, check_result, checked_layout
-from fedward.node.jobs.runner import WorkerKey
 from fedward.node.round_jobs import RoundKey, request_fingerprint
 from fedward.storage.node_records import DatasetRecord, JobOutcome
 
