@@ -10,7 +10,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: help demo test check fmt bench clean
+.PHONY: help demo test check fmt bench fuzz chaos clean
 
 help:
 	@echo "make demo    run a real federated experiment on this machine"
@@ -53,6 +53,11 @@ check: $(DEV_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Coverage-guided fuzzing of every parser of outside bytes (atheris), 100,000 inputs per
+# target; writes benchmarks/results/fuzz.md. Not part of make test.
+fuzz: $(DEV_STAMP)
+	$(BIN)/python -m tests.fuzz.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

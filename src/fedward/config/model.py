@@ -43,6 +43,10 @@ class Secret:
             return cls(Path(path).read_text(encoding="utf-8").strip(), Path(path).resolve())
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"secret file {path} is not UTF-8 text") from exc
+        except ValueError as exc:  # a NUL byte in the path
+            raise ConfigError(f"cannot read secret file {path!r}: {exc}") from exc
 
 
 def _check_port(port: int, what: str) -> int:
