@@ -20,6 +20,7 @@ from fedward.config.model import (
     GpuPolicy,
     JobLimits,
     NodeConfig,
+    NodeRetention,
     ResearcherConfig,
     Secret,
     UploadsEndpoint,
@@ -165,7 +166,17 @@ def load_node_config(
     base = Path(path).parent if path else Path.cwd()
     _check_keys(
         data,
-        {"node_id", "state_dir", "data_root", "broker", "uploads", "training", "jobs", "gpu"},
+        {
+            "node_id",
+            "state_dir",
+            "data_root",
+            "broker",
+            "uploads",
+            "training",
+            "jobs",
+            "gpu",
+            "retention",
+        },
         str(path),
     )
     training = _section(data, "training")
@@ -217,6 +228,7 @@ def load_node_config(
         "max_message_bytes": _int(training.get("max_message_bytes", 1 << 20), "max_message_bytes"),
         "jobs": _job_limits(jobs, env),
         "gpu": _gpu_policy(_section(data, "gpu")),
+        "retention": _node_retention(_section(data, "retention")),
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return NodeConfig(**fields)
@@ -247,6 +259,19 @@ def _gpu_policy(section: Mapping[str, Any]) -> GpuPolicy:
     if mode not in ("off", "allowed", "only"):
         raise ConfigError(f"[gpu] mode must be off, allowed or only, got {mode!r}")
     return GpuPolicy(mode=mode, device_index=_int(section.get("device_index", 0), "device_index"))  # type: ignore[arg-type]
+
+
+def _node_retention(section: Mapping[str, Any]) -> NodeRetention:
+    _check_keys(section, {"keep_job_folders_h", "collect_every_s"}, "[retention]")
+    defaults = NodeRetention()
+    return NodeRetention(
+        keep_job_folders_h=_float(
+            section.get("keep_job_folders_h", defaults.keep_job_folders_h), "keep_job_folders_h"
+        ),
+        collect_every_s=_float(
+            section.get("collect_every_s", defaults.collect_every_s), "collect_every_s"
+        ),
+    )
 
 
 def load_researcher_config(

@@ -141,6 +141,20 @@ class JobLimits:
 
 
 @dataclass(frozen=True)
+class NodeRetention:
+    """``[retention]``: when the node deletes an experiment's job folder. A folder with no
+    job for ``keep_job_folders_h`` hours goes (never while one of its jobs runs), checked
+    every ``collect_every_s`` (0: only by ``fedward node gc``)."""
+
+    keep_job_folders_h: float = 24.0
+    collect_every_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not (self.keep_job_folders_h >= 0 and self.collect_every_s >= 0):  # NaN too
+            raise ConfigError("[retention] times must be numbers, not negative")
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     state_dir: Path
@@ -153,6 +167,7 @@ class NodeConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     gpu: GpuPolicy = field(default_factory=GpuPolicy)
     jobs: JobLimits = field(default_factory=JobLimits)
+    retention: NodeRetention = field(default_factory=NodeRetention)
 
     def __post_init__(self) -> None:
         try:
