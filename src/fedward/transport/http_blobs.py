@@ -17,6 +17,7 @@ than drained, so a hostile or broken server cannot make the client read (or hold
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ from fedward.errors import (
     IntegrityError,
     NotFound,
     RequestTimeout,
+    StorageError,
     TransportError,
     ValidationError,
 )
@@ -105,8 +107,18 @@ class HttpBlobStore:
         check_max_bytes(max_bytes)
 
         def attempt() -> Path:
-            with atomic_writer(dest, mode=0o600) as out:
-                self._download(blob_id, out.write, max_bytes)
+            try:
+                with atomic_writer(dest, mode=0o600) as out:
+                    self._download(blob_id, out.write, max_bytes)
+            except TransportError:  # (a ConnectionError, hence an OSError too)
+                raise
+            except OSError as exc:  # our disk, not the server: no use trying again
+                raise StorageError(
+                    f"cannot save blob {blob_id}: {exc.strerror or exc}",
+                    hint="free space where this peer keeps its files"
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                    else None,
+                ) from exc
             return dest
 
         return self._retried(attempt)
