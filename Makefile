@@ -59,5 +59,11 @@ bench: $(TEST_STAMP)
 fuzz: $(DEV_STAMP)
 	$(BIN)/python -m tests.fuzz.run
 
+# Experiments under injected faults (broker and upload server killed, duplicated and
+# reordered messages, nodes killed, full disks, researcher killed); prints the table and
+# writes benchmarks/results/chaos.md. Needs root (tmpfs). A CI-sized slice is in make test.
+chaos: $(TEST_STAMP)
+	$(BIN)/python -m tests.chaos.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
