@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +29,7 @@ from types import FrameType
 log = logging.getLogger("fedward.broker")
 
 POLL_S = 0.5
+_PR_SET_PDEATHSIG = 1
 SETTLE_S = 0.2
 
 Stamp = tuple[int, int, int, int] | None
@@ -69,7 +72,8 @@ def run_following_files(argv: Sequence[str], files: Sequence[Path], poll_s: floa
     """Run ``argv`` (Mosquitto) as a child, SIGHUP it whenever ``files`` change, and pass
     our SIGHUP/SIGTERM/SIGINT on; returns the child's exit status."""
     watcher = FileWatcher(files)
-    child = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL)
+    # preexec_fn is safe here: the CLI has started no thread yet.
+    child = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -106,6 +110,14 @@ async def follow_files(
         if await asyncio.to_thread(watcher.changed):
             log.warning("%s changed: the broker reloads them", _names(files))
             reload()
+
+
+def _die_with_parent() -> None:
+    """In the child: be sent SIGTERM when this process dies, even by SIGKILL, so that a
+    killed ``fedward broker run`` leaves no Mosquitto behind holding the port."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _names(files: Sequence[Path]) -> str:
