@@ -16,7 +16,7 @@ ALL_STAMP := $(VENV)/.installed-all
 PREFIX ?= /usr/local
 
 .PHONY: help demo test check fmt bench clean system-deps install install-cli uninstall-cli \
-	dist dist-check
+	dist dist-check fuzz chaos
 
 help:
 	@echo "make demo         run a real federated experiment on this machine"
@@ -96,6 +96,17 @@ check: $(DEV_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Coverage-guided fuzzing of every parser of outside bytes (atheris), 100,000 inputs per
+# target; writes benchmarks/results/fuzz.md. Not part of make test.
+fuzz: $(DEV_STAMP)
+	$(BIN)/python -m tests.fuzz.run
+
+# Experiments under injected faults (broker and upload server killed, duplicated and
+# reordered messages, nodes killed, full disks, researcher killed); prints the table and
+# writes benchmarks/results/chaos.md. Needs root (tmpfs). A CI-sized slice is in make test.
+chaos: $(TEST_STAMP)
+	$(BIN)/python -m tests.chaos.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build .dist-check

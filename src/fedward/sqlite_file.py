@@ -54,9 +54,17 @@ class SqliteFile:
     def _create_file(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            if self.path.exists():
+                return
+            # O_EXCL: an existing file is never opened here. Closing any descriptor of a
+            # file drops every POSIX lock this process holds on it, SQLite's included:
+            # a second SqliteFile on a database the process already uses would silently
+            # release the first one's WAL read locks (it then read stale snapshots).
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
         except OSError as exc:
+            if self.path.is_file():
+                return  # created by another process just now
             raise ConfigError(
                 f"cannot create the {self._what} {self.path}: {exc.strerror}",
                 hint=f"check that {self.path.parent} is writable",

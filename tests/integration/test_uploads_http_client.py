@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,10 +113,12 @@ def test_unreachable_server_is_a_transport_error_that_names_uploads_url() -> Non
     with socket.socket() as probe:  # a port that was free a moment ago and has no listener
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    store = HttpBlobStore(f"http://127.0.0.1:{port}", "token-0123456789abcdef")
+    store = HttpBlobStore(f"http://127.0.0.1:{port}", "token-0123456789abcdef", retry_s=1)
+    started = time.monotonic()
     with store, pytest.raises(TransportError) as caught:
         store.get_bytes("0" * 64)
     assert "UPLOADS_URL" in str(caught.value)
+    assert time.monotonic() - started >= 0.5  # it was tried again before giving up
 
 
 def test_token_never_appears_in_repr(

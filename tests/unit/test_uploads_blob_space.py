@@ -16,7 +16,7 @@ def store(space: DiskBlobSpace, data: bytes, readers: list[str]) -> str:
     incoming = space.begin_upload(keep_content=True)
     try:
         incoming.write(data)
-        space.commit(incoming, readers)
+        space.commit(incoming, readers, uploader=readers[0])
     finally:
         incoming.discard()
     return incoming.blob_id()
@@ -37,7 +37,7 @@ def test_committed_blob_is_readable_by_its_readers_only(tmp_path: Path) -> None:
 def test_readers_accumulate_and_survive_a_new_instance(tmp_path: Path) -> None:
     space = DiskBlobSpace(tmp_path)
     blob_id = store(space, b"weights", ["alice"])
-    space.add_readers(blob_id, 7, ["bob"])
+    store(space, b"weights", ["bob"])  # uploading stored content again only adds readers
     assert DiskBlobSpace(tmp_path).readers_of(blob_id) == {"alice", "bob"}
 
 
@@ -81,11 +81,30 @@ def test_damaged_reader_list_fails_closed(tmp_path: Path) -> None:
         space.open_for(blob_id, "alice")
 
 
-def test_reader_list_is_small_json_with_the_size(tmp_path: Path) -> None:
+def test_reader_list_is_small_json_with_the_size_and_the_use(tmp_path: Path) -> None:
     space = DiskBlobSpace(tmp_path)
     blob_id = store(space, b"weights", ["bob", "alice"])
     sidecar = tmp_path / "readers" / blob_id[:2] / f"{blob_id}.json"
-    assert json.loads(sidecar.read_text()) == {"size": 7, "readers": ["alice", "bob"]}
+    record = json.loads(sidecar.read_text())
+    assert record.pop("last_used") > 0
+    assert record == {
+        "size": 7,
+        "readers": ["alice", "bob"],
+        "uploaders": ["bob"],
+        "kind": "other",
+        "fetched_by": [],
+        "spent_at": None,
+    }
+
+
+def test_a_sidecar_written_before_use_was_recorded_still_reads(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    blob_id = store(space, b"old weights", ["alice"])
+    sidecar = tmp_path / "readers" / blob_id[:2] / f"{blob_id}.json"
+    sidecar.write_text(json.dumps({"size": 11, "readers": ["alice", "bob"]}))
+    record = space.record_of(blob_id)
+    assert record is not None and record.readers == {"alice", "bob"}
+    assert record.uploaders == frozenset() and record.spent_at is None
 
 
 def test_ids_that_are_not_sha256_never_become_paths(tmp_path: Path) -> None:

@@ -63,7 +63,8 @@ main() {
     install -d -m 0700 -o "$CONTAINER_UID" -g "$CONTAINER_GID" "$BROKER_DIR"
     sync_broker_files || true
     connect_vpn
-    # `fedward broker run` becomes Mosquitto (exec), so the child's pid is Mosquitto's.
+    # `fedward broker run` runs Mosquitto as its child and passes SIGHUP on to it; it also
+    # reloads by itself when the passwords or ACL change.
     start_as_user "$FEDWARD_BIN" broker run --config-dir "$BROKER_DIR"
     supervise on_tick
 }

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from fedward.broker.embedded import EmbeddedBroker, serve_in_foreground
+from fedward.broker.follow_files import run_following_files
 from fedward.broker.peers import load_peers_file
 from fedward.broker.process import find_mosquitto
 from fedward.broker.render import BrokerFiles, read_broker_settings, render_broker_config
@@ -105,14 +106,27 @@ def config(
     default=None,
     help=f"[default: CONFIG_DIR/{PID_NAME}]",
 )
-def run(config_dir: Path, embedded: bool, pid_file: Path | None) -> None:
-    """Run the broker in the foreground (Mosquitto replaces this process)."""
+@click.option(
+    "--follow-files/--no-follow-files",
+    default=True,
+    show_default=True,
+    help="Reload the broker whenever its passwords or ACL file changes.",
+)
+def run(config_dir: Path, embedded: bool, pid_file: Path | None, follow_files: bool) -> None:
+    """Run the broker in the foreground.
+
+    \b
+    It re-reads its passwords and ACL whenever they change (a revoked peer
+    is refused within a second or so), and on SIGHUP. Mosquitto runs as a
+    child of this process; signals are passed on to it.
+    """
     files = BrokerFiles.in_dir(config_dir)
     if not files.conf.is_file():
         raise ConfigError(f"{files.conf} does not exist", hint="run 'fedward broker config' first")
     pid_path = pid_file or files.conf.parent / PID_NAME
+    followed = [files.passwords, files.acl] if follow_files else []
     if embedded:
-        _run_embedded(config_dir, pid_path)
+        _run_embedded(config_dir, pid_path, followed)
         return
     executable = find_mosquitto()
     if executable is None:
@@ -121,11 +135,25 @@ def run(config_dir: Path, embedded: bool, pid_file: Path | None) -> None:
             hint="install the 'mosquitto' package, or pass --embedded for the Python broker",
         )
     conf = files.conf
-    if needs_copy(read_broker_settings(files.conf).user):
+    copied = needs_copy(read_broker_settings(files.conf).user)
+    if copied:
         conf = copy_for_account(files).conf  # Mosquitto drops root before reading them
-    # exec keeps our pid, so the pid file names the broker itself.
+    argv = [executable, "-c", str(conf)]
+    if not followed:
+        # exec keeps our pid, so the pid file names the broker itself.
+        atomic_write_text(pid_path, f"{os.getpid()}\n")
+        os.execv(executable, argv)  # noqa: S606 - fixed argv
+    # The pid file names this process, which passes SIGHUP on to Mosquitto.
     atomic_write_text(pid_path, f"{os.getpid()}\n")
-    os.execv(executable, [executable, "-c", str(conf)])  # noqa: S606 - fixed argv
+    try:
+        # The broker's account reads a copy: refresh it before each reload.
+        refresh = (lambda: copy_for_account(files)) if copied else None
+        status = run_following_files(argv, followed, on_change=refresh)
+    finally:
+        with contextlib.suppress(OSError):
+            pid_path.unlink()
+    if status:
+        raise SystemExit(status if status > 0 else 128 - status)
 
 
 @broker.command("reload")
@@ -148,11 +176,11 @@ def reload(config_dir: Path | None, pid_file: Path | None) -> None:
     click.echo(f"broker {pid} reloads its passwords and ACL")
 
 
-def _run_embedded(config_dir: Path, pid_path: Path) -> None:
+def _run_embedded(config_dir: Path, pid_path: Path, followed: list[Path]) -> None:
     broker_ = EmbeddedBroker.from_config_dir(config_dir)
     atomic_write_text(pid_path, f"{os.getpid()}\n")
     try:
-        asyncio.run(serve_in_foreground(broker_))
+        asyncio.run(serve_in_foreground(broker_, follow=followed))
     finally:
         with contextlib.suppress(OSError):
             pid_path.unlink()

@@ -27,12 +27,13 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from fedward.broker.acl import AclPolicy, parse_acl
 from fedward.broker.client_session import ClientSession, subscription_matches
+from fedward.broker.follow_files import follow_files
 from fedward.broker.packets import ConnackCode, Connect
 from fedward.broker.passwords import (
     DEFAULT_ITERATIONS,
@@ -77,7 +78,29 @@ class BrokerCore:
         except OSError as exc:
             raise ConfigError(f"cannot read broker password or ACL file: {exc}") from exc
         hashes, policy = parse_password_file(passwords), parse_acl(acl)
-        self.hashes, self.policy = hashes, policy
+        previous, self.hashes, self.policy = self.hashes, hashes, policy
+        # As Mosquitto does on reload: a connected peer whose password is gone or no
+        # longer matches is disconnected, so a revocation takes effect now, not at the
+        # peer's next connection. (A re-rendered file has new salts: check, do not guess.)
+        for session in list(self.sessions.values()):
+            if session.username not in hashes:
+                self._disconnect_revoked(session)
+            elif hashes[session.username] != previous.get(session.username):
+                asyncio.get_running_loop().create_task(self._check_again(session))
+
+    async def _check_again(self, session: ClientSession) -> None:
+        encoded = self.hashes.get(session.username)
+        password = (session.connect.password if session.connect else None) or ""
+        valid = encoded is not None and await asyncio.get_running_loop().run_in_executor(
+            None, verify_password, password, encoded
+        )
+        if not valid:
+            self._disconnect_revoked(session)
+
+    def _disconnect_revoked(self, session: ClientSession) -> None:
+        log.info("client %r lost its credentials; disconnecting it", session.client_id)
+        self.unregister(session, publish_will=True)
+        session.kick()
 
     async def admit(self, session: ClientSession, connect: Connect) -> ConnackCode:
         username, password = connect.username or "", connect.password or ""
@@ -269,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def serve_in_foreground(broker: EmbeddedBroker) -> None:
-    """Serve in this thread: SIGHUP reloads, SIGTERM and SIGINT stop."""
+async def serve_in_foreground(broker: EmbeddedBroker, follow: Sequence[Path] = ()) -> None:
+    """Serve in this thread: SIGHUP reloads, and so does a change to a ``follow`` file;
+    SIGTERM and SIGINT stop."""
     loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
 
     def reload() -> None:
         try:
@@ -283,9 +308,15 @@ async def serve_in_foreground(broker: EmbeddedBroker) -> None:
         loop.add_signal_handler(signal.SIGHUP, reload)
         loop.add_signal_handler(signal.SIGTERM, broker.stop)
         loop.add_signal_handler(signal.SIGINT, broker.stop)
+        if follow:
+            tasks.append(loop.create_task(follow_files(follow, reload)))
         print(f"listening on {broker.host}:{broker.port}", file=sys.stderr, flush=True)
 
-    await broker.serve(on_ready=ready)
+    try:
+        await broker.serve(on_ready=ready)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 if __name__ == "__main__":

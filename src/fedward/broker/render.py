@@ -115,7 +115,11 @@ def render_mosquitto_conf(
         f"max_packet_size {max_message_bytes + PACKET_OVERHEAD_BYTES}",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         f"max_queued_bytes {MAX_QUEUED_BYTES}",
-        "persistence false",
+        # Sessions (subscriptions, messages queued for a peer that is away) survive a
+        # broker restart, even a crash: saved every second, and for an hour at most.
+        "persistence true",
+        f"persistence_location {files.conf.parent}/",
+        "autosave_interval 1",
         "persistent_client_expiration 1h",
         "sys_interval 0",
         "log_dest stderr",

@@ -20,6 +20,7 @@ from fedward.config.model import (
     GpuPolicy,
     JobLimits,
     NodeConfig,
+    NodeRetention,
     PrivacyPolicy,
     ResearcherConfig,
     Secret,
@@ -31,9 +32,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def parse_bool(value: str | bool, name: str) -> bool:
+def parse_bool(value: object, name: str) -> bool:
     if isinstance(value, bool):
         return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
     lowered = value.strip().lower()
     if lowered in _TRUE:
         return True
@@ -52,6 +55,10 @@ def read_toml(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"configuration file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(f"configuration file {path} is not UTF-8 (byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -79,22 +86,45 @@ def _secret(
     if env.get(env_name):
         return Secret.from_file(Path(env[env_name]))
     if section.get(f"{key}_file"):
-        return Secret.from_file(base / str(section[f"{key}_file"]))
+        return Secret.from_file(base / _text(section[f"{key}_file"], f"{key}_file"))
     return None
 
 
 def _int(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+    # From TOML an int; from the environment a string of digits. A float would be
+    # truncated without a word, and int() of an infinite one overflows.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} must be an integer, got {_shown(value)}")
 
 
 def _float(value: Any, name: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} must be a number, got {_shown(value)}")
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {_shown(value)}")
+    return value
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    return None if value is None else _text(value, name)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def broker_endpoint(
@@ -102,9 +132,10 @@ def broker_endpoint(
 ) -> BrokerEndpoint:
     _check_keys(section, {"host", "port", "username", "password_file", "keepalive_s"}, "[broker]")
     return BrokerEndpoint(
-        host=env.get("MQTT_BROKER") or str(section.get("host", "127.0.0.1")),
+        host=env.get("MQTT_BROKER") or _text(section.get("host", "127.0.0.1"), "[broker] host"),
         port=_int(env.get("MQTT_BROKER_PORT") or section.get("port", 1883), "MQTT_BROKER_PORT"),
-        username=env.get("FEDWARD_BROKER_USERNAME") or section.get("username"),
+        username=env.get("FEDWARD_BROKER_USERNAME")
+        or _optional_text(section.get("username"), "[broker] username"),
         password=_secret(section, "password", env, "FEDWARD_BROKER_PASSWORD_FILE", base),
         keepalive_s=_int(section.get("keepalive_s", 30), "keepalive_s"),
     )
@@ -115,7 +146,8 @@ def uploads_endpoint(
 ) -> UploadsEndpoint:
     _check_keys(section, {"url", "token_file"}, "[uploads]")
     return UploadsEndpoint(
-        url=env.get("UPLOADS_URL") or str(section.get("url", "http://127.0.0.1:8000")),
+        url=env.get("UPLOADS_URL")
+        or _text(section.get("url", "http://127.0.0.1:8000"), "[uploads] url"),
         token=_secret(section, "token", env, "FEDWARD_UPLOADS_TOKEN_FILE", base),
     )
 
@@ -126,6 +158,10 @@ def enrolment_folder(env: Mapping[str, str] | None = None) -> Path | None:
     env = os.environ if env is None else env
     secret = env.get("FEDWARD_BROKER_PASSWORD_FILE") or env.get("FEDWARD_UPLOADS_TOKEN_FILE")
     return Path(secret).parent if secret else None
+
+
+def _path_text(value: Any, name: str) -> str | Path:
+    return value if isinstance(value, Path) else _text(value, name)
 
 
 def load_node_config(
@@ -149,6 +185,7 @@ def load_node_config(
             "jobs",
             "gpu",
             "privacy",
+            "retention",
         },
         str(path),
     )
@@ -176,11 +213,12 @@ def load_node_config(
     node_id = overrides.pop("node_id", None) or env.get("NODE_ID") or data.get("node_id")
     if not node_id:
         raise ConfigError("no node id", hint="set node_id in the config file or NODE_ID")
+    node_id = _text(node_id, "node_id")
     state_dir = (
         overrides.pop("state_dir", None) or env.get("FEDWARD_NODE_DIR") or data.get("state_dir")
     )
     if not state_dir:
-        state_dir = Path.home() / ".fedward" / "nodes" / str(node_id)
+        state_dir = Path.home() / ".fedward" / "nodes" / node_id
     data_root = env.get("FEDWARD_DATA_ROOT") or data.get("data_root")
     approval = training.get("approval_required", True)
     if "ENABLE_TRAINING_PLAN_APPROVAL" in env:
@@ -189,18 +227,19 @@ def load_node_config(
     if "ALLOW_DEFAULT_TRAINING_PLANS" in env:
         defaults = parse_bool(env["ALLOW_DEFAULT_TRAINING_PLANS"], "ALLOW_DEFAULT_TRAINING_PLANS")
     fields: dict[str, Any] = {
-        "node_id": str(node_id),
-        "state_dir": Path(state_dir),
-        "data_root": Path(data_root) if data_root else None,
+        "node_id": node_id,
+        "state_dir": Path(_path_text(state_dir, "state_dir")),
+        "data_root": Path(_text(data_root, "data_root")) if data_root else None,
         "broker": broker_endpoint(_section(data, "broker"), env, base),
         "uploads": uploads_endpoint(_section(data, "uploads"), env, base),
         "approval_required": parse_bool(approval, "approval_required"),
         "allow_default_plans": parse_bool(defaults, "allow_default_plans"),
-        "digest_algorithm": str(training.get("digest_algorithm", "sha256")),
+        "digest_algorithm": _text(training.get("digest_algorithm", "sha256"), "digest_algorithm"),
         "max_message_bytes": _int(training.get("max_message_bytes", 1 << 20), "max_message_bytes"),
         "jobs": _job_limits(jobs, env),
         "gpu": _gpu_policy(_section(data, "gpu")),
         "privacy": _privacy_policy(_section(data, "privacy")),
+        "retention": _node_retention(_section(data, "retention")),
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return NodeConfig(**fields)
@@ -218,7 +257,9 @@ def _job_limits(jobs: Mapping[str, Any], env: Mapping[str, str]) -> JobLimits:
         disk_mb=_int(jobs.get("disk_mb", defaults.disk_mb), "disk_mb"),
         pids_max=_int(jobs.get("pids_max", defaults.pids_max), "pids_max"),
         max_parallel=_int(jobs.get("max_parallel", defaults.max_parallel), "max_parallel"),
-        sandbox=str(env.get("FEDWARD_JOB_SANDBOX") or jobs.get("sandbox", defaults.sandbox)),  # type: ignore[arg-type]
+        sandbox=_text(  # type: ignore[arg-type]
+            env.get("FEDWARD_JOB_SANDBOX") or jobs.get("sandbox", defaults.sandbox), "sandbox"
+        ),
         require=tuple(require),
     )
 
@@ -240,10 +281,23 @@ def _privacy_policy(section: Mapping[str, Any]) -> PrivacyPolicy:
 
 def _gpu_policy(section: Mapping[str, Any]) -> GpuPolicy:
     _check_keys(section, {"mode", "device_index"}, "[gpu]")
-    mode = str(section.get("mode", "off"))
+    mode = _text(section.get("mode", "off"), "[gpu] mode")
     if mode not in ("off", "allowed", "only"):
         raise ConfigError(f"[gpu] mode must be off, allowed or only, got {mode!r}")
     return GpuPolicy(mode=mode, device_index=_int(section.get("device_index", 0), "device_index"))  # type: ignore[arg-type]
+
+
+def _node_retention(section: Mapping[str, Any]) -> NodeRetention:
+    _check_keys(section, {"keep_job_folders_h", "collect_every_s"}, "[retention]")
+    defaults = NodeRetention()
+    return NodeRetention(
+        keep_job_folders_h=_float(
+            section.get("keep_job_folders_h", defaults.keep_job_folders_h), "keep_job_folders_h"
+        ),
+        collect_every_s=_float(
+            section.get("collect_every_s", defaults.collect_every_s), "collect_every_s"
+        ),
+    )
 
 
 def load_researcher_config(
@@ -270,8 +324,10 @@ def load_researcher_config(
         or data.get("state_dir")
     )
     fields: dict[str, Any] = {
-        "researcher_id": str(researcher_id),
-        "state_dir": Path(state_dir) if state_dir else Path.cwd() / ".fedward-researcher",
+        "researcher_id": _text(researcher_id, "researcher_id"),
+        "state_dir": Path(_path_text(state_dir, "state_dir"))
+        if state_dir
+        else Path.cwd() / ".fedward-researcher",
         "broker": broker_endpoint(_section(data, "broker"), env, base),
         "uploads": uploads_endpoint(_section(data, "uploads"), env, base),
     }

@@ -43,6 +43,10 @@ class Secret:
             return cls(Path(path).read_text(encoding="utf-8").strip(), Path(path).resolve())
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"secret file {path} is not UTF-8 text") from exc
+        except ValueError as exc:  # a NUL byte in the path
+            raise ConfigError(f"cannot read secret file {path!r}: {exc}") from exc
 
 
 def _check_port(port: int, what: str) -> int:
@@ -190,6 +194,20 @@ class PrivacyPolicy:
 
 
 @dataclass(frozen=True)
+class NodeRetention:
+    """``[retention]``: when the node deletes an experiment's job folder. A folder with no
+    job for ``keep_job_folders_h`` hours goes (never while one of its jobs runs), checked
+    every ``collect_every_s`` (0: only by ``fedward node gc``)."""
+
+    keep_job_folders_h: float = 24.0
+    collect_every_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not (self.keep_job_folders_h >= 0 and self.collect_every_s >= 0):  # NaN too
+            raise ConfigError("[retention] times must be numbers, not negative")
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     state_dir: Path
@@ -203,6 +221,7 @@ class NodeConfig:
     gpu: GpuPolicy = field(default_factory=GpuPolicy)
     jobs: JobLimits = field(default_factory=JobLimits)
     privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
+    retention: NodeRetention = field(default_factory=NodeRetention)
 
     def __post_init__(self) -> None:
         try:

@@ -29,12 +29,15 @@ import msgspec
 
 PROTOCOL_VERSION = 1
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-OptionalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}$")]
-Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
-Tag = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f,]{1,64}$")]
-PythonName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
-PlanDigest = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{3,16}:[0-9a-f]{32,128}$")]
+# msgspec matches patterns with re.search, where "$" also matches before a final
+# newline: "\Z" is the end of the string, so "node1\n" is not an id.
+
+Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
+OptionalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}\Z")]
+Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
+Tag = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f,]{1,64}\Z")]
+PythonName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")]
+PlanDigest = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{3,16}:[0-9a-f]{32,128}\Z")]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=20_000)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]

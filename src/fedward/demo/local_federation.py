@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,9 @@ from fedward.storage.atomic import atomic_write_text
 from fedward.uploads.tokens import set_token
 
 log = logging.getLogger("fedward.demo")
+
+ClientRoute = Callable[[str, str, int], tuple[str, int]]
+"""(service: "broker" or "uploads", host, port) -> the address clients should use."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,6 +73,11 @@ class LocalFederation:
     node_toml: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     max_blob_mb: int | None = None
+    # Where clients (nodes, researcher) reach a service, given its real address: the
+    # chaos tests put a fault-injecting proxy in between. None: straight to the service.
+    client_route: ClientRoute | None = None
+    # Extra options for 'fedward uploads serve' (e.g. its retention settings).
+    uploads_options: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
@@ -77,6 +85,7 @@ class LocalFederation:
         self.broker: RunningBroker | None = None
         self.uploads_process: subprocess.Popen[bytes] | None = None
         self.uploads_url = ""
+        self._client_addresses: dict[str, tuple[str, int]] = {}
         self.nodes: dict[str, NodeProcess] = {}
         self._federations: list[Federation] = []
 
@@ -104,6 +113,12 @@ class LocalFederation:
             max_message_bytes=2 << 20,
         )
         self._start_uploads()
+        for service, (host, port) in (
+            ("broker", (self.broker.host, self.broker.port)),
+            ("uploads", (self.host, int(self.uploads_url.rsplit(":", 1)[1]))),
+        ):
+            route = self.client_route or (lambda _service, h, p: (h, p))
+            self._client_addresses[service] = route(service, host, port)
         for node_id in self.node_ids:
             self.nodes[node_id] = self._prepare_node(node_id)
         return self
@@ -137,6 +152,7 @@ class LocalFederation:
                 "--tokens",
                 str(tokens),
                 *(["--max-blob-mb", str(self.max_blob_mb)] if self.max_blob_mb else []),
+                *self.uploads_options,
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -144,21 +160,25 @@ class LocalFederation:
         log_file.close()
         _wait_http(f"{self.uploads_url}/health", self.uploads_process, timeout_s=60)
 
-    def _stop_uploads(self) -> None:
+    def _stop_uploads(self, *, kill: bool = False) -> None:
         if self.uploads_process is not None and self.uploads_process.poll() is None:
-            self.uploads_process.terminate()
+            if kill:
+                self.uploads_process.kill()
+            else:
+                self.uploads_process.terminate()
             _wait_or_kill(self.uploads_process, timeout_s=10)
 
-    def restart_uploads(self) -> None:
-        """Stop the upload server and start it again on the same port (fault tests)."""
+    def restart_uploads(self, *, kill: bool = False) -> None:
+        """Stop (``kill``: SIGKILL, as a crash) the upload server and start it again on
+        the same port (fault tests)."""
         port = int(self.uploads_url.rsplit(":", 1)[1])
-        self._stop_uploads()
+        self._stop_uploads(kill=kill)
         self._start_uploads(port)
 
     def _prepare_node(self, node_id: str) -> NodeProcess:
         state_dir = self.workdir / "nodes" / node_id
         state_dir.mkdir(parents=True, exist_ok=True)
-        assert self.broker is not None
+        broker_host, broker_port = self.client_address("broker")
         config_file = state_dir / "node.toml"
         atomic_write_text(
             config_file,
@@ -167,12 +187,12 @@ class LocalFederation:
                     f'node_id = "{node_id}"',
                     f'state_dir = "{state_dir}"',
                     "[broker]",
-                    f'host = "{self.broker.host}"',
-                    f"port = {self.broker.port}",
+                    f'host = "{broker_host}"',
+                    f"port = {broker_port}",
                     f'username = "{node_id}"',
                     f'password_file = "{self.secrets_dir / (node_id + ".broker-password")}"',
                     "[uploads]",
-                    f'url = "{self.uploads_url}"',
+                    f'url = "{self.client_uploads_url}"',
                     f'token_file = "{self.secrets_dir / (node_id + ".upload-token")}"',
                     "[training]",
                     f"approval_required = {'true' if self.approval_required else 'false'}",
@@ -263,19 +283,29 @@ class LocalFederation:
             process.terminate()
         _wait_or_kill(process, timeout_s=10)
 
+    def client_address(self, service: str) -> tuple[str, int]:
+        """Where nodes and the researcher reach ``service`` ("broker" or "uploads")."""
+        return self._client_addresses[service]
+
+    @property
+    def client_uploads_url(self) -> str:
+        host, port = self.client_address("uploads")
+        return f"http://{host}:{port}"
+
     def researcher_config(self) -> ResearcherConfig:
-        assert self.broker is not None
+        broker_host, broker_port = self.client_address("broker")
         return ResearcherConfig(
             researcher_id=self.researcher_id,
             state_dir=self.workdir / "researcher",
             broker=BrokerEndpoint(
-                host=self.broker.host,
-                port=self.broker.port,
+                host=broker_host,
+                port=broker_port,
                 username=self.researcher_id,
                 password=Secret(self._secret(f"{self.researcher_id}.broker-password")),
             ),
             uploads=UploadsEndpoint(
-                self.uploads_url, Secret(self._secret(f"{self.researcher_id}.upload-token"))
+                self.client_uploads_url,
+                Secret(self._secret(f"{self.researcher_id}.upload-token")),
             ),
         )
 

@@ -6,6 +6,7 @@ Every command takes ids as arguments (no interactive pickers). Errors are raised
 - ``cli_datasets``  ``dataset add|list|show|delete``
 - ``cli_plans``     ``plan register|update|approve|reject|delete|list|view``
 - ``start_command`` ``start [--gpu | --gpu-only] [--gpu-num N] [--check]``
+- ``cli_gc``        ``gc [--keep-h H] [--dry-run]`` (old job folders)
 - here              ``status`` (settings and job isolation), ``jobs`` (jobs and plan
                     decisions) and ``audit`` (the whole security log)
 """
@@ -19,6 +20,7 @@ import click
 
 from fedward.node.cli_context import NodeCliContext, pass_node
 from fedward.node.cli_datasets import dataset_group
+from fedward.node.cli_gc import gc_command
 from fedward.node.cli_plans import plan_group
 from fedward.node.cli_text import short, when
 from fedward.node.services import AuditEvent, JobRecord
@@ -54,6 +56,7 @@ def node(
 node.add_command(start)
 node.add_command(dataset_group)
 node.add_command(plan_group)
+node.add_command(gc_command)
 
 
 @node.command("status")

@@ -39,6 +39,7 @@ from fedward.core.messages import (
 from fedward.errors import Conflict, FedwardError, ProtocolError, TransportError
 from fedward.node import handlers, secagg_handler, train_handler
 from fedward.node.handlers import NodeContext
+from fedward.node.request_log import RequestLog
 from fedward.node.services.heartbeat import HeartbeatThread, NodeHeartbeat
 from fedward.protocol import topics
 from fedward.protocol.codec import decode_presence, decode_request, encode, encode_presence
@@ -101,6 +102,7 @@ class NodeDaemon:
         self._stopped = threading.Event()
         self._send_lock = threading.Lock()
         self._heartbeat: HeartbeatThread | None = None
+        self._requests = RequestLog()  # a request delivered twice is answered once
 
     @property
     def node_id(self) -> str:
@@ -187,6 +189,11 @@ class NodeDaemon:
                 ErrorReply(request_id=_request_id_of(payload), code=exc.code, message=str(exc)),
             )
             return
+        claim = self._requests.claim(researcher_id, request.request_id)
+        if claim != "new":
+            if claim != "in_progress":
+                self._reply(researcher_id, claim)
+            return
         if isinstance(request, TrainRequest):
             self._jobs.submit(self._handle, researcher_id, request)
         elif isinstance(request, _REVIEW):
@@ -210,6 +217,7 @@ class NodeDaemon:
                 code="internal",
                 message="internal error on the node; the node's log has the details",
             )
+        self._requests.answered(researcher_id, request.request_id, reply)
         self._reply(researcher_id, reply)
 
     def _reply(self, researcher_id: str, reply: Message) -> None:

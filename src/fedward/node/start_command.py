@@ -113,6 +113,9 @@ def start(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     daemon.start()
+    from fedward.node.services.retention import start_job_folder_collector
+
+    collector = start_job_folder_collector(config)
     click.echo(
         f"node {config.node_id} online (broker {config.broker.host}:{config.broker.port}); "
         "Ctrl-C to stop",
@@ -122,6 +125,8 @@ def start(
         while not stop.wait(0.5):
             pass
     finally:
+        if collector is not None:
+            collector.stop()
         daemon.stop()
 
 

@@ -2,7 +2,12 @@
 
 Every httpx error is translated here, once: 401 becomes AccessDenied, 404 NotFound,
 413 ValidationError (with the server's limit), a body that does not hash to its id
-IntegrityError, an unreachable server TransportError. Bodies are streamed both ways in
+IntegrityError, an unreachable server TransportError. A request the server could not
+complete (connection lost, refused, timed out, a 5xx answer such as a full disk) is
+tried again, from the first byte, with a growing pause, for up to ``retry_s``: uploads
+and downloads are idempotent (a blob is its hash), a download is checked against its
+hash whatever attempt it came from, and a failed attempt leaves no file behind. Bodies
+are streamed both ways in
 1 MiB chunks over one keep-alive connection, and downloads are hashed as they arrive.
 A download with ``max_bytes`` is refused on the server's Content-Length when it gives
 one, and otherwise the moment more than that arrived: the connection is dropped rather
@@ -12,11 +17,14 @@ than drained, so a hostile or broken server cannot make the client read (or hold
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import httpx
 
@@ -26,6 +34,7 @@ from fedward.errors import (
     IntegrityError,
     NotFound,
     RequestTimeout,
+    StorageError,
     TransportError,
     ValidationError,
 )
@@ -33,11 +42,21 @@ from fedward.storage.atomic import atomic_writer
 from fedward.transport.blobs import blob_too_large, check_max_bytes
 
 CHUNK_BYTES = 1024 * 1024
+DEFAULT_RETRY_S = 60.0
+_FIRST_PAUSE_S, _MAX_PAUSE_S = 0.2, 3.0
 _URL_HINT = "check UPLOADS_URL and that the upload server is running"
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class HttpBlobStore:
-    def __init__(self, base_url: str, token: str, timeout_s: float = 60) -> None:
+    def __init__(
+        self, base_url: str, token: str, timeout_s: float = 60, retry_s: float = DEFAULT_RETRY_S
+    ) -> None:
+        """``retry_s``: how long a request the server could not complete is tried again
+        (0: once only)."""
+        self.retry_s = retry_s
         base_url = base_url.rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise ValidationError(
@@ -57,7 +76,8 @@ class HttpBlobStore:
 
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str:
         blob_id = hashlib.sha256(data).hexdigest()
-        self._put(blob_id, _memory_chunks(bytes(data)), len(data), readers)
+        data = bytes(data)
+        self._retried(lambda: self._put(blob_id, _memory_chunks(data), len(data), readers))
         return blob_id
 
     def put_file(self, path: Path, readers: Sequence[str]) -> str:
@@ -69,22 +89,54 @@ class HttpBlobStore:
                 digest.update(chunk)
             size = os.fstat(handle.fileno()).st_size
         blob_id = digest.hexdigest()
-        self._put(blob_id, _file_chunks(path), size, readers)
+        self._retried(lambda: self._put(blob_id, _file_chunks(path), size, readers))
         return blob_id
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
-        parts: list[bytes] = []
-        self._download(blob_id, parts.append, max_bytes)
-        return b"".join(parts)
+        def attempt() -> bytes:
+            parts: list[bytes] = []
+            self._download(blob_id, parts.append, max_bytes)
+            return b"".join(parts)
+
+        return self._retried(attempt)
 
     def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
         """Stream the blob into a temporary file beside ``dest`` while hashing it, then
         rename it over ``dest``. On any failure nothing is left behind."""
         dest = Path(dest)
         check_max_bytes(max_bytes)
-        with atomic_writer(dest, mode=0o600) as out:
-            self._download(blob_id, out.write, max_bytes)
-        return dest
+
+        def attempt() -> Path:
+            try:
+                with atomic_writer(dest, mode=0o600) as out:
+                    self._download(blob_id, out.write, max_bytes)
+            except TransportError:  # (a ConnectionError, hence an OSError too)
+                raise
+            except OSError as exc:  # our disk, not the server: no use trying again
+                raise StorageError(
+                    f"cannot save blob {blob_id}: {exc.strerror or exc}",
+                    hint="free space where this peer keeps its files"
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                    else None,
+                ) from exc
+            return dest
+
+        return self._retried(attempt)
+
+    def _retried(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again after a pause while it fails with TransportError (the
+        server unreachable, gone mid-request, or answering 5xx) and ``retry_s`` lasts."""
+        deadline = time.monotonic() + self.retry_s
+        pause = _FIRST_PAUSE_S
+        while True:
+            try:
+                return attempt()
+            except TransportError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.info("upload server request failed (%s); trying again in %.1f s", exc, pause)
+            time.sleep(pause)
+            pause = min(2 * pause, _MAX_PAUSE_S)
 
     def close(self) -> None:
         self._client.close()

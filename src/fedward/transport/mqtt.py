@@ -2,8 +2,13 @@
 
 How it keeps the contract:
 
-- MQTT 3.1.1, QoS 1 both ways, clean sessions. The broker forgets us when we go, so every
-  (re)connection subscribes again to everything :meth:`MqttChannel.subscribe` was given.
+- MQTT 3.1.1, QoS 1 both ways, persistent sessions (clean session off) under a client id
+  unique to this channel. While we are away (a network cut, a broker restart) the broker
+  keeps our subscriptions and queues what is published to us, and the rendered Mosquitto
+  config saves sessions every second, so even a killed broker comes back with them; a
+  session nobody resumes expires after an hour. Every (re)connection still subscribes
+  again to everything :meth:`MqttChannel.subscribe` was given (a broker that lost its
+  state, or the embedded one, which keeps no sessions).
 - paho's network thread only queues incoming messages; one dispatcher thread per channel
   calls the handlers, one at a time, in arrival order. A slow handler therefore never
   stalls keepalives or acknowledgements, and a handler may call ``subscribe`` or
@@ -16,9 +21,11 @@ How it keeps the contract:
   anyone after ``subscribe`` returns reaches us; a refused subscription raises
   ``AccessDenied`` (Mosquitto 2.0 grants every subscription and filters each message
   by the ACL instead, so in practice a forbidden filter just stays silent).
-- Clean sessions also mean that what others publish while we are disconnected, and
-  what we queued before a peer has resubscribed, can be lost: request deadlines, not the
-  transport, cover those gaps.
+- At least once: a message can arrive twice (redelivered after a reconnection, or
+  duplicated on the way); receivers make handling idempotent (the node's
+  ``RequestLog``, the researcher's one answer per request). What is lost anyway (a
+  broker killed between acknowledging a message and saving it) is covered by request
+  deadlines.
 - TCP_NODELAY on every socket: control messages are small and latency-bound.
 
 A publish that the broker's ACL refuses is acknowledged and dropped by Mosquitto (MQTT
@@ -174,7 +181,7 @@ class MqttChannel:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=True,
+            clean_session=False,
             protocol=paho.MQTTv311,
         )
         if endpoint.username is not None:

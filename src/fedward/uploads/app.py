@@ -27,6 +27,7 @@ from fedward.errors import (
     IntegrityError,
     MessageTooLarge,
     NotFound,
+    StorageError,
     ValidationError,
 )
 from fedward.uploads.asgi import (
@@ -56,6 +57,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[FedwardError], int], ...] = (
     (MessageTooLarge, 413),
     (IntegrityError, 400),
     (ValidationError, 400),
+    (StorageError, 503),
 )
 _BEARER_CHALLENGE = (b"www-authenticate", b'Bearer realm="fedward-uploads"')
 
@@ -71,6 +73,10 @@ class UploadApp:
         self._space = space
         self._tokens = tokens
         self._max_blob_bytes = max_blob_bytes
+
+    @property
+    def space(self) -> DiskBlobSpace:
+        return self._space
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -150,7 +156,7 @@ class UploadApp:
                     f"the content's sha256 is {actual}, not the blob id in the URL",
                     hint="the id must be the lowercase hex sha256 of the exact bytes sent",
                 )
-            await asyncio.to_thread(self._space.commit, incoming, readers)
+            await asyncio.to_thread(self._space.commit, incoming, readers, peer_id)
         finally:
             incoming.discard()
         await send_json(send, 201 if created else 200, {"blob_id": blob_id, "size": incoming.size})
@@ -207,7 +213,9 @@ class UploadApp:
                 chunk = await asyncio.to_thread(handle.read, DOWNLOAD_CHUNK_BYTES)
                 await send({"type": "http.response.body", "body": chunk, "more_body": bool(chunk)})
                 if not chunk:
-                    return
+                    break
+        # Sent whole: retention counts this reader as served.
+        await asyncio.to_thread(self._space.record_fetch, blob_id, peer_id)
 
     def _too_large(self) -> MessageTooLarge:
         limit_mb = self._max_blob_bytes / (1024 * 1024)

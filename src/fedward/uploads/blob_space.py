@@ -3,7 +3,7 @@
 Layout under the data dir::
 
     objects/<first 2 hex>/<sha256>           the content; written once, never changed
-    readers/<first 2 hex>/<sha256>.json      {"size": n, "readers": ["peer", ...]}
+    readers/<first 2 hex>/<sha256>.json      its ``BlobRecord``: size, readers, and use
     incoming/<random>.part                   uploads in progress
 
 ``incoming/`` sits on the same file system as ``objects/``, so a finished upload is
@@ -16,6 +16,13 @@ the same atomic-replace primitive as the content, needs no schema or migration, 
 damaged one affects a single blob. The server is one process; a lock serialises reader
 updates. Content is committed before its sidecar, so a crash in between leaves a blob
 nobody can read (it fails closed) until its bytes are uploaded again with readers.
+
+The sidecar also records how the blob is used, for ``retention``: who uploaded it, which
+readers fetched it whole since its last upload, when it was last used, and whether its
+content is a parameters file (safetensors) or something else (a plan). Deleting a blob
+takes the same lock, so it never races an upload of the same content: an upload that
+found the content stored and meant to reuse it fails with ``StorageError`` (503) if the
+content was deleted meanwhile, and its client sends it again.
 """
 
 from __future__ import annotations
@@ -26,15 +33,67 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
-from fedward.core.ids import validate_sha256
-from fedward.errors import NotFound
+from fedward.core.ids import SHA256_PATTERN, validate_sha256
+from fedward.errors import NotFound, StorageError
 from fedward.storage.atomic import atomic_write_text, fsync_dir
 
 log = logging.getLogger(__name__)
+
+BlobKind = Literal["parameters", "other"]
+
+
+@dataclass(frozen=True)
+class BlobRecord:
+    """What the sidecar of a blob says. ``fetched_by`` holds the readers that downloaded
+    the whole blob since it was last uploaded; times are seconds since the epoch."""
+
+    size: int
+    readers: frozenset[str]
+    uploaders: frozenset[str] = frozenset()
+    kind: BlobKind = "other"
+    fetched_by: frozenset[str] = frozenset()
+    last_used: float = 0.0
+    spent_at: float | None = None  # when the last reader (not an uploader) fetched it
+
+    @property
+    def waiting_for(self) -> frozenset[str]:
+        """Readers, other than its uploaders, that have not fetched it yet."""
+        return self.readers - self.uploaders - self.fetched_by
+
+    def to_json(self) -> str:
+        record = asdict(self)
+        for key in ("readers", "uploaders", "fetched_by"):
+            record[key] = sorted(record[key])
+        return json.dumps(record) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> BlobRecord:
+        data = json.loads(text)
+        # Sidecars written before use was recorded hold size and readers only.
+        spent_at = data.get("spent_at")
+        return cls(
+            size=int(data["size"]),
+            readers=frozenset(str(r) for r in data["readers"]),
+            uploaders=frozenset(str(r) for r in data.get("uploaders", ())),
+            kind="parameters" if data.get("kind") == "parameters" else "other",
+            fetched_by=frozenset(str(r) for r in data.get("fetched_by", ())),
+            last_used=float(data.get("last_used", 0.0)),
+            spent_at=None if spent_at is None else float(spent_at),
+        )
+
+
+def looks_like_parameters(head: bytes, size: int) -> bool:
+    """Whether content starting with ``head`` is laid out as a safetensors file: an 8-byte
+    header length that fits the file, then a JSON object. (Plans are Python text.)"""
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 2 <= int.from_bytes(head[:8], "little") <= size - 8
 
 
 class IncomingBlob:
@@ -46,12 +105,15 @@ class IncomingBlob:
         self._handle = handle
         self._hash = hashlib.sha256()
         self.size = 0
+        self.head = b""  # the first bytes, to tell parameters from other content
 
     @property
     def keeps_content(self) -> bool:
         return self._handle is not None
 
     def write(self, chunk: bytes) -> None:
+        if len(self.head) < 16:
+            self.head = (self.head + chunk[:16])[:16]
         self._hash.update(chunk)
         if self._handle is not None:
             self._handle.write(chunk)
@@ -79,14 +141,17 @@ class IncomingBlob:
 
 
 class DiskBlobSpace:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, server: bool = True) -> None:
+        """``server=False`` for another process (``fedward uploads gc``) beside a running
+        server: it must not take the server's uploads in progress for abandoned ones."""
         self._objects = Path(data_dir) / "objects"
         self._readers = Path(data_dir) / "readers"
         self._incoming = Path(data_dir) / "incoming"
         for directory in (self._objects, self._readers, self._incoming):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._readers_lock = threading.Lock()
-        self._remove_abandoned_uploads()
+        self._lock = threading.Lock()
+        if server:
+            self._remove_abandoned_uploads()
 
     def has(self, blob_id: str) -> bool:
         return self._object_path(blob_id).is_file()
@@ -98,39 +163,106 @@ class DiskBlobSpace:
         os.fchmod(fd, 0o600)
         return IncomingBlob(Path(name), os.fdopen(fd, "wb"))
 
-    def commit(self, incoming: IncomingBlob, readers: Iterable[str]) -> None:
-        """Move a verified upload into place (if it carried new content), then add readers."""
+    def commit(self, incoming: IncomingBlob, readers: Iterable[str], uploader: str) -> None:
+        """Move a verified upload into place (if it carried new content), then record its
+        readers. A new upload of stored content starts a new use: no reader has fetched
+        this upload yet."""
         blob_id = incoming.blob_id()
         if incoming.temp_path is not None:
             incoming.finish()
+        with self._lock:
             target = self._object_path(blob_id)
-            target.parent.mkdir(mode=0o700, exist_ok=True)
-            incoming.temp_path.replace(target)
-            incoming.temp_path = None
-            fsync_dir(target.parent)
-        self.add_readers(blob_id, incoming.size, readers)
+            if incoming.temp_path is not None:
+                target.parent.mkdir(mode=0o700, exist_ok=True)
+                incoming.temp_path.replace(target)
+                incoming.temp_path = None
+                fsync_dir(target.parent)
+            elif not target.is_file():
+                raise StorageError(
+                    f"blob {blob_id} was deleted while it was uploaded again",
+                    hint="send it again",
+                )
+            current = self.record_of(blob_id)
+            kind: BlobKind = (
+                "parameters" if looks_like_parameters(incoming.head, incoming.size) else "other"
+            )
+            base = current or BlobRecord(size=incoming.size, readers=frozenset(), kind=kind)
+            self._write_record(
+                blob_id,
+                replace(
+                    base,
+                    readers=base.readers | frozenset(readers) | {uploader},
+                    uploaders=base.uploaders | {uploader},
+                    fetched_by=frozenset(),
+                    spent_at=None,
+                    last_used=time.time(),
+                ),
+            )
 
-    def add_readers(self, blob_id: str, size: int, readers: Iterable[str]) -> None:
-        with self._readers_lock:
-            current = self.readers_of(blob_id)
-            wanted = current | frozenset(readers)
-            if wanted == current:
+    def record_fetch(self, blob_id: str, reader: str) -> None:
+        """``reader`` downloaded the whole blob."""
+        with self._lock:
+            record = self.record_of(blob_id)
+            if record is None:
                 return
-            path = self._readers_path(blob_id)
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            record = {"size": size, "readers": sorted(wanted)}
-            atomic_write_text(path, json.dumps(record) + "\n", mode=0o600)
+            fetched = record.fetched_by | {reader}
+            spent_at = record.spent_at
+            if spent_at is None and not (record.readers - record.uploaders - fetched):
+                spent_at = time.time()
+            self._write_record(
+                blob_id,
+                replace(record, fetched_by=fetched, spent_at=spent_at, last_used=time.time()),
+            )
 
     def readers_of(self, blob_id: str) -> frozenset[str]:
+        record = self.record_of(blob_id)
+        return record.readers if record is not None else frozenset()
+
+    def record_of(self, blob_id: str) -> BlobRecord | None:
+        """The blob's sidecar; None when it has none, or one nobody can trust (then
+        nobody may read the blob: it fails closed)."""
         path = self._readers_path(blob_id)
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            return frozenset(str(reader) for reader in record["readers"])
+            return BlobRecord.from_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return frozenset()
+            return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("readers of blob %s unreadable, nobody may read it: %s", blob_id, exc)
-            return frozenset()
+            return None
+
+    def _write_record(self, blob_id: str, record: BlobRecord) -> None:
+        path = self._readers_path(blob_id)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        atomic_write_text(path, record.to_json(), mode=0o600)
+
+    def blob_ids(self) -> Iterator[str]:
+        """Every stored blob (content present), in no particular order."""
+        for shard in self._objects.iterdir():
+            if shard.is_dir():
+                for path in shard.iterdir():
+                    if SHA256_PATTERN.fullmatch(path.name):
+                        yield path.name
+
+    def stored_at(self, blob_id: str) -> tuple[int, float] | None:
+        """(size, mtime) of the blob's content file; None once it is gone."""
+        try:
+            info = self._object_path(blob_id).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_size, info.st_mtime
+
+    def delete_if(self, blob_id: str, still_wanted: Callable[[BlobRecord | None], bool]) -> int:
+        """Delete the blob unless ``still_wanted(its record)``, decided and done under the
+        lock that uploads and fetches take; returns the bytes freed (0: kept)."""
+        with self._lock:
+            if still_wanted(self.record_of(blob_id)):
+                return 0
+            stored = self.stored_at(blob_id)
+            # The content first: a sidecar without content reads as NotFound, while
+            # content without a sidecar would be content nobody can read or delete.
+            self._object_path(blob_id).unlink(missing_ok=True)
+            self._readers_path(blob_id).unlink(missing_ok=True)
+            return stored[0] if stored else 0
 
     def open_for(self, blob_id: str, peer_id: str) -> tuple[BinaryIO, int]:
         """An open file and its size, if ``peer_id`` may read the blob; NotFound otherwise."""

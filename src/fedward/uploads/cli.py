@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fedward.errors import NotFound
+from fedward.uploads.retention import DEFAULT_INTERVAL_S, DEFAULT_KEEP_FETCHED_S
 
 _TOKENS_HELP = "The tokens file (JSON peer id -> token hash, mode 0600)."
 
@@ -55,6 +56,27 @@ def uploads() -> None:
     help="Largest blob accepted, in MiB.",
 )
 @click.option(
+    "--keep-fetched-s",
+    default=DEFAULT_KEEP_FETCHED_S,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Delete a parameters blob this long after every reader fetched it.",
+)
+@click.option(
+    "--keep-idle-h",
+    default=168.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Delete any blob nobody uploaded or fetched for this long (hours).",
+)
+@click.option(
+    "--gc-interval-s",
+    default=DEFAULT_INTERVAL_S,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How often to look for blobs to delete; 0 keeps every blob.",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -73,16 +95,25 @@ def serve(
     data_dir: Path,
     tokens_file: Path,
     max_blob_mb: int,
+    keep_fetched_s: float,
+    keep_idle_h: float,
+    gc_interval_s: float,
     log_level: str,
     access_log: bool,
 ) -> None:
-    """Run the upload server in the foreground until interrupted."""
+    """Run the upload server in the foreground until interrupted.
+
+    Blobs no longer needed are deleted as it runs (see 'fedward uploads gc')."""
     import uvicorn
 
     from fedward.uploads.app import create_app
+    from fedward.uploads.retention import BackgroundCollector, RetentionPolicy
     from fedward.uploads.server import bind_listener, listener_url, uvicorn_config
 
     app = create_app(data_dir, tokens_file, max_blob_mb * 1024 * 1024)
+    if gc_interval_s > 0:
+        policy = RetentionPolicy(keep_fetched_s, keep_idle_h * 3600)
+        BackgroundCollector(app.space, policy, gc_interval_s).start()
     if not tokens_file.exists():
         click.echo(
             f"warning: {tokens_file} does not exist yet; nobody can connect until "
@@ -95,6 +126,35 @@ def serve(
     sys.stdout.flush()
     uvicorn.Server(uvicorn_config(app, log_level=log_level, access_log=access_log)).run(
         sockets=[sock]
+    )
+
+
+@uploads.command("gc")
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The upload server's data dir.",
+)
+@click.option(
+    "--keep-fetched-s",
+    default=DEFAULT_KEEP_FETCHED_S,
+    show_default=True,
+    type=click.FloatRange(min=0),
+)
+@click.option("--keep-idle-h", default=168.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+def gc(data_dir: Path, keep_fetched_s: float, keep_idle_h: float, dry_run: bool) -> None:
+    """Delete blobs no longer needed: parameters every reader fetched (KEEP_FETCHED_S ago),
+    and any blob unused for KEEP_IDLE_H hours. A running server does this by itself."""
+    from fedward.uploads.blob_space import DiskBlobSpace
+    from fedward.uploads.retention import RetentionPolicy, collect
+
+    policy = RetentionPolicy(keep_fetched_s, keep_idle_h * 3600)
+    result = collect(DiskBlobSpace(data_dir, server=False), policy, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {result.blobs} blob(s), {result.bytes / (1 << 20):.1f} MiB; kept {result.kept}"
     )
 
 

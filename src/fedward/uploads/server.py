@@ -19,6 +19,7 @@ import uvicorn
 from fedward.errors import ConfigError, TransportError
 from fedward.uploads.app import create_app
 from fedward.uploads.asgi import ASGIApp
+from fedward.uploads.retention import DEFAULT_INTERVAL_S, BackgroundCollector, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,17 @@ class UploadServer:
         host: str = "127.0.0.1",
         port: int = 0,
         max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+        retention: RetentionPolicy | None = None,
+        gc_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
+        """``retention``: delete blobs no longer needed every ``gc_interval_s`` (None: keep
+        everything, as tests of the store itself want)."""
         self._app = create_app(Path(data_dir), Path(tokens_file), max_blob_bytes)
+        self._collector = (
+            BackgroundCollector(self._app.space, retention, gc_interval_s)
+            if retention is not None
+            else None
+        )
         self._host = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -124,9 +134,13 @@ class UploadServer:
             time.sleep(0.005)
         # The listener now belongs to uvicorn's event loop, which closes it on stop.
         log.info("upload server listening on %s", self._url)
+        if self._collector is not None:
+            self._collector.start()
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        if self._collector is not None:
+            self._collector.stop()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

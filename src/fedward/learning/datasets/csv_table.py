@@ -75,10 +75,16 @@ def is_missing(cell: str) -> bool:
     return cell.strip().lower() in MISSING_TOKENS
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _cell_kind(cell: str) -> str:
     text = cell.strip()
     if _INT.fullmatch(text):
-        return "int64"
+        # Past int64 pandas reads text, and so do we: no int64 array can hold it.
+        # (More than 20 characters cannot fit, and int() refuses past 4300 digits.)
+        fits = len(text) <= 20 and _INT64_MIN <= int(text) <= _INT64_MAX
+        return "int64" if fits else "object"
     if _FLOAT.fullmatch(text):
         return "float64"
     return "object"
@@ -294,7 +300,9 @@ def _target_index(columns: list[str], target_column: str | int | None, path: Pat
 
 
 def _parse_float(cell: str) -> float:
-    return float("nan") if is_missing(cell) else float(cell)
+    # Stripped as ``_cell_kind`` strips it: str.strip knows more whitespace (such as the
+    # separators U+001C..U+001F) than float() skips.
+    return float("nan") if is_missing(cell) else float(cell.strip())
 
 
 def load_csv_xy(

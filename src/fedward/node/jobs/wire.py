@@ -26,11 +26,11 @@ MAX_METRICS = 64
 MAX_PLAN_MESSAGE = 500
 MAX_PLAN_FRAMES = 8
 
-JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
 # Metric and scalar names: what a chart label or a table column can show as it is.
-MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}$")]
-ExtraName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-ErrorCode = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}\Z")]
+ExtraName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}\Z")]
+ErrorCode = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}\Z")]
 Step = Annotated[int, Meta(ge=0, le=1 << 40)]
 EXCEPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
 ExceptionName = Annotated[str, Meta(pattern=EXCEPTION_NAME.pattern)]

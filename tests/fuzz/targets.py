@@ -1,0 +1,308 @@
+"""Parsers that read outside bytes, each wrapped as a fuzz target: ``target(data: bytes)``.
+
+A target feeds ``data`` to one parser and returns normally when the parser either
+accepted it (then the target checks what came out: a decoded message encodes back to
+the same message, a header's tensors lie inside the file...) or refused it with the
+error its documentation names (``ProtocolError`` for the wire, ``ConfigError`` for
+configuration, ``DatasetError`` for dataset files...). Anything else escaping a target
+is a crash: an unexpected exception type, a failed check, a hang caught by the fuzzer.
+
+The same targets run under atheris (``tests/fuzz/run.py``, ``make fuzz``) and replay
+every saved crash as a regression test (``tests/property/test_fuzz_regressions.py``).
+Targets that need files write them under one scratch folder per process
+(``Scratch``), on tmpfs when there is one: the parsers open paths, and a real file is
+what they open in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fedward.errors import (
+    ConfigError,
+    Conflict,
+    DatasetError,
+    PlanError,
+    ProtocolError,
+    ValidationError,
+)
+
+Target = Callable[[bytes], None]
+
+
+class Scratch:
+    """One folder per process for the files targets hand to path-based parsers."""
+
+    _root: Path | None = None
+
+    @classmethod
+    def root(cls) -> Path:
+        if cls._root is None:
+            base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+            cls._root = Path(tempfile.mkdtemp(prefix="fedward-fuzz-", dir=base))
+        return cls._root
+
+    @classmethod
+    def file(cls, name: str, data: bytes) -> Path:
+        path = cls.root() / name
+        path.write_bytes(data)
+        return path
+
+
+# --- the wire ------------------------------------------------------------------------------
+
+
+def codec(data: bytes) -> None:
+    """Control messages (``protocol.codec``): requests, replies, presence."""
+    from fedward.protocol import codec as wire
+
+    for decode in (wire.decode_request, wire.decode_reply, wire.decode_any):
+        try:
+            message = decode(data)
+        except ProtocolError:
+            continue
+        again = wire.decode_any(wire.encode(message))
+        if again != message:
+            raise AssertionError(f"{type(message).__name__} changed in a round trip")
+    try:
+        presence = wire.decode_presence(data)
+    except ProtocolError:
+        return
+    if wire.decode_presence(wire.encode_presence(presence)) != presence:
+        raise AssertionError("presence changed in a round trip")
+
+
+def safetensors_header(data: bytes) -> None:
+    """The safetensors header checks (``protocol.safetensors_header``)."""
+    from fedward.protocol.safetensors_header import read_header
+
+    path = Scratch.file("header.safetensors", data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            entries = read_header(fd, len(data))
+        except ProtocolError:
+            return
+    finally:
+        os.close(fd)
+    for name, entry in entries.items():
+        if not 8 <= entry.offset <= entry.offset + entry.nbytes <= len(data):
+            raise AssertionError(f"tensor {name!r} was accepted outside the file")
+
+
+def params_wire(data: bytes) -> None:
+    """Parameters as a peer sends them (``protocol.params_wire``): the lazy reader with its
+    value check, and the in-memory reader of the safetensors library."""
+    from fedward.protocol.params_wire import open_params, params_from_bytes, params_to_bytes
+
+    path = Scratch.file("params.safetensors", data)
+    try:
+        with open_params(path) as lazy:
+            tensors = {name: lazy[name] for name in lazy}
+            with contextlib.suppress(ProtocolError):
+                lazy.check_values()
+    except ProtocolError:
+        tensors = None
+    if tensors is not None:
+        # What the lazy reader accepted, the library reads the same way.
+        again = params_from_bytes(params_to_bytes(tensors))
+        if sorted(again) != sorted(tensors) or any(
+            again[n].tobytes() != tensors[n].tobytes() for n in tensors
+        ):
+            raise AssertionError("parameters changed in a round trip")
+    with contextlib.suppress(ProtocolError):
+        params_from_bytes(data)
+
+
+# --- configuration -------------------------------------------------------------------------
+
+_ENV_KEYS = ("VPN_IP", "VPN_SERVER_ENDPOINT", "MQTT_BROKER", "UPLOADS_URL")
+
+
+def env_file(data: bytes) -> None:
+    """``config.env`` / ``fedward.env`` (``vpn.envfile``)."""
+    from fedward.vpn.envfile import parse_env, render_env
+
+    text = data.decode("utf-8", "replace")
+    try:
+        values = parse_env(text, source="fuzz.env", required=(), optional=_ENV_KEYS)
+    except ValidationError:
+        return
+    again = parse_env(render_env(values), source="fuzz.env", required=(), optional=_ENV_KEYS)
+    if again != values:
+        raise AssertionError("env values changed in a round trip")
+
+
+def toml_config(data: bytes) -> None:
+    """Node and researcher TOML configuration (``config.loader``)."""
+    from fedward.config.loader import load_node_config, load_researcher_config
+
+    path = Scratch.file("config.toml", data)
+    for load in (load_node_config, load_researcher_config):
+        # An empty environment: the file alone decides.
+        with contextlib.suppress(ConfigError, ValidationError):
+            load(path, env={})
+
+
+# --- the upload server ---------------------------------------------------------------------
+
+FUZZ_PEER, FUZZ_TOKEN = "fuzz-peer", "fuzz-token-0123456789abcdef"
+_ANSWERED = frozenset({200, 201, 400, 401, 404, 405, 413})
+
+
+@cache
+def _upload_app() -> Any:
+    from fedward.uploads.app import create_app
+    from fedward.uploads.tokens import set_token
+
+    root = Scratch.root() / "uploads"
+    tokens = root / "tokens.json"
+    set_token(tokens, FUZZ_PEER, FUZZ_TOKEN)
+    return create_app(root / "data", tokens, max_blob_bytes=4096)
+
+
+@cache
+def _event_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.new_event_loop()
+
+
+def http_request(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """An ASGI scope and body from bytes laid out like HTTP/1.1: a request line, header
+    lines, an empty line, the body. Only the split is done here; every check on method,
+    path and headers is the app's."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    first, *header_lines = head.split(b"\r\n")
+    method, _, rest = first.partition(b" ")
+    raw_path = rest.partition(b" ")[0] or b"/"
+    headers = []
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        headers.append((name.strip().lower(), value.strip()))
+    scope = {
+        "type": "http",
+        "method": method.decode("latin-1"),
+        "path": raw_path.decode("latin-1"),
+        "raw_path": raw_path,
+        "headers": headers,
+    }
+    return scope, body
+
+
+def upload_request(data: bytes) -> None:
+    """One request to the upload server's app (``uploads.app``): methods, paths, the
+    Authorization, Content-Length and X-Fedward-Readers headers, blob ids, bodies. Every
+    request gets a JSON answer with a status the app documents, never a 500."""
+    scope, body = http_request(data)
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    _event_loop().run_until_complete(_upload_app()(scope, receive, send))
+    if not sent or sent[0]["type"] != "http.response.start":
+        raise AssertionError("the upload server did not answer")
+    if sent[0]["status"] not in _ANSWERED:
+        raise AssertionError(f"the upload server answered {sent[0]['status']}")
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def plan_source(data: bytes) -> None:
+    """A plan's bytes as a node receives them: text, then its canonical form
+    (``core.plan_digest``), which must be a fixed point."""
+    from fedward.core.plan_digest import normalise_source, plan_digest, plan_text
+
+    try:
+        canonical = normalise_source(plan_text(data))
+    except PlanError:
+        return
+    if normalise_source(canonical) != canonical:
+        raise AssertionError("the canonical text is not a fixed point")
+    plan_digest(canonical)
+
+
+# --- datasets ------------------------------------------------------------------------------
+
+
+def csv_table(data: bytes) -> None:
+    """CSV sniffing: delimiter, header, column kinds (``learning.datasets.csv_table``)."""
+    from fedward.learning.datasets.csv_table import inspect_csv, load_csv_xy
+
+    path = Scratch.file("table.csv", data)
+    try:
+        info = inspect_csv(path)
+    except DatasetError:
+        return
+    if info.shape[0] != info.sample_count or info.shape[1] != len(info.columns):
+        raise AssertionError("inspect_csv describes another table than it counted")
+    with contextlib.suppress(DatasetError):
+        load_csv_xy(path)
+
+
+@cache
+def _dataset_service() -> Any:
+    from fedward.node.services.factory import open_node_services
+
+    root = Scratch.root() / "node"
+    root.mkdir(exist_ok=True)
+    return open_node_services(root / "node.db", data_root=None).datasets
+
+
+def dataset_json(data: bytes) -> None:
+    """``fedward node dataset add --from-json``: the JSON that describes a dataset."""
+    path = Scratch.file("dataset.json", data)
+    service = _dataset_service()
+    with contextlib.suppress(DatasetError, ValidationError, Conflict):
+        record = service.add_from_file(path)
+        service.delete(record.dataset_id)
+
+
+def idx_file(data: bytes) -> None:
+    """IDX (MNIST) headers and data (``learning.datasets.mnist``)."""
+    from fedward.learning.datasets.mnist import read_idx, read_idx_header
+
+    path = Scratch.file("images-idx3-ubyte", data)
+    try:
+        header = read_idx_header(path)
+    except DatasetError:
+        return
+    array = read_idx(path)
+    if tuple(array.shape) != header.shape:
+        raise AssertionError("read_idx gave another shape than its header")
+
+
+def nifti_file(data: bytes) -> None:
+    """NIfTI-1/2 headers and data sizes (``learning.datasets.nifti``)."""
+    from fedward.learning.datasets.nifti import check_nifti_data, read_nifti_header
+
+    path = Scratch.file("image.nii", data)
+    with contextlib.suppress(DatasetError):
+        image = read_nifti_header(path, Scratch.root())
+        check_nifti_data(image, path, Scratch.root())
+
+
+TARGETS: dict[str, Target] = {
+    "codec": codec,
+    "safetensors_header": safetensors_header,
+    "params_wire": params_wire,
+    "env_file": env_file,
+    "toml_config": toml_config,
+    "upload_request": upload_request,
+    "plan_source": plan_source,
+    "csv_table": csv_table,
+    "dataset_json": dataset_json,
+    "idx_file": idx_file,
+    "nifti_file": nifti_file,
+}
