@@ -32,10 +32,10 @@ MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}\Z")]
 ExtraName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}\Z")]
 ErrorCode = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}\Z")]
 Step = Annotated[int, Meta(ge=0, le=1 << 40)]
-EXCEPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+EXCEPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,99}\Z")
 ExceptionName = Annotated[str, Meta(pattern=EXCEPTION_NAME.pattern)]
 # Python names, and the ones the compiler makes up: <module>, <lambda>, <listcomp> ...
-FUNCTION_NAME = re.compile(r"^(<[a-z]{1,20}>|[A-Za-z_][A-Za-z0-9_]{0,99})$")
+FUNCTION_NAME = re.compile(r"^(<[a-z]{1,20}>|[A-Za-z_][A-Za-z0-9_]{0,99})\Z")
 FunctionName = Annotated[str, Meta(pattern=FUNCTION_NAME.pattern)]
 PlanLine = Annotated[int, Meta(ge=1, le=1_000_000)]
 # Bounded by the dataset's size by the daemon; this only keeps the number sane.
