@@ -417,7 +417,9 @@ def disk_full(workdir: Path, seed: int = 5) -> Row:
 
 def _rounds_done(state: Path) -> int:
     folder = state / "experiments" / researcher_process.EXPERIMENT_ID
-    done = [int(p.name[6:]) for p in folder.glob("round-*")] if folder.is_dir() else []
+    # Checkpoints are round-NNNN; a round in progress also leaves round-NNNN.journal.
+    rounds = folder.glob("round-*") if folder.is_dir() else []
+    done = [int(p.name[6:]) for p in rounds if p.name[6:].isdigit()]
     return max(done, default=0)
 
 
