@@ -154,13 +154,13 @@ def _last(log: str, pattern: str) -> int:
 
 
 def write_report(outcomes: list[Outcome], runs: int, max_len: int) -> str:
-    import atheris
+    from importlib.metadata import version
 
     lines = [
         "# Fuzzing (atheris, coverage-guided)",
         "",
         f"`make fuzz`: {runs} inputs per target, inputs up to {max_len} bytes, "
-        f"atheris {getattr(atheris, '__version__', '?')}, Python {sys.version.split()[0]}, "
+        f"atheris {version('atheris')}, Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs. Coverage: libFuzzer's edges (cov) and features (ft) in "
         "the instrumented fedward modules; corpus: inputs kept for new coverage.",
         "",

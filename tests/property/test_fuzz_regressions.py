@@ -10,6 +10,8 @@ Found while the targets were written (all fixed):
 - csv_table: a cell with a separator character (U+001C) that ``str.strip`` removes but
   ``float()`` does not, typed numeric then unreadable (ValueError); an integer past
   int64 typed int64 (OverflowError on load).
+- upload_request: a Content-Length such as "\\x1e5" or "²" passed str.strip and
+  str.isdigit but not int(): an answer 500 instead of 400.
 - codec (by the property tests): ids and tags with a trailing newline were accepted,
   as msgspec's ``$`` matches before a final newline.
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fedward.core.ids import ID_PATTERN, SHA256_PATTERN
 from fedward.errors import ValidationError
-from fedward.uploads.app import _blob_id_from, _readers_from
+from fedward.uploads.app import _blob_id_from, _content_length, _readers_from
 from tests.fuzz.targets import FUZZ_TOKEN, upload_request
 
 header_names = st.sampled_from(
@@ -78,3 +78,14 @@ def test_readers_are_valid_peer_ids_or_the_header_is_refused(header: str) -> Non
     except ValidationError:
         return
     assert all(ID_PATTERN.fullmatch(reader) for reader in readers)
+
+
+@given(st.text(st.characters(max_codepoint=255), max_size=30))
+def test_content_length_is_a_non_negative_int_or_a_400(header: str) -> None:
+    scope = {"headers": [(b"content-length", header.encode("latin-1"))]}
+    try:
+        value = _content_length(scope)
+    except ValidationError:
+        return
+    assert isinstance(value, int) and value >= 0
+    assert str(value) == header.strip(" \t").lstrip("0") or value == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
 from pathlib import Path
 
 from fedward.core.ids import ID_PATTERN, SHA256_PATTERN
@@ -51,6 +52,7 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 WRITE_BATCH_BYTES = 1024 * 1024
 
 _BLOBS_PREFIX = "/blobs/"
+_DIGITS = re.compile(r"[0-9]{1,20}")
 _STATUS_OF_ERROR: tuple[tuple[type[FedwardError], int], ...] = (
     (AccessDenied, 401),
     (NotFound, 404),
@@ -271,9 +273,12 @@ def _content_length(scope: Scope) -> int | None:
     header = request_header(scope, b"content-length")
     if header is None:
         return None
-    if not (header.isascii() and header.strip().isdigit()):
+    # ASCII digits only, with optional spaces or tabs around (RFC 9110's OWS): str.strip
+    # and str.isdigit know more whitespace and digits (U+001E, "²") than int() reads.
+    value = header.strip(" \t")
+    if not _DIGITS.fullmatch(value):
         raise ValidationError("Content-Length must be a non-negative integer")
-    return int(header)
+    return int(value)
 
 
 async def _method_not_allowed(send: Send, allowed: str) -> None:
