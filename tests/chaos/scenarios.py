@@ -391,6 +391,8 @@ def disk_full(workdir: Path, seed: int = 5) -> Row:
                 f"{failure.error[:60]})"
             )
             ok &= failure.status == "failed" and failure.error_code == StorageError.code
+            # The node's paths stay on the node (its state folder is masked).
+            ok &= "<node" in failure.error and "/nodes/" not in failure.error
         except FederationError as exc:
             observed.append(f"round failed: {exc}")
             ok = False

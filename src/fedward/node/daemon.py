@@ -39,6 +39,7 @@ from fedward.core.messages import (
 from fedward.errors import Conflict, FedwardError, ProtocolError, TransportError
 from fedward.node import handlers, secagg_handler, train_handler
 from fedward.node.handlers import NodeContext
+from fedward.node.jobs.path_masks import mask_paths
 from fedward.node.request_log import RequestLog
 from fedward.node.services.heartbeat import HeartbeatThread, NodeHeartbeat
 from fedward.protocol import topics
@@ -217,8 +218,18 @@ class NodeDaemon:
                 code="internal",
                 message="internal error on the node; the node's log has the details",
             )
+        if isinstance(reply, ErrorReply):
+            reply = msgspec.structs.replace(reply, message=self._masked(reply.message))
         self._requests.answered(researcher_id, request.request_id, reply)
         self._reply(researcher_id, reply)
+
+    def _masked(self, message: str) -> str:
+        """No error leaves with the node's own paths in it (a full disk names its folder)."""
+        config = self._ctx.config
+        places = {str(config.state_dir): "<node>", str(config.state_dir.parent): "<node folder>"}
+        if config.data_root is not None:
+            places[str(config.data_root)] = "<data root>"
+        return mask_paths(message, places)
 
     def _reply(self, researcher_id: str, reply: Message) -> None:
         channel = self._channel
