@@ -99,13 +99,20 @@ def test_operator_renders_runs_and_reloads_the_broker(tmp_path: Path, embedded: 
         if not embedded and os.geteuid() == 0:
             # Rendered and started by root, Mosquitto runs as its own account.
             assert "user mosquitto\n" in (out / "mosquitto.conf").read_text()
-            assert _uid_of(broker.pid) == pwd.getpwnam("mosquitto").pw_uid
+            # `broker run` supervises Mosquitto (it follows its files): the child drops root.
+            (mosquitto,) = _children_of(broker.pid)
+            assert _uid_of(mosquitto) == pwd.getpwnam("mosquitto").pw_uid
 
         connect_when_ready(port, "node2").close()
     finally:
         broker.terminate()
         broker.wait(timeout=10)
         remove_copy(BrokerFiles.in_dir(out))
+
+
+def _children_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
 
 
 def _uid_of(pid: int) -> int:
