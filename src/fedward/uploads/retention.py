@@ -24,11 +24,11 @@ its fetch, nor while an upload of the same content is being recorded.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
 from fedward.errors import ConfigError
+from fedward.periodic import PeriodicTask
 from fedward.uploads.blob_space import BlobRecord, DiskBlobSpace
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def collect(
     return Collected(deleted, freed, kept)
 
 
-class BackgroundCollector:
+class BackgroundCollector(PeriodicTask):
     """``collect`` every ``interval_s`` on a thread of the server; logs what it freed."""
 
     def __init__(
@@ -107,28 +107,10 @@ class BackgroundCollector:
     ) -> None:
         if interval_s <= 0:
             raise ConfigError("the collection interval must be positive")
-        self._space = space
-        self._policy = policy
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> BackgroundCollector:
-        self._thread = threading.Thread(target=self._run, name="uploads-gc", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                result = collect(self._space, self._policy)
-            except Exception:  # a worker loop: the next pass may succeed (disk back, ...)
-                log.exception("collecting unneeded blobs failed")
-                continue
+        def collect_once() -> None:
+            result = collect(space, policy)
             if result.blobs:
                 log.info("deleted %d blob(s), %d bytes", result.blobs, result.bytes)
+
+        super().__init__("uploads-gc", interval_s, collect_once)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from fedward.core.ids import ID_PATTERN
 from fedward.node.jobs.job_folder import JobFolder
 from fedward.node.services.factory import open_node_services_for
 from fedward.node.services.jobs import JobService
+from fedward.periodic import PeriodicTask
 
 log = logging.getLogger("fedward.node")
 
@@ -103,7 +103,7 @@ def collect_job_folders(
     return CollectedFolders(deleted, freed, kept)
 
 
-class JobFolderCollector:
+class JobFolderCollector(PeriodicTask):
     """``collect_job_folders`` every ``interval_s`` on a thread of the node daemon."""
 
     def __init__(
@@ -113,29 +113,11 @@ class JobFolderCollector:
         interval_s: float,
         busy: Callable[[], Collection[str]],
     ) -> None:
-        self._jobs_dir = jobs_dir
-        self._keep_s = keep_s
-        self._interval_s = interval_s
-        self._busy = busy
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> JobFolderCollector:
-        self._thread = threading.Thread(target=self._run, name="job-folders-gc", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                collect_job_folders(self._jobs_dir, self._keep_s, self._busy())
-            except Exception:  # a worker loop: the next pass may succeed
-                log.exception("collecting old job folders failed")
+        super().__init__(
+            "job-folders-gc",
+            interval_s,
+            lambda: collect_job_folders(jobs_dir, keep_s, busy()),
+        )
 
 
 def start_job_folder_collector(config: NodeConfig) -> JobFolderCollector | None:
