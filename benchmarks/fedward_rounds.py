@@ -78,10 +78,10 @@ class TimedBlobStore:
         finally:
             self.upload_s += time.perf_counter() - started
 
-    def put_file(self, path: Path, readers: Sequence[str]) -> str:
+    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
         started = time.perf_counter()
         try:
-            return self.inner.put_file(path, readers)
+            return self.inner.put_file(path, readers, blob_id=blob_id)
         finally:
             self.upload_s += time.perf_counter() - started
 
@@ -92,10 +92,12 @@ class TimedBlobStore:
         finally:
             self.download_s += time.perf_counter() - started
 
-    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
+    def get_file(
+        self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
+    ) -> Path:
         started = time.perf_counter()
         try:
-            return self.inner.get_file(blob_id, dest, max_bytes=max_bytes)
+            return self.inner.get_file(blob_id, dest, max_bytes=max_bytes, durable=durable)
         finally:
             self.download_s += time.perf_counter() - started
 

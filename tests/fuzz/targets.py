@@ -16,8 +16,8 @@ what they open in production.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -33,6 +33,7 @@ from fedward.errors import (
     ProtocolError,
     ValidationError,
 )
+from tests.upload_exchange import exchange
 
 Target = Callable[[bytes], None]
 
@@ -154,7 +155,7 @@ def toml_config(data: bytes) -> None:
 # --- the upload server ---------------------------------------------------------------------
 
 FUZZ_PEER, FUZZ_TOKEN = "fuzz-peer", "fuzz-token-0123456789abcdef"
-_ANSWERED = frozenset({200, 201, 400, 401, 404, 405, 413})
+_ANSWERED = frozenset({200, 201, 400, 401, 404, 405, 408, 411, 413, 431, 501})
 
 
 @cache
@@ -168,52 +169,19 @@ def _upload_app() -> Any:
     return create_app(root / "data", tokens, max_blob_bytes=4096)
 
 
-@cache
-def _event_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.new_event_loop()
-
-
-def http_request(data: bytes) -> tuple[dict[str, Any], bytes]:
-    """An ASGI scope and body from bytes laid out like HTTP/1.1: a request line, header
-    lines, an empty line, the body. Only the split is done here; every check on method,
-    path and headers is the app's."""
-    head, _, body = data.partition(b"\r\n\r\n")
-    first, *header_lines = head.split(b"\r\n")
-    method, _, rest = first.partition(b" ")
-    raw_path = rest.partition(b" ")[0] or b"/"
-    headers = []
-    for line in header_lines:
-        name, _, value = line.partition(b":")
-        headers.append((name.strip().lower(), value.strip()))
-    scope = {
-        "type": "http",
-        "method": method.decode("latin-1"),
-        "path": raw_path.decode("latin-1"),
-        "raw_path": raw_path,
-        "headers": headers,
-    }
-    return scope, body
-
-
-def upload_request(data: bytes) -> None:
-    """One request to the upload server's app (``uploads.app``): methods, paths, the
-    Authorization, Content-Length and X-Fedward-Readers headers, blob ids, bodies. Every
-    request gets a JSON answer with a status the app documents, never a 500."""
-    scope, body = http_request(data)
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    _event_loop().run_until_complete(_upload_app()(scope, receive, send))
-    if not sent or sent[0]["type"] != "http.response.start":
-        raise AssertionError("the upload server did not answer")
-    if sent[0]["status"] not in _ANSWERED:
-        raise AssertionError(f"the upload server answered {sent[0]['status']}")
+def upload_request(data: bytes) -> int:
+    """Bytes laid out like HTTP/1.1 requests, to the upload server's connection code
+    (``uploads.http_connection`` with the ``uploads.app`` routes): request lines, methods,
+    paths, the Authorization, Content-Length and X-Fedward-Readers headers, blob ids,
+    bodies. Every request read gets a JSON answer with a status the server documents,
+    never a 500."""
+    answers = exchange(_upload_app(), data)
+    for status, fields, body in answers:
+        if status not in _ANSWERED:
+            raise AssertionError(f"the upload server answered {status}")
+        if fields.get("content-type") == "application/json":
+            json.loads(body)
+    return len(answers)
 
 
 # --- plans ---------------------------------------------------------------------------------

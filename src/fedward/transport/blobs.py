@@ -8,6 +8,9 @@ A blob's id is the lowercase hex sha256 of its bytes. Implementations MUST:
   server cannot be reached;
 - let the uploader name the peers (``readers``) allowed to read a blob; the uploader
   can always read its own blobs;
+- ``put_file(..., blob_id=...)``: the caller's sha256 of the file, taken on trust for
+  the request and checked by whoever stores it;
+- ``get_file(..., durable=False)``: a scratch file, not fsynced;
 - with ``max_bytes``, refuse a blob larger than that with ``ValidationError`` (see
   ``blob_too_large``) without ever holding more than ``max_bytes`` of it plus one chunk,
   and leave no file behind: whoever sent the blob id may be hostile, and its size is
@@ -26,11 +29,15 @@ from fedward.errors import ValidationError
 class BlobStore(Protocol):
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str: ...
 
-    def put_file(self, path: Path, readers: Sequence[str]) -> str: ...
+    def put_file(
+        self, path: Path, readers: Sequence[str], *, blob_id: str | None = None
+    ) -> str: ...
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes: ...
 
-    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path: ...
+    def get_file(
+        self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
+    ) -> Path: ...
 
 
 def blob_too_large(blob_id: str, max_bytes: int) -> ValidationError:

@@ -1,17 +1,19 @@
-"""``HttpBlobStore``: the ``BlobStore`` of the upload server, over HTTP (the only httpx import).
+"""``HttpBlobStore``: the ``BlobStore`` of the upload server, over HTTP.
 
-Every httpx error is translated here, once: 401 becomes AccessDenied, 404 NotFound,
-413 ValidationError (with the server's limit), a body that does not hash to its id
+Every failure is translated here, once: 401 becomes AccessDenied, 404 NotFound, 413
+ValidationError (with the server's limit), a body that does not hash to its id
 IntegrityError, an unreachable server TransportError. A request the server could not
 complete (connection lost, refused, timed out, a 5xx answer such as a full disk) is
 tried again, from the first byte, with a growing pause, for up to ``retry_s``: uploads
 and downloads are idempotent (a blob is its hash), a download is checked against its
-hash whatever attempt it came from, and a failed attempt leaves no file behind. Bodies
-are streamed both ways in
-1 MiB chunks over one keep-alive connection, and downloads are hashed as they arrive.
-A download with ``max_bytes`` is refused on the server's Content-Length when it gives
-one, and otherwise the moment more than that arrived: the connection is dropped rather
-than drained, so a hostile or broken server cannot make the client read (or hold) more.
+hash whatever attempt it came from, and a failed attempt leaves no file behind.
+
+Bodies move with as few passes as the checks allow (``http_pool``): an upload from a
+file is one ``sendfile`` after a hashing read (none when the caller already knows the
+hash), a download is read into one reused buffer, hashed and written from it. A
+download with ``max_bytes`` is refused on the server's Content-Length when it gives one,
+and otherwise the moment more than that arrived: the connection is dropped rather than
+drained, so a hostile or broken server cannot make the client read (or hold) more.
 """
 
 from __future__ import annotations
@@ -19,18 +21,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import http.client
+import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
-
-import httpx
+from typing import BinaryIO, NoReturn, TypeVar
 
 from fedward.core.ids import validate_id, validate_sha256
 from fedward.errors import (
     AccessDenied,
+    FedwardError,
     IntegrityError,
     NotFound,
     RequestTimeout,
@@ -40,14 +42,20 @@ from fedward.errors import (
 )
 from fedward.storage.atomic import atomic_writer
 from fedward.transport.blobs import blob_too_large, check_max_bytes
+from fedward.transport.http_pool import HttpConnections, Lease
 
 CHUNK_BYTES = 1024 * 1024
 DEFAULT_RETRY_S = 60.0
+MAX_ERROR_BODY_BYTES = 64 * 1024
 _FIRST_PAUSE_S, _MAX_PAUSE_S = 0.2, 3.0
 _URL_HINT = "check UPLOADS_URL and that the upload server is running"
+# A reused keep-alive connection that the server closed meanwhile fails with one of
+# these before any answer: the request is sent again at once on a new connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Sink = Callable[[memoryview], object]
 
 
 class HttpBlobStore:
@@ -58,57 +66,52 @@ class HttpBlobStore:
         (0: once only)."""
         self.retry_s = retry_s
         base_url = base_url.rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ValidationError(
-                f"upload server URL must start with http:// or https://: {base_url!r}"
-            )
         self.base_url = base_url
-        self._client = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
-            timeout=httpx.Timeout(timeout_s),
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment must not see VPN traffic or tokens
-        )
+        self._pool = HttpConnections(base_url, timeout_s)
+        self._auth = f"Bearer {token}"
 
     def __repr__(self) -> str:  # never show the token
         return f"HttpBlobStore({self.base_url!r})"
 
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str:
-        blob_id = hashlib.sha256(data).hexdigest()
-        data = bytes(data)
-        self._retried(lambda: self._put(blob_id, _memory_chunks(data), len(data), readers))
+        view = memoryview(data).cast("B")
+        blob_id = hashlib.sha256(view).hexdigest()
+        self._retried(lambda: self._put(blob_id, view, len(view), readers))
         return blob_id
 
-    def put_file(self, path: Path, readers: Sequence[str]) -> str:
-        """Hash the file, then stream it from disk: memory stays O(chunk)."""
+    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
+        """Stream the file from disk (memory stays O(1)). ``blob_id``: its sha256 when the
+        caller computed it already (the server checks it all the same)."""
         path = Path(path)
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK_BYTES):
-                digest.update(chunk)
-            size = os.fstat(handle.fileno()).st_size
-        blob_id = digest.hexdigest()
-        self._retried(lambda: self._put(blob_id, _file_chunks(path), size, readers))
+        if blob_id is None:
+            blob_id = _file_sha256(path)
+        else:
+            validate_sha256(blob_id)
+        size = path.stat().st_size
+        known: str = blob_id
+        self._retried(lambda: self._put(known, path, size, readers))
         return blob_id
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
         def attempt() -> bytes:
             parts: list[bytes] = []
-            self._download(blob_id, parts.append, max_bytes)
+            self._download(blob_id, lambda chunk: parts.append(bytes(chunk)), max_bytes)
             return b"".join(parts)
 
         return self._retried(attempt)
 
-    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
+    def get_file(
+        self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
+    ) -> Path:
         """Stream the blob into a temporary file beside ``dest`` while hashing it, then
-        rename it over ``dest``. On any failure nothing is left behind."""
+        rename it over ``dest``. On any failure nothing is left behind. ``durable=False``
+        for scratch files deleted soon after and never read after a restart: no fsync."""
         dest = Path(dest)
         check_max_bytes(max_bytes)
 
         def attempt() -> Path:
             try:
-                with atomic_writer(dest, mode=0o600) as out:
+                with atomic_writer(dest, mode=0o600, durable=durable) as out:
                     self._download(blob_id, out.write, max_bytes)
             except TransportError:  # (a ConnectionError, hence an OSError too)
                 raise
@@ -139,7 +142,7 @@ class HttpBlobStore:
             pause = min(2 * pause, _MAX_PAUSE_S)
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
 
     def __enter__(self) -> HttpBlobStore:
         return self
@@ -148,20 +151,38 @@ class HttpBlobStore:
         self.close()
 
     def _put(
-        self, blob_id: str, content: bytes | Iterator[bytes], size: int, readers: Sequence[str]
+        self, blob_id: str, content: memoryview | Path, size: int, readers: Sequence[str]
     ) -> None:
         for reader in readers:
             validate_id(reader, kind="reader id")
         headers = {
-            "Content-Length": str(size),  # also keeps httpx from chunking a streamed body
+            "Content-Length": str(size),
             "Content-Type": "application/octet-stream",
             "X-Fedward-Readers": ",".join(readers),
         }
-        with self._translated():
-            response = self._client.put(f"/blobs/{blob_id}", content=content, headers=headers)
-        _raise_for_status(response, blob_id)
+
+        def send(lease: Lease) -> http.client.HTTPResponse:
+            _send_head(lease, "PUT", f"/blobs/{blob_id}", {**headers, "Authorization": self._auth})
+            try:
+                if isinstance(content, Path):
+                    with open(content, "rb") as handle:
+                        _send_file(lease, handle, size)
+                else:
+                    lease.conn.sock.sendall(content)
+            except OSError:
+                # The server may have answered (413, 401) and closed before reading it
+                # all: its answer says why; without one, this was a lost connection.
+                with contextlib.suppress(OSError, http.client.HTTPException):
+                    return lease.conn.getresponse()
+                raise
+            return lease.conn.getresponse()
+
+        with self._translated(), self._answer(send) as (response, lease):
+            body = _read_small(response)
+            lease.reusable = not response.will_close
+            _raise_for_status(response.status, body, blob_id)
         try:
-            stored = response.json().get("blob_id")
+            stored = json.loads(body).get("blob_id")
         except (ValueError, AttributeError) as exc:
             raise TransportError(
                 f"upload server gave an unreadable answer for blob {blob_id}", hint=_URL_HINT
@@ -169,67 +190,110 @@ class HttpBlobStore:
         if stored != blob_id:
             raise IntegrityError(f"upload server stored {stored!r} instead of blob {blob_id}")
 
-    def _download(
-        self, blob_id: str, sink: Callable[[bytes], object], max_bytes: int | None = None
-    ) -> None:
-        """Feed the blob's bytes to ``sink`` as they arrive; IntegrityError if they do not
-        hash to ``blob_id``, ValidationError past ``max_bytes`` (the caller then drops what
-        it got)."""
+    def _download(self, blob_id: str, sink: Sink, max_bytes: int | None = None) -> None:
+        """Feed the blob's bytes to ``sink`` as they arrive (memoryviews of one buffer,
+        valid only during the call); IntegrityError if they do not hash to ``blob_id``,
+        ValidationError past ``max_bytes`` (the caller then drops what it got)."""
         validate_sha256(blob_id)
         check_max_bytes(max_bytes)
+
+        def send(lease: Lease) -> http.client.HTTPResponse:
+            _send_head(lease, "GET", f"/blobs/{blob_id}", {"Authorization": self._auth})
+            return lease.conn.getresponse()
+
         digest = hashlib.sha256()
-        received = 0
-        # Leaving the stream before the body's end closes the connection instead of
-        # reading the rest: that is what bounds a refused download.
-        with self._translated(), self._client.stream("GET", f"/blobs/{blob_id}") as response:
-            _raise_for_status(response, blob_id)
-            if max_bytes is not None and _declared_length(response) > max_bytes:
+        # Leaving before the body's end closes the connection instead of reading the
+        # rest: that is what bounds a refused download.
+        with self._translated(), self._answer(send) as (response, lease):
+            if response.status >= 300:
+                _raise_for_status(response.status, _read_small(response), blob_id)
+            if max_bytes is not None and (response.length or 0) > max_bytes:
                 raise blob_too_large(blob_id, max_bytes)
-            # Raw chunks skip httpx's decoding layer; we asked for identity encoding.
-            encoded = response.headers.get("content-encoding", "identity") != "identity"
-            for chunk in response.iter_bytes() if encoded else response.iter_raw():
-                received += len(chunk)
-                if max_bytes is not None and received > max_bytes:
-                    raise blob_too_large(blob_id, max_bytes)
-                digest.update(chunk)
-                sink(chunk)
+            _read_body(response, digest, sink, blob_id, max_bytes)
+            lease.reusable = not response.will_close
         _check_digest(blob_id, digest.hexdigest())
+
+    @contextlib.contextmanager
+    def _answer(
+        self, send: Callable[[Lease], http.client.HTTPResponse]
+    ) -> Iterator[tuple[http.client.HTTPResponse, Lease]]:
+        """The answer to the request ``send`` makes; a reused connection found closed by
+        the server is replaced by a new one once."""
+        for attempt in (1, 2):
+            with self._pool.connection() as lease:
+                try:
+                    response = send(lease)
+                except _STALE:
+                    if not lease.reused or attempt == 2:
+                        raise
+                    self._pool.close()
+                    continue
+                yield response, lease
+                return
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except httpx.TimeoutException as exc:
+        except FedwardError:  # ours already (AccessDenied is an OSError too)
+            raise
+        except TimeoutError as exc:
             raise RequestTimeout(
                 f"upload server at {self.base_url} did not answer in time", hint=_URL_HINT
             ) from exc
-        except httpx.HTTPError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise TransportError(
                 f"cannot talk to the upload server at {self.base_url}: {exc}", hint=_URL_HINT
             ) from exc
 
 
-def _memory_chunks(data: bytes) -> Iterator[bytes]:
-    # httpcore re-slices the unsent rest of a buffer after every send(), which is
-    # quadratic for one large body; 1 MiB pieces keep it linear.
-    view = memoryview(data)
-    for start in range(0, len(data), CHUNK_BYTES):
-        yield bytes(view[start : start + CHUNK_BYTES])
+def _send_head(lease: Lease, method: str, path: str, headers: dict[str, str]) -> None:
+    conn = lease.conn
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    conn.putheader("Accept-Encoding", "identity")
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
+def _send_file(lease: Lease, handle: BinaryIO, size: int) -> None:
+    sock = lease.conn.sock
+    sent = sock.sendfile(handle, 0, size)
+    if sent != size:
+        raise TransportError(f"the file changed while it was sent ({sent} of {size} bytes)")
 
 
-def _declared_length(response: httpx.Response) -> int:
-    """The Content-Length the server announced; 0 when it gave none (or gibberish, which
-    the streamed count then judges)."""
-    try:
-        return int(response.headers.get("content-length", "0"))
-    except ValueError:
-        return 0
+def _read_body(
+    response: http.client.HTTPResponse,
+    digest: hashlib._Hash,
+    sink: Sink,
+    blob_id: str,
+    max_bytes: int | None,
+) -> None:
+    buffer = memoryview(bytearray(CHUNK_BYTES))
+    received = 0
+    while got := response.readinto(buffer):
+        received += got
+        if max_bytes is not None and received > max_bytes:
+            raise blob_too_large(blob_id, max_bytes)
+        chunk = buffer[:got]
+        digest.update(chunk)
+        sink(chunk)
+
+
+def _read_small(response: http.client.HTTPResponse) -> bytes:
+    """An answer's body that must be small (JSON); a longer one is cut, and the
+    connection not reused."""
+    return response.read(MAX_ERROR_BODY_BYTES)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(CHUNK_BYTES))
+    with open(path, "rb", buffering=0) as handle:
+        while got := handle.readinto(buffer):
+            digest.update(buffer[:got])
+    return digest.hexdigest()
 
 
 def _check_digest(blob_id: str, actual: str) -> None:
@@ -240,16 +304,14 @@ def _check_digest(blob_id: str, actual: str) -> None:
         )
 
 
-def _raise_for_status(response: httpx.Response, blob_id: str) -> None:
-    status = response.status_code
+def _raise_for_status(status: int, body: bytes, blob_id: str) -> None:
     if status < 300:
         return
-    response.read()
     try:
-        body = response.json()
-        code, message = str(body.get("error", "")), str(body.get("message", ""))
-    except ValueError:
-        code, message = "", response.text[:200]
+        answer = json.loads(body)
+        code, message = str(answer.get("error", "")), str(answer.get("message", ""))
+    except (ValueError, AttributeError):
+        code, message = "", body[:200].decode("utf-8", "replace")
     _raise_error(status, code, message, blob_id)
 
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from fedward.errors import AccessDenied, NotFound, TransportError
+from fedward.errors import AccessDenied, IntegrityError, NotFound, TransportError
 from fedward.protocol.topics import topic_matches
 from fedward.storage.atomic import atomic_write_bytes
 from fedward.transport.blobs import blob_too_large, check_max_bytes
@@ -131,8 +131,11 @@ class MemoryBlobClient:
             self._space._blobs[blob_id] = (bytes(data), allowed)
         return blob_id
 
-    def put_file(self, path: Path, readers: Sequence[str]) -> str:
-        return self.put_bytes(path.read_bytes(), readers)
+    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
+        stored = self.put_bytes(path.read_bytes(), readers)
+        if blob_id is not None and blob_id != stored:
+            raise IntegrityError(f"{path.name} hashes to {stored}, not {blob_id}")
+        return stored
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
         check_max_bytes(max_bytes)
@@ -144,8 +147,10 @@ class MemoryBlobClient:
             raise blob_too_large(blob_id, max_bytes)
         return entry[0]
 
-    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
-        atomic_write_bytes(dest, self.get_bytes(blob_id, max_bytes=max_bytes))
+    def get_file(
+        self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
+    ) -> Path:
+        atomic_write_bytes(dest, self.get_bytes(blob_id, max_bytes=max_bytes), durable=durable)
         return dest
 
     def deny(self) -> None:  # pragma: no cover - symmetry with the HTTP client's errors

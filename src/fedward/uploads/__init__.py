@@ -1,12 +1,13 @@
 """The upload server (``restful`` in the seed): content-addressed blobs behind bearer tokens.
 
-- ``app``         the ASGI app: ``create_app(data_dir, tokens_file, max_blob_bytes)``
+- ``app``         the routes: ``create_app(data_dir, tokens_file, max_blob_bytes)``
 - ``blob_space``  blobs and their reader lists on disk
 - ``tokens``      the tokens file: ``add_token``, ``set_token``, ``remove_token``, ``TokenRegistry``
-- ``server``      ``UploadServer`` (uvicorn on a background thread) and the shared uvicorn settings
-- ``asgi``        the ASGI vocabulary the app is written in
+- ``http_wire``   the strict HTTP/1.1 request heads it reads, the response heads it writes
+- ``http_server`` ``BlobHttpServer``: a thread per connection, ``sendfile`` downloads
+- ``server``      ``UploadServer`` (the server on a background thread) and the listener
 - ``cli``         ``fedward uploads serve`` and ``fedward uploads token add|remove|list``
 
-The client side is ``fedward.transport.http_blobs.HttpBlobStore``. Nothing here imports
-uvicorn until ``server`` is imported, so the app and tokens work without it.
+The client side is ``fedward.transport.http_blobs.HttpBlobStore``. The server needs
+nothing beyond the standard library.
 """

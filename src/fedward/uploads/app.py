@@ -1,4 +1,4 @@
-"""The upload server's ASGI app: three routes, bearer tokens, streamed bodies.
+"""The upload server's routes: three of them, bearer tokens, streamed bodies.
 
     GET  /health            {"status": "ok"}, no token needed
     PUT  /blobs/{sha256}    store the body; header ``X-Fedward-Readers: peer1,peer2``
@@ -14,10 +14,10 @@ access to its content.
 
 from __future__ import annotations
 
-import asyncio
 import errno
+import json
 import logging
-import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from fedward.core.ids import ID_PATTERN, SHA256_PATTERN
@@ -31,28 +31,17 @@ from fedward.errors import (
     StorageError,
     ValidationError,
 )
-from fedward.uploads.asgi import (
-    Message,
-    Receive,
-    Scope,
-    Send,
-    request_header,
-    send_error,
-    send_json,
-)
-from fedward.uploads.blob_space import DiskBlobSpace, IncomingBlob
+from fedward.uploads.blob_space import DiskBlobSpace
+from fedward.uploads.http_connection import ClientGone, Exchange
+from fedward.uploads.http_wire import BadRequest, RequestHead, error_body
 from fedward.uploads.tokens import TokenRegistry
 
 log = logging.getLogger(__name__)
 
-READERS_HEADER = b"x-fedward-readers"
+READERS_HEADER = "x-fedward-readers"
 MAX_READERS = 256
-# Big reads keep the number of thread hops per download small (100 per 100 MiB).
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
-WRITE_BATCH_BYTES = 1024 * 1024
 
 _BLOBS_PREFIX = "/blobs/"
-_DIGITS = re.compile(r"[0-9]{1,20}")
 _STATUS_OF_ERROR: tuple[tuple[type[FedwardError], int], ...] = (
     (AccessDenied, 401),
     (NotFound, 404),
@@ -61,14 +50,13 @@ _STATUS_OF_ERROR: tuple[tuple[type[FedwardError], int], ...] = (
     (ValidationError, 400),
     (StorageError, 503),
 )
-_BEARER_CHALLENGE = (b"www-authenticate", b'Bearer realm="fedward-uploads"')
-
-
-class _ClientGoneError(Exception):
-    """The client hung up mid-request; there is nobody left to answer."""
+_BEARER_CHALLENGE = ("www-authenticate", 'Bearer realm="fedward-uploads"')
 
 
 class UploadApp:
+    """The routes, over a blob space and a token registry; ``handle`` answers one request
+    on its ``Exchange`` (``http_server``)."""
+
     def __init__(self, space: DiskBlobSpace, tokens: TokenRegistry, max_blob_bytes: int) -> None:
         if max_blob_bytes < 1:
             raise ConfigError(f"max blob size must be positive, not {max_blob_bytes}")
@@ -80,57 +68,47 @@ class UploadApp:
     def space(self) -> DiskBlobSpace:
         return self._space
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _answer_lifespan(receive, send)
-        elif scope["type"] == "http":
-            await self._answer(scope, receive, send)
-
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
+    def handle(self, request: RequestHead, exchange: Exchange) -> None:
         try:
-            await self._route(scope, receive, send_tracked)
-        except _ClientGoneError:
-            pass
+            self._route(request, exchange)
+        except ClientGone:
+            exchange.reusable = False
         except Exception as exc:  # the top of one request: every failure gets an answer
-            if started:
-                # Too late for an error reply; uvicorn closes the connection mid-body and
-                # the client's hash check catches the short read.
-                log.exception("failed while sending %s %s", scope["method"], scope["path"])
+            if exchange.started:
+                # Too late for an error reply: the connection ends mid-body and the
+                # client's hash check catches the short read.
+                log.exception("failed while sending %s %s", request.method, request.path)
+                exchange.reusable = False
                 return
-            status, code, message = _error_reply(exc, scope)
+            status, code, message = _error_reply(exc, request)
             extra = [_BEARER_CHALLENGE] if status == 401 else []
-            await send_error(send, status, code, message, extra)
+            if isinstance(exc, BadRequest):
+                exchange.reusable = False
+            send_error(exchange, status, code, message, extra)
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path, method = scope["path"], scope["method"]
+    def _route(self, request: RequestHead, exchange: Exchange) -> None:
+        path, method = request.path, request.method
         if path == "/health":
             if method not in ("GET", "HEAD"):
-                await _method_not_allowed(send, "GET")
+                _method_not_allowed(exchange, "GET")
                 return
-            await send_json(send, 200, {"status": "ok"})
+            send_json(exchange, 200, {"status": "ok"})
             return
         if not path.startswith(_BLOBS_PREFIX):
-            await send_error(send, 404, NotFound.code, "no such endpoint")
+            send_error(exchange, 404, NotFound.code, "no such endpoint")
             return
         if method not in ("GET", "PUT"):
-            await _method_not_allowed(send, "GET, PUT")
+            _method_not_allowed(exchange, "GET, PUT")
             return
-        peer_id = self._authenticate(scope)
+        peer_id = self._authenticate(request)
         blob_id = _blob_id_from(path[len(_BLOBS_PREFIX) :])
         if method == "PUT":
-            await self._upload(scope, receive, send, peer_id, blob_id)
+            self._upload(request, exchange, peer_id, blob_id)
         else:
-            await self._download(send, peer_id, blob_id)
+            self._download(exchange, peer_id, blob_id)
 
-    def _authenticate(self, scope: Scope) -> str:
-        header = request_header(scope, b"authorization")
+    def _authenticate(self, request: RequestHead) -> str:
+        header = request.header("authorization")
         if header is None:
             raise AccessDenied("missing bearer token", hint="send 'Authorization: Bearer <token>'")
         scheme, _, token = header.partition(" ")
@@ -141,83 +119,39 @@ class UploadApp:
             raise AccessDenied("unknown or revoked token")
         return peer_id
 
-    async def _upload(
-        self, scope: Scope, receive: Receive, send: Send, peer_id: str, blob_id: str
-    ) -> None:
-        readers = _readers_from(request_header(scope, READERS_HEADER)) | {peer_id}
-        declared = _content_length(scope)
-        if declared is not None and declared > self._max_blob_bytes:
+    def _upload(self, request: RequestHead, exchange: Exchange, peer_id: str, blob_id: str) -> None:
+        readers = _readers_from(request.header(READERS_HEADER)) | {peer_id}
+        declared = request.content_length
+        if declared is None:
+            raise BadRequest("an upload needs a Content-Length", status=411)
+        if declared > self._max_blob_bytes:
             raise self._too_large()
         incoming = self._space.begin_upload(keep_content=not self._space.has(blob_id))
         created = incoming.keeps_content
         try:
-            await self._receive_into(incoming, receive)
+            exchange.read_body(incoming.write)
             actual = incoming.blob_id()
             if actual != blob_id:
                 raise IntegrityError(
                     f"the content's sha256 is {actual}, not the blob id in the URL",
                     hint="the id must be the lowercase hex sha256 of the exact bytes sent",
                 )
-            await asyncio.to_thread(self._space.commit, incoming, readers, peer_id)
+            self._space.commit(incoming, readers, peer_id)
         finally:
             incoming.discard()
-        await send_json(send, 201 if created else 200, {"blob_id": blob_id, "size": incoming.size})
+        send_json(exchange, 201 if created else 200, {"blob_id": blob_id, "size": incoming.size})
 
-    async def _receive_into(self, incoming: IncomingBlob, receive: Receive) -> None:
-        """Pass the body to ``incoming`` as it arrives, stopping at the size limit.
-
-        Hashing and writing run on a worker thread in batches of about 1 MiB while the
-        event loop reads the next batch from the socket: the two overlap instead of
-        taking turns, and other requests are not held up by the disk.
-        """
-        received = 0
-        batch: list[bytes] = []
-        batch_bytes = 0
-        writing: asyncio.Future[None] | None = None
-        try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise _ClientGoneError
-                body = message.get("body", b"")
-                received += len(body)
-                if received > self._max_blob_bytes:
-                    raise self._too_large()
-                if body:
-                    batch.append(body)
-                    batch_bytes += len(body)
-                more = message.get("more_body", False)
-                if batch and (batch_bytes >= WRITE_BATCH_BYTES or not more):
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.get_running_loop().run_in_executor(
-                        None, incoming.write, b"".join(batch)
-                    )
-                    batch, batch_bytes = [], 0
-                if not more:
-                    return
-        finally:
-            # Never leave a write running into a file the caller is about to discard.
-            if writing is not None:
-                await asyncio.shield(writing)
-
-    async def _download(self, send: Send, peer_id: str, blob_id: str) -> None:
+    def _download(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
         handle, size = self._space.open_for(blob_id, peer_id)
         with handle:
-            headers = [
-                (b"content-type", b"application/octet-stream"),
-                (b"content-length", str(size).encode("ascii")),
-                (b"etag", f'"{blob_id}"'.encode("ascii")),
-                (b"cache-control", b"private, no-store"),
+            fields = [
+                ("content-type", "application/octet-stream"),
+                ("etag", f'"{blob_id}"'),
+                ("cache-control", "private, no-store"),
             ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            while True:
-                chunk = await asyncio.to_thread(handle.read, DOWNLOAD_CHUNK_BYTES)
-                await send({"type": "http.response.body", "body": chunk, "more_body": bool(chunk)})
-                if not chunk:
-                    break
+            exchange.send_file(200, fields, handle, size)
         # Sent whole: retention counts this reader as served.
-        await asyncio.to_thread(self._space.record_fetch, blob_id, peer_id)
+        self._space.record_fetch(blob_id, peer_id)
 
     def _too_large(self) -> MessageTooLarge:
         limit_mb = self._max_blob_bytes / (1024 * 1024)
@@ -229,21 +163,23 @@ class UploadApp:
 
 
 def create_app(data_dir: Path, tokens_file: Path, max_blob_bytes: int) -> UploadApp:
-    """The upload server's ASGI app over ``data_dir``, authenticating with ``tokens_file``."""
+    """The upload server's routes over ``data_dir``, authenticating with ``tokens_file``."""
     return UploadApp(
         DiskBlobSpace(Path(data_dir)), TokenRegistry(Path(tokens_file)), max_blob_bytes
     )
 
 
-def _error_reply(exc: Exception, scope: Scope) -> tuple[int, str, str]:
+def _error_reply(exc: Exception, request: RequestHead) -> tuple[int, str, str]:
     """Status, code and message for a failure; only our own words reach the peer."""
     if isinstance(exc, ConfigError):
         # Details (with the tokens file path) are in the server log, not in the reply.
         return 503, "unavailable", "the server's token list is unusable"
+    if isinstance(exc, BadRequest):
+        return exc.status, "bad_request", exc.message
     if isinstance(exc, FedwardError):
         status = next((s for kind, s in _STATUS_OF_ERROR if isinstance(exc, kind)), 500)
         return status, exc.code, exc.message
-    log.exception("failure on %s %s", scope["method"], scope["path"])
+    log.exception("failure on %s %s", request.method, request.path)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return 507, "storage", "the server is out of space"
     return 500, "internal", "the server failed to answer; its log says why"
@@ -269,29 +205,24 @@ def _readers_from(header: str | None) -> set[str]:
     return set(names)
 
 
-def _content_length(scope: Scope) -> int | None:
-    header = request_header(scope, b"content-length")
-    if header is None:
-        return None
-    # ASCII digits only, with optional spaces or tabs around (RFC 9110's OWS): str.strip
-    # and str.isdigit know more whitespace and digits (U+001E, "²") than int() reads.
-    value = header.strip(" \t")
-    if not _DIGITS.fullmatch(value):
-        raise ValidationError("Content-Length must be a non-negative integer")
-    return int(value)
+def _method_not_allowed(exchange: Exchange, allowed: str) -> None:
+    send_error(exchange, 405, "method_not_allowed", f"allowed: {allowed}", [("allow", allowed)])
 
 
-async def _method_not_allowed(send: Send, allowed: str) -> None:
-    await send_error(
-        send, 405, "method_not_allowed", f"allowed: {allowed}", [(b"allow", allowed.encode())]
-    )
+def send_json(
+    exchange: Exchange, status: int, body: object, extra: Iterable[tuple[str, str]] = ()
+) -> None:
+    payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    fields = [("content-type", "application/json"), ("cache-control", "no-store"), *extra]
+    exchange.send_bytes(status, fields, payload)
 
 
-async def _answer_lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+def send_error(
+    exchange: Exchange,
+    status: int,
+    code: str,
+    message: str,
+    extra: Iterable[tuple[str, str]] = (),
+) -> None:
+    fields = [("content-type", "application/json"), ("cache-control", "no-store"), *extra]
+    exchange.send_bytes(status, fields, error_body(code, message))

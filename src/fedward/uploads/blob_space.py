@@ -111,7 +111,7 @@ class IncomingBlob:
     def keeps_content(self) -> bool:
         return self._handle is not None
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         if len(self.head) < 16:
             self.head = (self.head + chunk[:16])[:16]
         self._hash.update(chunk)

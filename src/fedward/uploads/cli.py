@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -81,7 +84,7 @@ def uploads() -> None:
     default="warning",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
-    help="uvicorn's log level.",
+    help="The server's log level (stderr).",
 )
 @click.option(
     "--access-log/--no-access-log",
@@ -104,11 +107,17 @@ def serve(
     """Run the upload server in the foreground until interrupted.
 
     Blobs no longer needed are deleted as it runs (see 'fedward uploads gc')."""
-    import uvicorn
-
     from fedward.uploads.app import create_app
+    from fedward.uploads.http_server import BlobHttpServer, serve_in_thread
     from fedward.uploads.retention import BackgroundCollector, RetentionPolicy
-    from fedward.uploads.server import bind_listener, listener_url, uvicorn_config
+    from fedward.uploads.server import bind_listener, listener_url
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("fedward.uploads.access").setLevel(
+        logging.INFO if access_log else logging.WARNING
+    )
 
     app = create_app(data_dir, tokens_file, max_blob_mb * 1024 * 1024)
     if gc_interval_s > 0:
@@ -124,9 +133,14 @@ def serve(
     # One line on stdout, so a parent process that asked for port 0 learns the address.
     click.echo(f"fedward uploads listening on {listener_url(sock)}")
     sys.stdout.flush()
-    uvicorn.Server(uvicorn_config(app, log_level=log_level, access_log=access_log)).run(
-        sockets=[sock]
-    )
+    server = BlobHttpServer(app, sock)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    thread = serve_in_thread(server)
+    stopping.wait()
+    server.stop()  # requests in progress get a few seconds to end
+    thread.join(10)
 
 
 @uploads.command("gc")

@@ -1,8 +1,8 @@
-"""Running the upload server under uvicorn: in a background thread, or as the process.
+"""Running the upload server: in a background thread, or as the process.
 
 ``UploadServer`` is for tests and the demo (start, use ``.url``, stop); the CLI runs the
-same uvicorn configuration in the foreground. Both bind the listening socket
-themselves, so port 0 works and the real address is known before the first request.
+same ``BlobHttpServer`` in the foreground. Both bind the listening socket themselves, so
+port 0 works and the real address is known before the first request.
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from pathlib import Path
-from typing import Any
-
-import uvicorn
 
 from fedward.errors import ConfigError, TransportError
 from fedward.uploads.app import create_app
-from fedward.uploads.asgi import ASGIApp
+from fedward.uploads.http_connection import DEFAULT_TIMEOUTS, Timeouts
+from fedward.uploads.http_server import BlobHttpServer, serve_in_thread
 from fedward.uploads.retention import DEFAULT_INTERVAL_S, BackgroundCollector, RetentionPolicy
 
 log = logging.getLogger(__name__)
@@ -51,35 +48,6 @@ def listener_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def uvicorn_config(
-    app: ASGIApp,
-    *,
-    log_level: str = "warning",
-    access_log: bool = False,
-    own_logging: bool = True,
-) -> uvicorn.Config:
-    """Throughput-minded settings: uvicorn picks httptools and uvloop when installed
-    ("auto"), else h11 and asyncio; no access log unless asked; no lifespan (nothing to
-    set up); a bounded graceful shutdown so a stuck client cannot hold a restart.
-
-    ``own_logging=False`` leaves the host process's logging alone (uvicorn otherwise
-    installs its own handlers), for a server embedded in tests or the demo.
-    """
-    extra: dict[str, Any] = {} if own_logging else {"log_config": None}
-    return uvicorn.Config(
-        app,
-        http="auto",
-        loop="auto",
-        lifespan="off",
-        log_level=log_level,
-        access_log=access_log,
-        server_header=False,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=5,
-        **extra,
-    )
-
-
 class UploadServer:
     """The upload server on a background thread, for tests and the single-machine demo."""
 
@@ -92,6 +60,7 @@ class UploadServer:
         max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
         retention: RetentionPolicy | None = None,
         gc_interval_s: float = DEFAULT_INTERVAL_S,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ) -> None:
         """``retention``: delete blobs no longer needed every ``gc_interval_s`` (None: keep
         everything, as tests of the store itself want)."""
@@ -102,8 +71,9 @@ class UploadServer:
             else None
         )
         self._host = host
+        self._timeouts = timeouts
         self._port = port
-        self._server: uvicorn.Server | None = None
+        self._server: BlobHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
 
@@ -119,20 +89,14 @@ class UploadServer:
             raise TransportError("upload server already started")
         sock = bind_listener(self._host, self._port)
         self._url = listener_url(sock)
-        server = uvicorn.Server(uvicorn_config(self._app, own_logging=False))
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fedward-uploads", daemon=True
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                sock.close()
-                raise TransportError(f"upload server did not start on {self._url}")
-            time.sleep(0.005)
-        # The listener now belongs to uvicorn's event loop, which closes it on stop.
+        self._server = BlobHttpServer(self._app, sock, timeouts=self._timeouts)
+        try:
+            self._thread = serve_in_thread(self._server, timeout_s)
+        except TransportError:
+            self.stop()
+            sock.close()
+            raise
+        # The listener now belongs to the server's thread, which closes it on stop.
         log.info("upload server listening on %s", self._url)
         if self._collector is not None:
             self._collector.start()
@@ -142,7 +106,7 @@ class UploadServer:
         if self._collector is not None:
             self._collector.stop()
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._server = self._thread = None
