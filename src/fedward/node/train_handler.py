@@ -190,11 +190,12 @@ def _run(
     produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
     cap = ctx.config.jobs.disk_mb << 20
     try:
-        ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap)
+        # Inputs are scratch: deleted when the job ends, fetched again if it is repeated.
+        ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap, durable=False)
         layout = checked_layout(params_in, "parameters sent")
         for name, blob_id in request.extra_blobs.items():
             path = folder.inputs / f"{job_id}.in.{name}.safetensors"
-            ctx.blobs.get_file(blob_id, path, max_bytes=cap)
+            ctx.blobs.get_file(blob_id, path, max_bytes=cap, durable=False)
             checked_layout(path, f"extra tensors {name!r}")
             extras_in[name] = str(path)
         spec = wire.JobSpec(

@@ -1,8 +1,9 @@
 """One round of training: fan the requests out, fold the updates in, name who dropped out.
 
 The global parameters are uploaded once, readable by the selected nodes only. Each
-update is downloaded when it arrives, checked against the global model's layout, and
-folded into the aggregator **in node id order**: an update that arrives before its
+update is downloaded as soon as its node answers (up to ``DOWNLOAD_THREADS`` at once,
+overlapping each other and the wait for the other nodes), checked against the global
+model's layout, and folded into the aggregator **in node id order**: an update that arrives before its
 predecessors waits on disk (never in memory), so the floating-point sums, and hence the
 parameters, are the same whatever order the nodes answer in. That is what lets a resumed
 experiment end bit for bit where an uninterrupted one would.
@@ -23,11 +24,15 @@ as a whole succeeded is the experiment's job.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +60,8 @@ RequestBuilder = Callable[[str, str], TrainRequest]
 #: The largest sample count taken as an aggregation weight: float64 holds every int up
 #: to it exactly, and weights this large cannot overflow the sums (see MAX_ABS_VALUE).
 MAX_SAMPLE_COUNT = 2**53
+#: Updates downloaded at once: enough to overlap transfers with hashing and writing.
+DOWNLOAD_THREADS = 4
 
 
 @dataclass
@@ -142,24 +149,49 @@ class RoundRunner:
         # that succeed are worth recording then (a failure now fails the round loudly).
         keep_failures = journal is None or not journal.resumed
         known = sorted(journal.answers.items()) if journal is not None else []
-        with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
+        # Results, the fold and the observer are shared with the download threads, which
+        # fold an update as soon as it is in (and its turn has come): one lock for all.
+        lock = threading.Lock()
+        downloads: list[Future[Arrival]] = []
+        broken: list[BaseException] = []  # what a download thread could not handle
+
+        def resolve(node_id: str, arrival: Arrival | None) -> None:
+            for ready in fold.resolve(node_id, arrival):
+                results[ready.node_id] = self._fold(round_index, ready, expected)
+
+        def fetched(announced: Arrival, download: Future[Arrival]) -> None:
+            with lock:
+                try:
+                    resolve(
+                        announced.node_id, self._settled(round_index, announced, download, results)
+                    )
+                except BaseException as exc:  # raised again on the round's thread
+                    broken.append(exc)
+
+        with (
+            tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch,
+            ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="fedward-fetch") as pool,
+        ):
             new = ((a.node_id, a.reply) for a in self.federation.ask(requests, self.deadline_s))
             for node_id, reply in itertools.chain(known, new):
                 elapsed = time.monotonic() - started
                 answered.add(node_id)
                 if journal is not None and node_id not in journal.answers:
                     _record(journal, node_id, reply, keep_failures)
-                arrival = self._receive(
-                    experiment_id,
-                    round_index,
-                    node_id,
-                    reply,
-                    Path(scratch),
-                    elapsed,
-                    results,
-                )
-                for ready in fold.resolve(node_id, arrival):
-                    results[ready.node_id] = self._fold(round_index, ready, expected)
+                with lock:
+                    arrival = self._accepted(
+                        experiment_id, round_index, node_id, reply, Path(scratch), elapsed, results
+                    )
+                    if arrival is None:
+                        resolve(node_id, None)
+                        continue
+                # Downloads overlap each other and the wait for the other nodes.
+                download = pool.submit(self._download, arrival)
+                download.add_done_callback(functools.partial(fetched, arrival))
+                downloads.append(download)
+            futures_wait(downloads)
+            if broken:
+                raise broken[0]
             for node_id in sorted(set(selected) - answered):
                 if journal is not None and keep_failures and node_id not in journal.late:
                     journal.record_late(node_id)
@@ -173,11 +205,10 @@ class RoundRunner:
                 )
                 self.observer.node_changed(round_index, node_id, "late")
                 # A late node gives its turn up: updates held behind it are folded now.
-                for ready in fold.resolve(node_id, None):
-                    results[ready.node_id] = self._fold(round_index, ready, expected)
+                resolve(node_id, None)
         return results
 
-    def _receive(
+    def _accepted(
         self,
         experiment_id: str,
         round_index: int,
@@ -187,50 +218,97 @@ class RoundRunner:
         elapsed: float,
         results: dict[str, NodeRound],
     ) -> Arrival | None:
-        """Download an answer's update; record the node as failed (and return None) if not."""
-
-        def failed(error: str, code: str, job_id: str = "") -> None:
-            log.warning("round %d: node %s failed: %s", round_index, node_id, error)
-            results[node_id] = NodeRound(
-                node_id, "failed", error=error, error_code=code, duration_s=elapsed, job_id=job_id
-            )
-            self.observer.node_changed(round_index, node_id, "failed")
-
+        """The update an answer announces, to download; None (the node recorded as
+        failed) for an error, a reply to something else or an implausible weight."""
         if isinstance(reply, ErrorReply):
-            failed(describe_error(reply), reply.code, reply.job_id)
+            self._failed(
+                round_index,
+                node_id,
+                results,
+                describe_error(reply),
+                reply.code,
+                elapsed,
+                reply.job_id,
+            )
             return None
         if (
             not isinstance(reply, TrainReply)
             or reply.experiment_id != experiment_id
             or reply.round_index != round_index
         ):
-            failed("unexpected reply", "protocol")
+            self._failed(round_index, node_id, results, "unexpected reply", "protocol", elapsed)
             return None
         if not 1 <= reply.sample_count <= MAX_SAMPLE_COUNT:
             shown = str(reply.sample_count) if reply.sample_count < 10**30 else "a huge number of"
-            failed(f"{node_id} claims {shown} training samples", ValidationError.code)
+            message = f"{node_id} claims {shown} training samples"
+            self._failed(round_index, node_id, results, message, ValidationError.code, elapsed)
             return None
         ignored = sorted(set(reply.extra_blobs) - set(self._extras))
         if ignored:
             log.info("round %d: ignoring extras %s from node %s", round_index, ignored[:5], node_id)
-        arrival = Arrival(node_id, reply, scratch / f"{node_id}.safetensors", elapsed_s=elapsed)
-        blobs = self.federation.blobs
+        return Arrival(node_id, reply, scratch / f"{node_id}.safetensors", elapsed_s=elapsed)
+
+    def _download(self, arrival: Arrival) -> Arrival:
+        """Fetch an update and the extras the aggregator reads, each with its cap, into
+        scratch files (on a download thread)."""
+        blobs, reply, scratch = self.federation.blobs, arrival.reply, arrival.params_path.parent
         try:
-            blobs.get_file(reply.params_blob, arrival.params_path, max_bytes=self._update_cap)
+            blobs.get_file(
+                reply.params_blob, arrival.params_path, max_bytes=self._update_cap, durable=False
+            )
             for name in sorted(set(reply.extra_blobs) & set(self._extras)):
                 arrival.extras_paths[name] = blobs.get_file(
                     reply.extra_blobs[name],
-                    scratch / f"{node_id}-{name}.safetensors",
+                    scratch / f"{arrival.node_id}-{name}.safetensors",
                     max_bytes=self._extra_caps[name],
+                    durable=False,
                 )
-        except (NotFound, IntegrityError, ValidationError) as exc:
+        except BaseException:
             arrival.discard()
-            failed(
-                f"the update of {node_id} could not be downloaded: {exc}", exc.code, reply.job_id
+            raise
+        return arrival
+
+    def _settled(
+        self,
+        round_index: int,
+        announced: Arrival,
+        download: Future[Arrival],
+        results: dict[str, NodeRound],
+    ) -> Arrival | None:
+        """A finished download's arrival; None (the node recorded as failed) if the
+        update could not be fetched as announced."""
+        node_id = announced.node_id
+        try:
+            arrival = download.result()
+        except (NotFound, IntegrityError, ValidationError) as exc:
+            self._failed(
+                round_index,
+                node_id,
+                results,
+                f"the update of {node_id} could not be downloaded: {exc}",
+                exc.code,
+                announced.elapsed_s,
+                announced.reply.job_id,
             )
             return None
         self.observer.node_changed(round_index, node_id, "done")
         return arrival
+
+    def _failed(
+        self,
+        round_index: int,
+        node_id: str,
+        results: dict[str, NodeRound],
+        error: str,
+        code: str,
+        elapsed: float = 0.0,
+        job_id: str = "",
+    ) -> None:
+        log.warning("round %d: node %s failed: %s", round_index, node_id, error)
+        results[node_id] = NodeRound(
+            node_id, "failed", error=error, error_code=code, duration_s=elapsed, job_id=job_id
+        )
+        self.observer.node_changed(round_index, node_id, "failed")
 
     def _fold(self, round_index: int, arrival: Arrival, expected: Layout) -> NodeRound:
         node_id, reply = arrival.node_id, arrival.reply
