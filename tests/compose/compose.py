@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
 MAIN = DOCKER / "docker-compose.yml"
 
-# A real 2-round experiment on the nodes offering the "digits" dataset; prints RESULT [[round, node]...].
+# A real 2-round experiment on the nodes offering the "digits" dataset; prints
+# RESULT [[round, node], ...].
 EXPERIMENT = """
 import json
 from fedward.learning.plans.torch_cnn import TorchCNNPlan
@@ -28,17 +29,25 @@ experiment = Experiment(
 )
 experiment.run()
 frame = experiment.metrics_frame()
-print("RESULT " + json.dumps(sorted({{(int(r), str(n)) for r, n in zip(frame["round"], frame["node_id"])}})))
+pairs = {{(int(r), str(n)) for r, n in zip(frame["round"], frame["node_id"])}}
+print("RESULT " + json.dumps(sorted(pairs)))
 """
 
 SITE = DOCKER / "docker-compose.node.yml"
 
+# A Python script in the researcher container as docs/docker.md says: as the account, with
+# the settings the entrypoint derived from the enrolment folder (what bash loads there).
+RESEARCHER_PYTHON = ("bash", "-c", ". /opt/fedward/entrypoint/shell-env.sh && exec python -")
 
-def run(args: list[str], *, input: str | None = None, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+
+def run(
+    args: list[str], *, input: str | None = None, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(
-            f"{' '.join(args)} exited with {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+            f"{' '.join(args)} exited with {done.returncode}\n"
+            f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
         )
     return done
 
@@ -58,7 +67,9 @@ class Project:
     def compose(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         return run([*self.base(), *args], **kwargs)  # type: ignore[arg-type]
 
-    def exec(self, service: str, *command: str, user: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, service: str, *command: str, user: str | None = None, **kwargs: object
+    ) -> subprocess.CompletedProcess[str]:
         options = ["-T"] + (["-u", user] if user else [])
         return self.compose("exec", *options, service, *command, **kwargs)
 
@@ -109,5 +120,7 @@ def peer_keys(project: Project) -> dict[str, str]:
         words = line.split()
         for word in words:
             if len(word) == 44 and word.endswith("="):
-                keys[words[1] if words[0] in {"management", "node", "researcher"} else words[0]] = word
+                keys[words[1] if words[0] in {"management", "node", "researcher"} else words[0]] = (
+                    word
+                )
     return keys

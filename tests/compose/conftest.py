@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.compose.compose import REPO
 
 ENABLED = os.environ.get("FEDWARD_COMPOSE_TEST") == "1"
@@ -55,4 +54,6 @@ def report_timings() -> Iterator[None]:
         return
     out = os.environ.get("FEDWARD_COMPOSE_TIMINGS")
     if out:
-        Path(out).write_text("".join(f"{name}\t{seconds:.0f}\n" for name, seconds in TIMINGS.items()))
+        Path(out).write_text(
+            "".join(f"{name}\t{seconds:.0f}\n" for name, seconds in TIMINGS.items())
+        )
