@@ -18,7 +18,9 @@ def expand(extras: dict[str, list[str]], name: str, seen: set[str]) -> list[str]
     if name in seen:
         return []
     if name not in extras:
-        raise SystemExit(f"no extra {name!r} in pyproject.toml (known: {', '.join(sorted(extras))})")
+        raise SystemExit(
+            f"no extra {name!r} in pyproject.toml (known: {', '.join(sorted(extras))})"
+        )
     seen.add(name)
     found: list[str] = []
     for requirement in extras[name]:
