@@ -16,7 +16,7 @@ ALL_STAMP := $(VENV)/.installed-all
 PREFIX ?= /usr/local
 
 .PHONY: help demo test check fmt bench clean system-deps install install-cli uninstall-cli \
-	dist dist-check fuzz chaos
+	dist dist-check fuzz chaos compose-test compose-gpu docker-context
 
 help:
 	@echo "make demo         run a real federated experiment on this machine"
@@ -26,6 +26,7 @@ help:
 	@echo "make dist         sdist and wheel in dist/"
 	@echo "make check        format, lint, types, import contracts, fast tests"
 	@echo "make bench        performance harness (writes benchmarks/results/)"
+	@echo "make compose-test the Docker deployment built, started and used (root; installs an engine)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +108,26 @@ fuzz: $(DEV_STAMP)
 # writes benchmarks/results/chaos.md. Needs root (tmpfs). A CI-sized slice is in make test.
 chaos: $(TEST_STAMP)
 	$(BIN)/python -m tests.chaos.run
+
+# The Docker deployment for real (tests/compose/, docs/docker.md): engine and compose set up
+# by scripts/compose-engine, six services built and used, host network settings restored.
+# Needs root. Not part of make test.
+compose-test: $(TEST_STAMP)
+	scripts/compose-test
+
+# The build's optional inputs from this host: its extra CA certificates and CPU torch wheel.
+docker-context:
+	scripts/docker-context
+
+# node-gpu's image (PyPI's torch with CUDA: several GB); not in compose-test for that reason.
+compose-gpu:
+	scripts/compose-engine install
+	scripts/compose-engine start
+	scripts/docker-context >/dev/null
+	BASE_IMAGE=$${BASE_IMAGE:-fedward/python:3.11-bookworm}; \
+	  [ "$$BASE_IMAGE" != fedward/python:3.11-bookworm ] || scripts/compose-engine base-image; \
+	  cd deploy/docker && BASE_IMAGE=$$BASE_IMAGE VPN_SERVER_PUBLIC_ADDR=$${VPN_SERVER_PUBLIC_ADDR:-vpnserver} \
+	  docker compose --profile gpu build node-gpu; status=$$?; cd ../.. && scripts/compose-engine stop; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build .dist-check
