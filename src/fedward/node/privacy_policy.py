@@ -132,6 +132,12 @@ def check_request(
     )
 
 
+def rewrites_update(request: TrainRequest) -> bool:
+    """Whether ``protect_update`` rewrites the update (central DP), changing its hash."""
+    dp = request.differential_privacy
+    return dp is not None and dp.mode == "central"
+
+
 def protect_update(
     ctx: NodeContext,
     researcher_id: str,
@@ -146,7 +152,7 @@ def protect_update(
     Under central DP every node weighs 1: the sensitivity bound is per node, and the
     sample count would tell the researcher how much data the node has."""
     dp, secagg = request.differential_privacy, request.secure_aggregation
-    if dp is None or dp.mode != "central":
+    if dp is None or not rewrites_update(request):
         return sample_count
     cohort = len(secagg.cohort) if secagg is not None else None
     std = noise_share(dp.noise_multiplier, dp.clip_norm, cohort)

@@ -228,13 +228,14 @@ def _run(
         _check_sample_count(result.sample_count, dataset.sample_count)
         # The result has the model's layout, so its size is known: a few KiB of header more.
         result_cap = params_in.stat().st_size + (1 << 20)
-        out_path = folder.collect(result_name(job_id), result_cap, "parameters")
+        collected = folder.collect(result_name(job_id), result_cap, "parameters")
+        out_path = collected.path
         check_result(out_path, layout, "parameters")
         extra_paths: dict[str, Path] = {}
         for name in result.extras:
             if name not in ALLOWED_EXTRAS:
                 raise JobError(f"the job returned extra tensors {name!r}, which no aggregator uses")
-            extra_paths[name] = folder.collect(result_name(job_id, name), result_cap, name)
+            extra_paths[name] = folder.collect(result_name(job_id, name), result_cap, name).path
             check_result(extra_paths[name], layout, f"extra tensors {name!r}", subset=True)
         weight = privacy_policy.protect_update(
             ctx,
@@ -258,7 +259,9 @@ def _run(
                 result.metrics,
                 {str(k): v for k, v in result.timings.items()},
             )
-        out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id])
+        # Unless central DP rewrote it, the update's hash is known from its copy.
+        known = None if privacy_policy.rewrites_update(request) else collected.sha256
+        out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id], blob_id=known)
         extra_blobs = {
             name: ctx.blobs.put_file(path, readers=[researcher_id])
             for name, path in extra_paths.items()

@@ -22,11 +22,14 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load, save, save_file
+from safetensors.numpy import load
 
 from fedward.core.aggregation import Layout, check_layout
 from fedward.core.params import Params
 from fedward.errors import ProtocolError
+from fedward.protocol.params_writer import params_to_bytes as params_to_bytes
+from fedward.protocol.params_writer import save_params as save_params
+from fedward.protocol.params_writer import write_params as write_params
 from fedward.protocol.safetensors_header import invalid, read_header
 
 #: The largest magnitude an update may hold. Beyond it a value only serves to overflow
@@ -36,46 +39,12 @@ from fedward.protocol.safetensors_header import invalid, read_header
 MAX_ABS_VALUE = 2**60
 _SCAN_BYTES = 1 << 20  # a value check holds one chunk this size, whatever the tensor
 
-_METADATA = {"format": "fedward-params", "version": "1"}
-
-
-def _contiguous(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name, value in params.items():
-        arr = np.asarray(value)
-        if arr.dtype == object:
-            raise ProtocolError(f"parameter {name!r} has dtype object; only numeric arrays travel")
-        out[name] = np.ascontiguousarray(arr).reshape(arr.shape)  # keeps 0-d shapes
-    return out
-
-
-def params_to_bytes(params: Mapping[str, np.ndarray]) -> bytes:
-    """The safetensors bytes of ``params``: the same parameters always give the same bytes,
-    hence the same blob id (a resumed round's requests must match the first ones')."""
-    return _sorted_metadata(save(_contiguous(params), metadata=_METADATA))
-
-
-def _sorted_metadata(data: bytes) -> bytes:
-    # safetensors writes __metadata__ from a hash map, in an order that changes from one
-    # call to the next: rewrite the header with it sorted, padded to the same length.
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    if len(text) > size:  # cannot happen (same content); keep the original bytes then
-        return data
-    return data[:8] + text.ljust(size) + data[8 + size :]
-
 
 def params_from_bytes(data: bytes) -> Params:
     try:
         return dict(load(data))
     except (SafetensorError, ValueError, TypeError, KeyError) as exc:
         raise ProtocolError(f"parameters are not valid safetensors: {exc}") from exc
-
-
-def save_params(params: Mapping[str, np.ndarray], path: Path) -> None:
-    save_file(_contiguous(params), str(path), metadata=_METADATA)
 
 
 def load_params(path: Path) -> Params:

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from fedward.core.ids import validate_id
+from fedward.core.ids import validate_id, validate_sha256
 from fedward.core.params import Params
 from fedward.errors import NotFound, ValidationError
 from fedward.protocol.params_wire import load_params, params_to_bytes
+from fedward.protocol.params_writer import ParamsFile
 from fedward.storage.atomic import fsync_dir
 
 FORMAT = "fedward-experiment-checkpoint"
@@ -73,11 +74,17 @@ def save_checkpoint(
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "aggregator").mkdir(parents=True)
     try:
-        _write_synced(partial / "params.safetensors", params_to_bytes(params))
+        written = ParamsFile.write(params, partial / "params.safetensors", durable=True)
         for group, tensors in aggregator_tensors.items():
             name = validate_id(group, kind="aggregator state group")
             _write_synced(partial / "aggregator" / f"{name}.safetensors", params_to_bytes(tensors))
-        document = {"format": FORMAT, "version": VERSION, "rounds_done": rounds_done, **state}
+        document = {
+            "format": FORMAT,
+            "version": VERSION,
+            "rounds_done": rounds_done,
+            "params_sha256": written.sha256,
+            **state,
+        }
         _write_synced(partial / "state.json", json.dumps(document, indent=1).encode("utf-8"))
         fsync_dir(partial / "aggregator")
         fsync_dir(partial)
@@ -94,6 +101,18 @@ def save_checkpoint(
         for old in round_dirs(directory)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_params(path: Path) -> ParamsFile | None:
+    """The parameters file of the checkpoint at ``path`` with its recorded sha256, for the
+    next round to upload as it is; None for a checkpoint saved without one."""
+    try:
+        document = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        sha256 = validate_sha256(str(document["params_sha256"]))
+        info = (path / "params.safetensors").stat()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ParamsFile(path / "params.safetensors", sha256, info.st_size, info.st_mtime_ns)
 
 
 def round_dirs(directory: Path) -> list[Path]:

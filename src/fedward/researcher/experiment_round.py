@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
 from fedward.errors import FederationError
+from fedward.protocol.params_writer import ParamsFile
+from fedward.researcher.checkpoint import checkpoint_params
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.round_journal import RoundJournal, journal_path, remove_stale_journals
 from fedward.researcher.rounds import RoundRunner
@@ -77,6 +79,7 @@ def run_round(
                 build,
                 journal,
                 offline,
+                global_file=checkpointed_global(experiment),
             )
         else:  # a secure round keeps no journal: a crash inside it repeats it whole
             results = runner.run(
@@ -103,3 +106,12 @@ def run_round(
             f"fewer than the minimum of {experiment.min_replies} ({details})"
         )
     return record
+
+
+def checkpointed_global(experiment: Experiment) -> ParamsFile | None:
+    """The last checkpoint's parameters file when it holds the current global parameters:
+    the round uploads it as it is instead of serialising the parameters again."""
+    saved = experiment.last_checkpoint
+    if saved is None or saved.name != f"round-{len(experiment.history):04d}":
+        return None
+    return checkpoint_params(saved)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fedward.core.ids import new_id
 from fedward.core.messages import (
@@ -44,6 +45,9 @@ log = logging.getLogger("fedward.researcher")
 EventSink = Callable[[str, ScalarEvent | LogEvent], None]
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class NodeAnswer:
     node_id: str
@@ -58,11 +62,13 @@ class PendingRequests:
 
     def __init__(self) -> None:
         # request id -> (node asked, or None for a broadcast; the caller's inbox)
-        self._queues: dict[str, tuple[str | None, queue.Queue[NodeAnswer]]] = {}
+        self._queues: dict[str, tuple[str | None, queue.Queue[Any]]] = {}
         self._lock = threading.Lock()
 
-    def open(self, requests: Mapping[str, str | None]) -> queue.Queue[NodeAnswer]:
-        inbox: queue.Queue[NodeAnswer] = queue.Queue()
+    def open(
+        self, requests: Mapping[str, str | None], inbox: queue.Queue[Any] | None = None
+    ) -> queue.Queue[Any]:
+        inbox = queue.Queue() if inbox is None else inbox
         with self._lock:
             for request_id, node_id in requests.items():
                 self._queues[request_id] = (node_id, inbox)
@@ -208,8 +214,17 @@ class Federation:
 
     def ask(self, requests: Mapping[str, Message], timeout_s: float) -> Iterator[NodeAnswer]:
         """Send one request per node; yield answers as they come, until all or the deadline."""
+        inbox: queue.Queue[NodeAnswer] = queue.Queue()
+        return self.ask_interleaved(requests, timeout_s, inbox)
+
+    def ask_interleaved(
+        self, requests: Mapping[str, Message], timeout_s: float, inbox: queue.Queue[NodeAnswer | T]
+    ) -> Iterator[NodeAnswer | T]:
+        """``ask``, with answers delivered into the caller's ``inbox``: whatever else the
+        caller puts there (its own threads' news) is yielded too, in arrival order, so
+        one thread can wait for both without polling."""
         by_id = {m.request_id: node for node, m in requests.items()}
-        inbox = self._pending.open(dict(by_id))
+        self._pending.open(dict(by_id), inbox)
         try:
             for node_id, message in requests.items():
                 self.send(node_id, message)
@@ -221,20 +236,24 @@ class Federation:
         """Ask every node; gather answers until every node known to be online answered,
         or ``timeout_s`` passed (a node may be online without our having seen it yet)."""
         online = set(self.online_nodes())
-        inbox = self._pending.open({message.request_id: None})
+        inbox: queue.Queue[NodeAnswer] = self._pending.open({message.request_id: None})
         try:
             self.send(None, message)
-            return list(self._collect(inbox, None, timeout_s, expect=online or None))
+            return [
+                a
+                for a in self._collect(inbox, None, timeout_s, expect=online or None)
+                if isinstance(a, NodeAnswer)
+            ]
         finally:
             self._pending.close([message.request_id])
 
     def _collect(
         self,
-        inbox: queue.Queue[NodeAnswer],
+        inbox: queue.Queue[NodeAnswer | T],
         by_id: dict[str, str] | None,
         timeout_s: float,
         expect: set[str] | None,
-    ) -> Iterator[NodeAnswer]:
+    ) -> Iterator[NodeAnswer | T]:
         """Answers until every node in ``expect`` answered (others may answer too), or the
         deadline; with ``expect`` None, until the deadline."""
         deadline = time.monotonic() + timeout_s
@@ -247,6 +266,9 @@ class Federation:
                 answer = inbox.get(timeout=remaining)
             except queue.Empty:
                 return
+            if not isinstance(answer, NodeAnswer):
+                yield answer  # the caller's own
+                continue
             # A node may only answer the request that was sent to it.
             if by_id is not None and by_id.get(answer.reply.request_id) != answer.node_id:
                 log.warning("ignoring a reply from %s to a request sent elsewhere", answer.node_id)

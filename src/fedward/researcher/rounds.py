@@ -3,10 +3,10 @@
 The global parameters are uploaded once, readable by the selected nodes only. Each
 update is downloaded as soon as its node answers (up to ``DOWNLOAD_THREADS`` at once,
 overlapping each other and the wait for the other nodes), checked against the global
-model's layout, and folded into the aggregator **in node id order**: an update that arrives before its
-predecessors waits on disk (never in memory), so the floating-point sums, and hence the
-parameters, are the same whatever order the nodes answer in. That is what lets a resumed
-experiment end bit for bit where an uninterrupted one would.
+model's layout, and folded into the aggregator **in node id order**: an update that
+arrives before its predecessors waits on disk (never in memory), so the floating-point
+sums, and hence the parameters, are the same whatever order the nodes answer in. That is
+what lets a resumed experiment end bit for bit where an uninterrupted one would.
 
 A node's reply is a claim from a peer the researcher does not control, so an update is
 checked before it touches the aggregator: its sample count must be a plausible weight;
@@ -27,13 +27,12 @@ import contextlib
 import functools
 import itertools
 import logging
+import queue
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fedward.core.aggregation import Layout, layout_of
@@ -44,12 +43,13 @@ from fedward.protocol.params_wire import (
     LazyParams,
     open_update,
     params_file_bound,
-    params_to_bytes,
 )
+from fedward.protocol.params_writer import ParamsFile
 from fedward.researcher.aggregators.base import Aggregator
-from fedward.researcher.federation import Federation
+from fedward.researcher.federation import Federation, NodeAnswer
 from fedward.researcher.history import NodeRound, NodeStatus
 from fedward.researcher.monitor import RoundObserver
+from fedward.researcher.round_arrivals import Arrival, OrderedFold
 from fedward.researcher.round_journal import RoundJournal, RoundStart
 
 log = logging.getLogger("fedward.researcher")
@@ -62,39 +62,6 @@ RequestBuilder = Callable[[str, str], TrainRequest]
 MAX_SAMPLE_COUNT = 2**53
 #: Updates downloaded at once: enough to overlap transfers with hashing and writing.
 DOWNLOAD_THREADS = 4
-
-
-@dataclass
-class Arrival:
-    node_id: str
-    reply: TrainReply
-    params_path: Path
-    extras_paths: dict[str, Path] = field(default_factory=dict)
-    elapsed_s: float = 0.0
-
-    def discard(self) -> None:
-        self.params_path.unlink(missing_ok=True)
-        for path in self.extras_paths.values():
-            path.unlink(missing_ok=True)
-
-
-class OrderedFold:
-    """Releases arrivals in a fixed node order; a dropped node (None) releases its turn."""
-
-    def __init__(self, order: Sequence[str]) -> None:
-        self._order = list(order)
-        self._next = 0
-        self._held: dict[str, Arrival | None] = {}
-
-    def resolve(self, node_id: str, arrival: Arrival | None) -> list[Arrival]:
-        self._held[node_id] = arrival
-        ready: list[Arrival] = []
-        while self._next < len(self._order) and self._order[self._next] in self._held:
-            item = self._held.pop(self._order[self._next])
-            self._next += 1
-            if item is not None:
-                ready.append(item)
-        return ready
 
 
 class RoundRunner:
@@ -122,15 +89,50 @@ class RoundRunner:
         build_request: RequestBuilder,
         journal: RoundJournal | None = None,
         offline: Sequence[str] = (),
+        global_file: ParamsFile | None = None,
     ) -> dict[str, NodeRound]:
         """The round's outcome per selected node. With a ``journal``, every answer and
         every late verdict is recorded before it is acted on; a journal found on disk
         (a resumed round) gives back the answers it holds, and only the other nodes are
-        asked again (their repeated requests re-attach to the jobs they started)."""
+        asked again (their repeated requests re-attach to the jobs they started).
+        ``global_file``: the global parameters already written (the last checkpoint's),
+        uploaded as they are while unchanged."""
         started = time.monotonic()
-        params_blob = self.federation.blobs.put_bytes(
-            params_to_bytes(global_params), readers=list(selected)
-        )
+        with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
+            return self._run(
+                experiment_id,
+                round_index,
+                selected,
+                global_params,
+                build_request,
+                journal,
+                offline,
+                global_file,
+                Path(scratch),
+                started,
+            )
+
+    def _upload_global(
+        self, params: Params, readers: list[str], written: ParamsFile | None, scratch: Path
+    ) -> str:
+        if written is None or not written.unchanged():
+            written = ParamsFile.write(params, scratch / "global.safetensors", durable=False)
+        return self.federation.blobs.put_file(written.path, readers, blob_id=written.sha256)
+
+    def _run(
+        self,
+        experiment_id: str,
+        round_index: int,
+        selected: Sequence[str],
+        global_params: Params,
+        build_request: RequestBuilder,
+        journal: RoundJournal | None,
+        offline: Sequence[str],
+        global_file: ParamsFile | None,
+        scratch: Path,
+        started: float,
+    ) -> dict[str, NodeRound]:
+        params_blob = self._upload_global(global_params, list(selected), global_file, scratch)
         settled = journal.settled if journal is not None else set()
         to_ask = [n for n in selected if n not in settled]
         requests = {node_id: build_request(node_id, params_blob) for node_id in to_ask}
@@ -148,50 +150,47 @@ class RoundRunner:
         # On a resumed round, what a node said before the crash is final; only answers
         # that succeed are worth recording then (a failure now fails the round loudly).
         keep_failures = journal is None or not journal.resumed
-        known = sorted(journal.answers.items()) if journal is not None else []
-        # Results, the fold and the observer are shared with the download threads, which
-        # fold an update as soon as it is in (and its turn has come): one lock for all.
-        lock = threading.Lock()
-        downloads: list[Future[Arrival]] = []
-        broken: list[BaseException] = []  # what a download thread could not handle
+        known = [NodeAnswer(*item) for item in sorted((journal.answers if journal else {}).items())]
+        # Downloads run on threads; their ends come back through the answers' inbox, so
+        # this thread folds every update (and calls the observer) as soon as it is in.
+        events: queue.Queue[NodeAnswer | Fetched] = queue.Queue()
+        in_flight = 0
 
         def resolve(node_id: str, arrival: Arrival | None) -> None:
             for ready in fold.resolve(node_id, arrival):
                 results[ready.node_id] = self._fold(round_index, ready, expected)
 
-        def fetched(announced: Arrival, download: Future[Arrival]) -> None:
-            with lock:
-                try:
-                    resolve(
-                        announced.node_id, self._settled(round_index, announced, download, results)
-                    )
-                except BaseException as exc:  # raised again on the round's thread
-                    broken.append(exc)
+        def settle(event: Fetched) -> None:
+            nonlocal in_flight
+            in_flight -= 1
+            arrival = self._settled(round_index, event.announced, event.download, results)
+            resolve(event.announced.node_id, arrival)
 
-        with (
-            tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch,
-            ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="fedward-fetch") as pool,
-        ):
-            new = ((a.node_id, a.reply) for a in self.federation.ask(requests, self.deadline_s))
-            for node_id, reply in itertools.chain(known, new):
+        with ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="fedward-fetch") as pool:
+            asked = self.federation.ask_interleaved(requests, self.deadline_s, events)
+            for event in itertools.chain(known, asked):
+                if isinstance(event, Fetched):
+                    settle(event)
+                    continue
+                node_id, reply = event.node_id, event.reply
                 elapsed = time.monotonic() - started
                 answered.add(node_id)
                 if journal is not None and node_id not in journal.answers:
                     _record(journal, node_id, reply, keep_failures)
-                with lock:
-                    arrival = self._accepted(
-                        experiment_id, round_index, node_id, reply, Path(scratch), elapsed, results
-                    )
-                    if arrival is None:
-                        resolve(node_id, None)
-                        continue
+                arrival = self._accepted(
+                    experiment_id, round_index, node_id, reply, scratch, elapsed, results
+                )
+                if arrival is None:
+                    resolve(node_id, None)
+                    continue
                 # Downloads overlap each other and the wait for the other nodes.
                 download = pool.submit(self._download, arrival)
-                download.add_done_callback(functools.partial(fetched, arrival))
-                downloads.append(download)
-            futures_wait(downloads)
-            if broken:
-                raise broken[0]
+                in_flight += 1
+                download.add_done_callback(functools.partial(_announce, events, arrival))
+            while in_flight:  # every node answered (or the deadline passed): the last ones
+                event = events.get()
+                if isinstance(event, Fetched):
+                    settle(event)
             for node_id in sorted(set(selected) - answered):
                 if journal is not None and keep_failures and node_id not in journal.late:
                     journal.record_late(node_id)
@@ -355,6 +354,20 @@ class RoundRunner:
             job_id=reply.job_id,
             threads=reply.threads,
         )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A download thread's news: the update ``announced`` is fetched (or failed)."""
+
+    announced: Arrival
+    download: Future[Arrival]
+
+
+def _announce(
+    events: queue.Queue[NodeAnswer | Fetched], announced: Arrival, download: Future[Arrival]
+) -> None:
+    events.put(Fetched(announced, download))
 
 
 def _record(journal: RoundJournal, node_id: str, reply: object, keep_failures: bool) -> None:

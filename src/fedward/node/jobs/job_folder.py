@@ -18,6 +18,7 @@ between the check and the upload.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import stat
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedward.errors import JobError
+from fedward.protocol.params_writer import ParamsFile
 
 _CHUNK = 1 << 20
 _OPEN_RESULT = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -75,10 +77,11 @@ class JobFolder:
                     parent.chmod(mode | 0o001)
         return folder
 
-    def collect(self, name: str, max_bytes: int, what: str) -> Path:
+    def collect(self, name: str, max_bytes: int, what: str) -> ParamsFile:
         """Copy the worker's result ``name`` out of ``work/`` into ``outputs/`` and remove
         it from ``work/``; a ``JobError`` (naming ``what``) for anything but a plain file
-        of at most ``max_bytes``."""
+        of at most ``max_bytes``. The copy is hashed on the way: its sha256 is its blob id
+        while the daemon leaves it unchanged."""
         private = self.outputs / name
         folder_fd = os.open(self.work, _OPEN_FOLDER)
         try:
@@ -94,14 +97,15 @@ class JobFolder:
                     raise JobError(f"the job's {what} is not a regular file")
                 if info.st_size > max_bytes:
                     raise JobError(f"the job's {what} is larger than {max_bytes} bytes")
-                _copy_at_most(source, private, max_bytes, what)
+                sha256 = _copy_at_most(source, private, max_bytes, what)
             finally:
                 os.close(source)
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=folder_fd)
         finally:
             os.close(folder_fd)
-        return private
+        copied = private.stat()
+        return ParamsFile(private, sha256, copied.st_size, copied.st_mtime_ns)
 
     def discard(self, *names: str) -> None:
         """Remove results of a job that ended badly, from ``work/`` and ``outputs/``."""
@@ -152,18 +156,25 @@ class JobFolder:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _copy_at_most(source: int, dest: Path, max_bytes: int, what: str) -> None:
+def _copy_at_most(source: int, dest: Path, max_bytes: int, what: str) -> str:
+    """Copy and hash; the sha256 of what was copied."""
     written = 0
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(_CHUNK))
     try:
-        with open(dest, "wb", opener=_private_opener) as out:
-            while chunk := os.read(source, _CHUNK):
-                written += len(chunk)
+        with open(dest, "wb", buffering=0, opener=_private_opener) as out:
+            while got := os.readv(source, [buffer]):
+                written += got
                 if written > max_bytes:
                     raise JobError(f"the job's {what} is larger than {max_bytes} bytes")
-                out.write(chunk)
+                chunk = buffer[:got]
+                digest.update(chunk)
+                while chunk:
+                    chunk = chunk[out.write(chunk) or 0 :]
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
+    return digest.hexdigest()
 
 
 def _private_opener(path: str, flags: int) -> int:
