@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     py_spy = _py_spy()
+    (REPO / ".bench-work").mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="profile-", dir=REPO / ".bench-work"))
     outputs: dict[str, Path] = {}
     spies: list[subprocess.Popen[bytes]] = []

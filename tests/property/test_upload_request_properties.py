@@ -1,9 +1,10 @@
 """Properties of what the upload server reads from a request: method, path, headers, body.
 
 Every request gets a JSON answer with a status the server documents (200, 201, 400,
-401, 404, 405, 408, 411, 413, 431, 501), never a 500, whatever its headers hold; a blob id in the path is
-taken only when it is exactly 64 lowercase hex digits; ``X-Fedward-Readers`` becomes
-valid peer ids or a 400; a blob is stored only under the sha256 of its body.
+401, 404, 405, 408, 411, 413, 431, 501), never a 500, whatever its headers hold; a blob
+id in the path is taken only when it is exactly 64 lowercase hex digits;
+``X-Fedward-Readers`` becomes valid peer ids or a 400; a blob is stored only under the
+sha256 of its body.
 """
 
 from __future__ import annotations

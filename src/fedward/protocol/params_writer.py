@@ -64,23 +64,27 @@ def params_to_bytes(params: Mapping[str, np.ndarray]) -> bytes:
     return b"".join([head, *buffers])
 
 
-def write_params(params: Mapping[str, np.ndarray], path: Path, *, durable: bool = False) -> str:
+def write_params(
+    params: Mapping[str, np.ndarray], path: Path, *, durable: bool = False, hashed: bool = True
+) -> str:
     """Write ``params`` to ``path`` (replacing it) straight from the arrays' buffers;
-    returns the file's sha256 (its blob id), computed on the way. ``durable`` fsyncs."""
+    returns the file's sha256 (its blob id), computed on the way ("" when not
+    ``hashed``). ``durable`` fsyncs."""
     head, buffers = _buffers(params)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if hashed else None
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = os.open(path, flags, 0o644)
     try:
         for piece in _pieces(head, buffers):
-            digest.update(piece)
+            if digest is not None:
+                digest.update(piece)
             while piece:
                 piece = piece[os.write(fd, piece) :]
         if durable:
             os.fsync(fd)
     finally:
         os.close(fd)
-    return digest.hexdigest()
+    return digest.hexdigest() if digest is not None else ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ class ParamsFile:
 
 
 def save_params(params: Mapping[str, np.ndarray], path: Path) -> None:
-    write_params(params, Path(path))
+    write_params(params, Path(path), hashed=False)
 
 
 def _pieces(head: bytes, buffers: list[memoryview]) -> Iterator[memoryview]:

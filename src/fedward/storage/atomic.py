@@ -52,5 +52,5 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *, durable: b
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+def atomic_write_text(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode, durable=durable)
