@@ -1,7 +1,7 @@
 """The one exception tree of fedward.
 
 Every error raised on purpose by fedward derives from :class:`FedwardError`. Foreign
-errors (sockets, paho, httpx, sqlite3, safetensors) are translated once, at the boundary
+errors (sockets, paho, http.client, sqlite3, safetensors) are translated once, at the boundary
 that meets them, with ``raise ... from``. Subclasses also derive from the builtin that
 fits, so ``except ValueError`` keeps working for callers who do not know fedward.
 
