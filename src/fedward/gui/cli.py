@@ -21,7 +21,7 @@ from fedward.gui.settings import DEFAULT_HOST, DEFAULT_PORT, GuiSettings
 config_option = click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="The node's TOML configuration (else NODE_ID and the other node variables).",
 )

@@ -95,7 +95,8 @@ def nodes(config_file: Path | None, timeout_s: float, as_json: bool) -> None:
 def run(
     experiment_file: Path, config_file: Path | None, resume: bool, rounds: int | None, quiet: bool
 ) -> None:
-    """Run the experiment described in EXPERIMENT_FILE (TOML; see ``experiment_file``)."""
+    """Run the experiment described in EXPERIMENT_FILE (TOML: the plan, its arguments,
+    tags, rounds, aggregator; examples/experiment.toml shows every key)."""
     from fedward.protocol.params_wire import save_params
     from fedward.researcher.connect import connect
     from fedward.researcher.experiment import Experiment
