@@ -38,6 +38,7 @@ _RESTORABLE_SETTINGS = frozenset(
         "rounds",
         "round_timeout_s",
         "min_replies",
+        "update_codec",
         "on_round",
         "state_dir",
         "checkpoints",
@@ -68,6 +69,7 @@ def to_json(
         "seed": experiment.seed,
         "round_timeout_s": experiment.round_timeout_s,
         "min_replies": experiment.min_replies,
+        "update_codec": experiment.update_codec,
         "aggregator": {
             "name": experiment.aggregator.name,
             "config": experiment.aggregator.config(),
@@ -159,6 +161,7 @@ def load(
         "rounds": state["rounds"],
         "round_timeout_s": state["round_timeout_s"],
         "min_replies": state["min_replies"],
+        "update_codec": state.get("update_codec", "none"),
         # By default the experiment keeps saving where it was found.
         "state_dir": checkpoint.path.parent.parent.parent,
         **settings,

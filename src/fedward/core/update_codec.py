@@ -1,0 +1,230 @@
+"""Update codecs: how a model change travels in fewer bytes (docs/update-codecs.md).
+
+Pure functions on name -> numpy array dicts, no files and no state: the wire format is
+``protocol.update_wire``, the node's residual and reference are kept by the node.
+
+A codec encodes a *delta* (the new parameters minus the reference both sides hold):
+
+- ``float16``: each float tensor as IEEE half (11 significant bits; |delta| < 65504);
+- ``bfloat16``: each float tensor as bfloat16, the top 16 bits of float32 rounded to
+  nearest even (8 significant bits, float32's range); the bits travel as ``BF16``;
+- ``int8``: each float tensor as int8 levels ``q`` in [-127, 127] and one float32 scale
+  ``max|x| / 127`` per tensor (``__int8_scales__``, in sorted name order); used with error
+  feedback (``encode_with_feedback``): what a round did not send is added to the next.
+
+Tensors that are not float32/float64 (integer buffers, bool masks, float16 weights)
+travel as their full values, unencoded: they are few and small, and a delta of an
+integer counter would need its own rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from fedward.errors import ValidationError
+
+Layout = dict[str, tuple[tuple[int, ...], str]]
+Arrays = dict[str, np.ndarray]
+
+UPDATE_CODECS = ("none", "float16", "bfloat16", "int8")
+#: Codecs whose error a node carries to the next round (error feedback).
+FEEDBACK_CODECS = frozenset({"int8"})
+SCALES = "__int8_scales__"
+#: The largest int8 scale taken from a peer: |q * scale| stays far below float32's range.
+MAX_SCALE = float(2**50)
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
+def check_codec(name: str) -> str:
+    if name not in UPDATE_CODECS:
+        raise ValidationError(
+            f"unknown update codec {name!r}; known: {', '.join(UPDATE_CODECS)}"
+        )
+    return name
+
+
+def downlink_codec(codec: str) -> str:
+    """The 16-bit codec the global model's delta travels in for update codec ``codec``."""
+    return "bfloat16" if codec == "bfloat16" else "float16"
+
+
+def encoded(dtype: str | np.dtype) -> bool:
+    """Whether tensors of ``dtype`` are encoded (else they travel as their values)."""
+    dt = np.dtype(dtype)
+    return dt.kind == "f" and dt.itemsize >= 4
+
+
+def wire_layout(codec: str, layout: Mapping[str, tuple[tuple[int, ...], str]]) -> Layout:
+    """The exact names, shapes and dtypes of an encoded update of a model of ``layout``
+    (dtype ``bfloat16`` stands for the BF16 bits, carried as uint16)."""
+    out: Layout = {}
+    names = sorted(layout)
+    for name in names:
+        shape, dtype = layout[name]
+        if not encoded(dtype):
+            out[name] = (tuple(shape), str(np.dtype(dtype)))
+        elif codec == "float16":
+            out[name] = (tuple(shape), "float16")
+        elif codec == "bfloat16":
+            out[name] = (tuple(shape), "uint16")
+        elif codec == "int8":
+            out[name] = (tuple(shape), "int8")
+        else:
+            raise ValidationError(f"update codec {codec!r} does not encode deltas")
+    if codec == "int8":
+        if SCALES in layout:
+            raise ValidationError(f"a model tensor is named {SCALES!r}: use another codec")
+        count = sum(1 for n in names if encoded(layout[n][1]))
+        out[SCALES] = ((count,), "float32")
+    return out
+
+
+# --- bfloat16 bits, without a bfloat16 dtype in numpy ------------------------------------
+
+
+def to_bfloat16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 -> the bfloat16 bits (uint16), rounded to nearest, ties to even."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
+    return ((bits + rounding) >> 16).astype(np.uint16)
+
+
+def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+# --- encode / decode ----------------------------------------------------------------------
+
+
+def encode(codec: str, delta: Mapping[str, np.ndarray]) -> Arrays:
+    """The wire tensors of ``delta`` (not-encoded tensors carry full values).
+    ``ValidationError`` for a delta the codec cannot carry (float16 overflow, NaN)."""
+    out: Arrays = {}
+    scales: list[float] = []
+    for name in sorted(delta):
+        value = np.asarray(delta[name])
+        if not encoded(value.dtype):
+            out[name] = value
+            continue
+        if not np.isfinite(value).all():
+            raise ValidationError(f"the update of {name!r} holds non-finite values")
+        if codec == "float16":
+            if value.size and float(np.abs(value).max()) > _F16_MAX:
+                raise ValidationError(
+                    f"a change of {name!r} exceeds float16's range (65504)",
+                    hint="use update_codec='bfloat16', which keeps float32's range",
+                )
+            out[name] = value.astype(np.float16)
+        elif codec == "bfloat16":
+            out[name] = to_bfloat16_bits(value)
+        elif codec == "int8":
+            peak = float(np.abs(value).max()) if value.size else 0.0
+            scale = np.float32(peak / 127.0)
+            if scale > 0:
+                levels = np.rint(value.astype(np.float32) / scale)
+                out[name] = np.clip(levels, -127, 127).astype(np.int8)
+            else:
+                out[name] = np.zeros(value.shape, dtype=np.int8)
+            scales.append(float(scale))
+        else:
+            raise ValidationError(f"update codec {codec!r} does not encode deltas")
+    if codec == "int8":
+        out[SCALES] = np.asarray(scales, dtype=np.float32)
+    return out
+
+
+def decode(
+    codec: str, wire: Mapping[str, np.ndarray], layout: Mapping[str, tuple[tuple[int, ...], str]]
+) -> Arrays:
+    """The delta (float tensors, in their model dtype) or the values (the others) the
+    wire tensors carry. Everything is checked first: exactly ``wire_layout``, finite
+    16-bit values, int8 levels in [-127, 127], scales finite, >= 0 and <= ``MAX_SCALE``;
+    a ``ValidationError`` names the first problem."""
+    expected = wire_layout(codec, layout)
+    got = {n: (tuple(a.shape), str(a.dtype)) for n, a in wire.items()}
+    if got != expected:
+        raise ValidationError(f"the encoded update {layout_difference(got, expected)}")
+    scales = np.empty(0, dtype=np.float32)
+    if codec == "int8":
+        scales = wire[SCALES]
+        if not (np.isfinite(scales).all() and (scales >= 0).all() and (scales <= MAX_SCALE).all()):
+            raise ValidationError("the encoded update has an int8 scale that is negative, "
+                                  "not finite or too large")  # fmt: skip
+    out: Arrays = {}
+    index = 0
+    for name in sorted(layout):
+        shape, dtype = layout[name]
+        value = wire[name]
+        if not encoded(dtype):
+            out[name] = value
+            continue
+        if codec == "float16":
+            full = value.astype(dtype)
+        elif codec == "bfloat16":
+            full = from_bfloat16_bits(value).astype(dtype, copy=False)
+        else:
+            if value.size and int(value.min()) < -127:
+                raise ValidationError(f"the encoded update has int8 level -128 in {name!r}")
+            full = (value.astype(np.float32) * scales[index]).astype(dtype, copy=False)
+            index += 1
+        if not np.isfinite(full).all():
+            raise ValidationError(f"the encoded update holds non-finite values in {name!r}")
+        out[name] = full
+    return out
+
+
+def encode_with_feedback(
+    codec: str, delta: Mapping[str, np.ndarray], residual: Mapping[str, np.ndarray] | None
+) -> tuple[Arrays, Arrays]:
+    """(wire tensors, new residual): the codec applied to ``delta + residual``, and what
+    it left out, for the next round. Over rounds, the sum of what was sent differs from
+    the sum of the true deltas by the last residual only (one quantisation step)."""
+    corrected: Arrays = {}
+    for name, value in delta.items():
+        value = np.asarray(value)
+        if encoded(value.dtype) and residual is not None and name in residual:
+            corrected[name] = value + residual[name].astype(value.dtype, copy=False)
+        else:
+            corrected[name] = value
+    wire = encode(codec, corrected)
+    layout = {n: (tuple(a.shape), str(a.dtype)) for n, a in corrected.items()}
+    sent = decode(codec, wire, layout)
+    left = {
+        name: (corrected[name] - sent[name]).astype(np.float32)
+        for name in corrected
+        if encoded(corrected[name].dtype)
+    }
+    return wire, left
+
+
+def apply_delta(reference: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndarray]) -> Arrays:
+    """reference + delta for encoded tensors; the decoded values for the others."""
+    out: Arrays = {}
+    for name, value in decoded.items():
+        base = reference[name]
+        out[name] = (base + value).astype(base.dtype, copy=False) if encoded(base.dtype) else value
+    return out
+
+
+def delta_of(new: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> Arrays:
+    """new - reference for encoded tensors; new's values for the others."""
+    return {
+        name: (value - reference[name]) if encoded(np.asarray(value).dtype) else value
+        for name, value in new.items()
+    }
+
+
+def layout_difference(got: Layout, expected: Layout) -> str:
+    extra = sorted(set(got) - set(expected))
+    missing = sorted(set(expected) - set(got))
+    if extra:
+        return f"has tensors it should not: {', '.join(repr(n[:60]) for n in extra[:5])}"
+    if missing:
+        return f"lacks tensors: {', '.join(repr(n[:60]) for n in missing[:5])}"
+    name = sorted(n for n in got if got[n] != expected[n])[0]
+    return (
+        f"has tensor {name[:60]!r} as {got[name][1]}{list(got[name][0])}, expected "
+        f"{expected[name][1]}{list(expected[name][0])}"
+    )
