@@ -32,6 +32,8 @@ UPDATE_CODECS = ("none", "float16", "bfloat16", "int8")
 #: Codecs whose error a node carries to the next round (error feedback).
 FEEDBACK_CODECS = frozenset({"int8"})
 SCALES = "__int8_scales__"
+#: Tensors the int8 codec sends unquantised (the plans' buffers: feature statistics).
+KEPT_BY_INT8 = "buffer:"
 #: The largest int8 scale taken from a peer: |q * scale| stays far below float32's range.
 MAX_SCALE = float(2**50)
 _F16_MAX = float(np.finfo(np.float16).max)
@@ -39,9 +41,7 @@ _F16_MAX = float(np.finfo(np.float16).max)
 
 def check_codec(name: str) -> str:
     if name not in UPDATE_CODECS:
-        raise ValidationError(
-            f"unknown update codec {name!r}; known: {', '.join(UPDATE_CODECS)}"
-        )
+        raise ValidationError(f"unknown update codec {name!r}; known: {', '.join(UPDATE_CODECS)}")
     return name
 
 
@@ -56,29 +56,43 @@ def encoded(dtype: str | np.dtype) -> bool:
     return dt.kind == "f" and dt.itemsize >= 4
 
 
-def wire_layout(codec: str, layout: Mapping[str, tuple[tuple[int, ...], str]]) -> Layout:
-    """The exact names, shapes and dtypes of an encoded update of a model of ``layout``
-    (dtype ``bfloat16`` stands for the BF16 bits, carried as uint16)."""
-    out: Layout = {}
-    names = sorted(layout)
-    for name in names:
-        shape, dtype = layout[name]
-        if not encoded(dtype):
-            out[name] = (tuple(shape), str(np.dtype(dtype)))
-        elif codec == "float16":
-            out[name] = (tuple(shape), "float16")
-        elif codec == "bfloat16":
-            out[name] = (tuple(shape), "uint16")
-        elif codec == "int8":
-            out[name] = (tuple(shape), "int8")
-        else:
-            raise ValidationError(f"update codec {codec!r} does not encode deltas")
-    if codec == "int8":
-        if SCALES in layout:
-            raise ValidationError(f"a model tensor is named {SCALES!r}: use another codec")
-        count = sum(1 for n in names if encoded(layout[n][1]))
-        out[SCALES] = ((count,), "float32")
-    return out
+_WIRE_DTYPE = {"float16": "float16", "bfloat16": "uint16", "int8": "int8"}
+
+
+def check_wire_layout(
+    codec: str, got: Layout, layout: Mapping[str, tuple[tuple[int, ...], str]]
+) -> None:
+    """``ValidationError`` unless ``got`` (an encoded update's names, shapes, dtypes) is
+    what ``encode`` may write for a model of ``layout``: every model tensor, same shape;
+    a float tensor in the codec's dtype or, kept, in its own (a float16 change past
+    65504, an int8 codec's ``buffer:`` statistics); others in their own dtype; with
+    int8, ``__int8_scales__`` holding one float32 per int8 tensor."""
+    if codec not in _WIRE_DTYPE:
+        raise ValidationError(f"update codec {codec!r} does not encode deltas")
+    if codec == "int8" and SCALES in layout:
+        raise ValidationError(f"a model tensor is named {SCALES!r}: use another codec")
+    names = set(layout) | ({SCALES} if codec == "int8" else set())
+    extra, missing = sorted(set(got) - names), sorted(names - set(got))
+    if extra:
+        raise ValidationError(f"the encoded update has tensors it should not: {_names(extra)}")
+    if missing:
+        raise ValidationError(f"the encoded update lacks tensors: {_names(missing)}")
+    quantised = 0
+    for name in sorted(layout):
+        shape, dtype = tuple(layout[name][0]), str(np.dtype(layout[name][1]))
+        allowed = {dtype, _WIRE_DTYPE[codec]} if encoded(dtype) else {dtype}
+        if got[name][0] != shape or got[name][1] not in allowed:
+            raise ValidationError(
+                f"the encoded update has tensor {name[:60]!r} as {got[name][1]}"
+                f"{list(got[name][0])}, expected {' or '.join(sorted(allowed))}{list(shape)}"
+            )
+        quantised += got[name][1] == "int8" and encoded(dtype)
+    if codec == "int8" and got[SCALES] != ((quantised,), "float32"):
+        raise ValidationError(f"the encoded update's {SCALES} must be float32[{quantised}]")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(n[:60]) for n in names[:5])
 
 
 # --- bfloat16 bits, without a bfloat16 dtype in numpy ------------------------------------
@@ -111,14 +125,14 @@ def encode(codec: str, delta: Mapping[str, np.ndarray]) -> Arrays:
         if not np.isfinite(value).all():
             raise ValidationError(f"the update of {name!r} holds non-finite values")
         if codec == "float16":
-            if value.size and float(np.abs(value).max()) > _F16_MAX:
-                raise ValidationError(
-                    f"a change of {name!r} exceeds float16's range (65504)",
-                    hint="use update_codec='bfloat16', which keeps float32's range",
-                )
-            out[name] = value.astype(np.float16)
+            # A change past float16's range (feature statistics, counts kept as floats)
+            # travels in its own dtype: exact, and rare enough not to cost much.
+            too_large = value.size and float(np.abs(value).max()) > _F16_MAX
+            out[name] = value if too_large else value.astype(np.float16)
         elif codec == "bfloat16":
             out[name] = to_bfloat16_bits(value)
+        elif codec == "int8" and name.startswith(KEPT_BY_INT8):
+            out[name] = value  # statistics, not gradients: one scale would wipe small ones
         elif codec == "int8":
             peak = float(np.abs(value).max()) if value.size else 0.0
             scale = np.float32(peak / 127.0)
@@ -139,13 +153,10 @@ def decode(
     codec: str, wire: Mapping[str, np.ndarray], layout: Mapping[str, tuple[tuple[int, ...], str]]
 ) -> Arrays:
     """The delta (float tensors, in their model dtype) or the values (the others) the
-    wire tensors carry. Everything is checked first: exactly ``wire_layout``, finite
+    wire tensors carry. Everything is checked first: ``check_wire_layout``, finite
     16-bit values, int8 levels in [-127, 127], scales finite, >= 0 and <= ``MAX_SCALE``;
     a ``ValidationError`` names the first problem."""
-    expected = wire_layout(codec, layout)
-    got = {n: (tuple(a.shape), str(a.dtype)) for n, a in wire.items()}
-    if got != expected:
-        raise ValidationError(f"the encoded update {layout_difference(got, expected)}")
+    check_wire_layout(codec, {n: (tuple(a.shape), str(a.dtype)) for n, a in wire.items()}, layout)
     scales = np.empty(0, dtype=np.float32)
     if codec == "int8":
         scales = wire[SCALES]
@@ -155,12 +166,14 @@ def decode(
     out: Arrays = {}
     index = 0
     for name in sorted(layout):
-        shape, dtype = layout[name]
+        dtype = layout[name][1]
         value = wire[name]
         if not encoded(dtype):
             out[name] = value
             continue
-        if codec == "float16":
+        if value.dtype == np.dtype(dtype):  # kept in its own dtype
+            full = value
+        elif codec == "float16":
             full = value.astype(dtype)
         elif codec == "bfloat16":
             full = from_bfloat16_bits(value).astype(dtype, copy=False)
@@ -214,17 +227,3 @@ def delta_of(new: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray])
         name: (value - reference[name]) if encoded(np.asarray(value).dtype) else value
         for name, value in new.items()
     }
-
-
-def layout_difference(got: Layout, expected: Layout) -> str:
-    extra = sorted(set(got) - set(expected))
-    missing = sorted(set(expected) - set(got))
-    if extra:
-        return f"has tensors it should not: {', '.join(repr(n[:60]) for n in extra[:5])}"
-    if missing:
-        return f"lacks tensors: {', '.join(repr(n[:60]) for n in missing[:5])}"
-    name = sorted(n for n in got if got[n] != expected[n])[0]
-    return (
-        f"has tensor {name[:60]!r} as {got[name][1]}{list(got[name][0])}, expected "
-        f"{expected[name][1]}{list(expected[name][0])}"
-    )

@@ -90,7 +90,7 @@ def receive_params(job_root: Path, request: TrainRequest, params_in: Path) -> No
         scratch = keep.with_suffix(".tmp")
         scratch.unlink(missing_ok=True)
         os.link(params_in, scratch)  # the job's inputs are read-only to the worker
-        os.replace(scratch, keep)
+        scratch.replace(keep)
     for old in state.glob("reference-*.safetensors"):
         if old != keep:
             old.unlink(missing_ok=True)

@@ -83,7 +83,7 @@ def read_encoded(
     path: Path, codec: str, base: str, layout: Mapping[str, tuple[tuple[int, ...], str]]
 ) -> Arrays:
     """The decoded delta of the encoded file ``path``, which must declare ``codec`` and
-    ``base`` and carry exactly ``update_codec.wire_layout(codec, layout)``;
+    ``base`` and carry what ``update_codec.check_wire_layout`` allows;
     ``ValidationError`` (or its ``ProtocolError``) for anything else."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -102,11 +102,8 @@ def read_encoded(
         if metadata.get("base") != base:
             raise ValidationError("the encoded update is a delta against another model")
         entries = read_header(fd, size, {"BF16": "uint16"})
-        expected = update_codec.wire_layout(codec, layout)
         got = {n: (e.shape, str(e.dtype)) for n, e in entries.items()}
-        if got != expected:  # nothing is read before the layout is right
-            difference = update_codec.layout_difference(got, expected)
-            raise ValidationError(f"the encoded update {difference}")
+        update_codec.check_wire_layout(codec, got, layout)  # before anything is read
         wire: Arrays = {}
         for name, entry in entries.items():
             out = np.empty(entry.shape, dtype=entry.dtype)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
-from typing import TYPE_CHECKING
 
 from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
 from fedward.errors import FederationError
