@@ -163,6 +163,16 @@ def decode(
         if not (np.isfinite(scales).all() and (scales >= 0).all() and (scales <= MAX_SCALE).all()):
             raise ValidationError("the encoded update has an int8 scale that is negative, "
                                   "not finite or too large")  # fmt: skip
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are refused
+        return _decode_checked(codec, wire, layout, scales)
+
+
+def _decode_checked(
+    codec: str,
+    wire: Mapping[str, np.ndarray],
+    layout: Mapping[str, tuple[tuple[int, ...], str]],
+    scales: np.ndarray,
+) -> Arrays:
     out: Arrays = {}
     index = 0
     for name in sorted(layout):
@@ -213,11 +223,16 @@ def encode_with_feedback(
 
 
 def apply_delta(reference: Mapping[str, np.ndarray], decoded: Mapping[str, np.ndarray]) -> Arrays:
-    """reference + delta for encoded tensors; the decoded values for the others."""
+    """reference + delta for encoded tensors; the decoded values for the others. A sum
+    past the dtype's range becomes inf, silently: the caller's value check refuses it."""
     out: Arrays = {}
-    for name, value in decoded.items():
-        base = reference[name]
-        out[name] = (base + value).astype(base.dtype, copy=False) if encoded(base.dtype) else value
+    with np.errstate(over="ignore", invalid="ignore"):
+        for name, value in decoded.items():
+            base = reference[name]
+            if encoded(base.dtype):
+                out[name] = (base + value).astype(base.dtype, copy=False)
+            else:
+                out[name] = value
     return out
 
 

@@ -84,7 +84,11 @@ def receive_params(job_root: Path, request: TrainRequest, params_in: Path) -> No
         )
         full = update_codec.apply_delta(reference, delta)
         check_decoded(full)
-        save_params(full, params_in)
+        # A new file, never written in place: params_in may share its inode with a
+        # reference (they are hard links).
+        decoded = params_in.with_suffix(".decoded")
+        save_params(full, decoded)
+        decoded.replace(params_in)
     keep = _reference_path(state, request.params_ref)
     if keep != params_in:
         scratch = keep.with_suffix(".tmp")
