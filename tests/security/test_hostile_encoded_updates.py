@@ -79,8 +79,9 @@ class CodecNode(FakeNode):
         save_params(trained(load_params(params_in), self.step), result)
         dest = self.root / "encoded.safetensors"
         upload = node_codecs.encode_update(self.root, request, params_in, result, dest)
-        self.reply(researcher_id, _reply(self, request, upload.read_bytes(), self.behaviour.sample_count,
-                                         _extras(self, researcher_id, controls)))  # fmt: skip
+        extras = _extras(self, researcher_id, controls)
+        samples = self.behaviour.sample_count
+        self.reply(researcher_id, _reply(self, request, upload.read_bytes(), samples, extras))
 
 
 def _reply(
@@ -113,7 +114,8 @@ class HostileCodecNode(FakeNode):
         wire = update_codec.encode(request.update_codec, delta)
         assert request.params_ref is not None
         data = self.attack(request.update_codec, wire, request.params_ref)
-        self.reply(researcher_id, _reply(self, request, data, 10, _extras(self, researcher_id, controls)))  # fmt: skip
+        extras = _extras(self, researcher_id, controls)
+        self.reply(researcher_id, _reply(self, request, data, 10, extras))
 
 
 def honest(codec: str, wire: dict[str, np.ndarray], base: str) -> bytes:
@@ -149,9 +151,11 @@ def scales(*values: float) -> np.ndarray:
 # case -> (codec, attack, what the refusal says)
 ATTACKS: dict[str, tuple[str, Attack, str]] = {
     "declares another codec": ("int8", declared("float16"), "declares codec 'float16'"),
-    "delta against another model": ("float16", lambda c, w, b: honest(c, w, "f" * 64), "another model"),
-    "a plain update instead": ("float16", lambda c, w, b: params_to_bytes(update_codec.apply_delta(
-        {n: np.zeros(s, d) for n, (s, d) in LAYOUT.items()}, w)), "format fedward-update"),
+    "delta against another model": ("float16", lambda c, w, b: honest(c, w, "f" * 64),
+                                    "another model"),
+    "a plain update instead": ("float16", lambda c, w, b: params_to_bytes(
+        update_codec.apply_delta({n: np.zeros(s, d) for n, (s, d) in LAYOUT.items()}, w)),
+        "format fedward-update"),
     "int8 level -128": ("int8", changed(w=np.full((2, 3), -128, np.int8)), "-128"),
     "NaN scale": ("int8", changed(__int8_scales__=scales(np.nan, 1.0)), "scale"),
     "inf scale": ("int8", changed(__int8_scales__=scales(np.inf, 1.0)), "scale"),
@@ -172,7 +176,8 @@ ATTACKS: dict[str, tuple[str, Attack, str]] = {
     "float64 where float16 or float32": ("float16", changed(w=np.zeros((2, 3))), "expected"),
     "int buffer retyped": ("int8", changed(**{"buffer:count": np.zeros(1, np.int32)}), "expected"),
     "not safetensors": ("float16", lambda c, w, b: b"\x10" + b"\x00" * 7 + b"{" * 16, "not valid"),
-    "header larger than the file": ("int8", lambda c, w, b: struct.pack("<Q", 1 << 40) + b"{}", "larger"),
+    "header larger than the file": ("int8", lambda c, w, b: struct.pack("<Q", 1 << 40) + b"{}",
+                                    "larger"),
 }  # fmt: skip
 
 
