@@ -9,7 +9,8 @@ researcher's and each node's link is shaped to 50 and 200 Mbit/s both ways
 (``benchmarks.wan_links``: ``tc tbf``; no delay, this kernel has no netem); the broker
 and the upload server sit in the "data centre", unshaped. ``benchmarks.wan_round`` runs,
 in the researcher's namespace, one warm-up round (unshaped) and one timed round per rate
-of ``NoOpPlan`` for each codec, reading every site's byte counters around each round.
+of ``WanPlan`` (noise as its update) for each codec, reading every site's byte
+counters around each round.
 
 Floors, from the bytes measured on the links (WireGuard and TCP included), at the rate:
 - link floor: the busiest direction of any site's link (the most a perfect pipeline
@@ -66,15 +67,18 @@ def _start_nodes(state: Any, count: int) -> None:
 def _sites(state: Any, count: int) -> Sites:
     topology = state.topology
     names = ["researcher", *topology.node_names[:count]]
+    internet = topology.internet_namespace
     return Sites(
         tuple(
-            Site(name, topology.namespace(name), topology.internet_namespace, topology.bridge_port(name))
+            Site(name, topology.namespace(name), internet, topology.bridge_port(name))
             for name in names
         )
-    )  # fmt: skip
+    )
 
 
-def _cell(state: Any, workdir: Path, params: int, nodes: int, rates: tuple[float, ...]) -> list[dict[str, Any]]:  # fmt: skip
+def _cell(
+    state: Any, workdir: Path, params: int, nodes: int, rates: tuple[float, ...]
+) -> list[dict[str, Any]]:
     from fedward.lab.netns import run_in
     from fedward.lab.run import site_env
 
@@ -108,7 +112,10 @@ def floors(sample: dict[str, Any]) -> dict[str, float]:
     return {"link_floor_s": busiest / rate, "relay_floor_s": chain / rate}
 
 
-def run_wan(workdir: Path, *, full: bool = False, accuracy: bool = True) -> dict[str, Any]:
+def run_wan(
+    workdir: Path, *, full: bool = False, quick: bool = False, accuracy: bool = True
+) -> dict[str, Any]:
+    """The section: ``quick`` runs 1M x 2 only, ``full`` adds 25M x 5."""
     if os.geteuid() != 0:
         return {"measured": False, "reason": "needs root (network namespaces, WireGuard, tc)"}
     missing = [t for t in ("ip", "wg", "tc") if shutil.which(t) is None]
@@ -116,7 +123,8 @@ def run_wan(workdir: Path, *, full: bool = False, accuracy: bool = True) -> dict
         return {"measured": False, "reason": f"missing tools: {', '.join(missing)}"}
     from fedward.lab.deploy import lab_down, lab_up
 
-    cells = FULL_CELLS if full else CELLS
+    cells = ((1 * M, 2),) if quick else FULL_CELLS if full else CELLS
+    workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"measured": True, "codecs": list(CODECS), "rates_mbit": list(RATES)}
     lab_dir = workdir / "wan-lab"
     started = time.perf_counter()

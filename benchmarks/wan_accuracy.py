@@ -32,7 +32,8 @@ def _digits(workdir: Path) -> tuple[dict[str, Path], np.ndarray, np.ndarray]:
     order = np.random.default_rng(0).permutation(len(digits.target))
     pixels, labels = digits.data[order], digits.target[order]
     files = {}
-    for node_id, rows in zip(NODES, np.array_split(np.arange(360, len(labels)), len(NODES))):
+    shares = np.array_split(np.arange(360, len(labels)), len(NODES))
+    for node_id, rows in zip(NODES, shares, strict=True):
         files[node_id] = workdir / "digits" / node_id / "digits.csv"
         header = [f"pixel{i}" for i in range(64)]
         write_csv(files[node_id], header, pixels[rows], labels[rows])

@@ -81,7 +81,8 @@ def done_when(results: dict[str, Any]) -> list[str]:
         loss = (accuracy["none"] - accuracy["float16"]) * 100
         verdict = "met" if loss <= 0.5 else "missed"
         lines.append(
-            f"- digits accuracy: float16 {accuracy['float16']:.4f} vs plain {accuracy['none']:.4f}: "
+            f"- digits accuracy: float16 {accuracy['float16']:.4f} vs plain "
+            f"{accuracy['none']:.4f}: "
             f"**{loss:+.2f} points lost** (target <= 0.5: {verdict})"
         )
     return [*lines, ""]

@@ -3,7 +3,8 @@
     python -m benchmarks.wan_round --params 25000000 --nodes node1,node2 \\
         --codecs none,float16,int8 --rates 50,200 --shape-spec spec.json
 
-For each codec: a fresh ``Experiment`` of ``NoOpPlan`` on the given nodes; one warm-up
+For each codec: a fresh ``Experiment`` of ``WanPlan`` (``NoOpPlan`` with noise) on the
+given nodes; one warm-up
 round on unshaped links (the node starts a job worker, and a codec sends the full model
 once), then one timed round per rate with every site's link shaped to that rate
 (``benchmarks.wan.shape``, ``tc`` on the lab's veth pairs). Around each timed round it
@@ -20,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.noop_plan import NoOpPlan
 from benchmarks.wan_links import Sites, counters, shape
+from benchmarks.wan_plan import WanPlan
 from fedward.config.loader import load_researcher_config
 from fedward.lab.experiment import wait_for_nodes
 from fedward.researcher import Experiment, FedAvg
@@ -36,9 +37,7 @@ def _round(experiment: Experiment, sites: Sites) -> dict[str, Any]:
     record = experiment.run_once()
     wall_s = time.perf_counter() - started
     after = counters(sites)
-    moved = {
-        site: {d: after[site][d] - before[site][d] for d in ("tx", "rx")} for site in before
-    }
+    moved = {site: {d: after[site][d] - before[site][d] for d in ("tx", "rx")} for site in before}
     ok = [record.nodes[n] for n in record.succeeded]
     if len(ok) != len(record.nodes):
         failed = {n: r.error for n, r in record.nodes.items() if r.status != "ok"}
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             rates = [float(r) for r in args.rates.split(",")]
             experiment = Experiment(
                 tags=TAGS,
-                training_plan=NoOpPlan,
+                training_plan=WanPlan,
                 model_args={"num_params": args.params},
                 rounds=1 + len(rates),
                 aggregator=FedAvg(),

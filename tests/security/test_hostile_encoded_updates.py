@@ -74,11 +74,13 @@ class CodecNode(FakeNode):
         self.root = Path(tempfile.mkdtemp(prefix=f"codec-{self.node_id}-"))
 
     def _on_train(self, researcher_id: str, request: TrainRequest) -> None:
-        params_in, controls = _receive(self, self.root, request)
-        result = self.root / "result.safetensors"
+        root = self.root / request.experiment_id  # as the node's job folders
+        root.mkdir(exist_ok=True)
+        params_in, controls = _receive(self, root, request)
+        result = root / "result.safetensors"
         save_params(trained(load_params(params_in), self.step), result)
-        dest = self.root / "encoded.safetensors"
-        upload = node_codecs.encode_update(self.root, request, params_in, result, dest)
+        dest = root / "encoded.safetensors"
+        upload = node_codecs.encode_update(root, request, params_in, result, dest)
         extras = _extras(self, researcher_id, controls)
         samples = self.behaviour.sample_count
         self.reply(researcher_id, _reply(self, request, upload.read_bytes(), samples, extras))

@@ -196,3 +196,46 @@ def test_an_encoded_file_names_its_codec_and_base(tmp_path: Path) -> None:
         read_encoded(path, "bfloat16", "f" * 64, layout(d))
     back = read_encoded(path, "bfloat16", "e" * 64, layout(d))
     assert sorted(back) == sorted(d)
+
+
+def test_an_experiment_with_a_codec_resumed_after_round_two_ends_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """The researcher's reference, its id and its holders are kept next to the
+    checkpoints: a resumed experiment sends the same deltas to the same nodes."""
+    from tests.security.test_hostile_encoded_updates import CodecNode, MixedPlan
+    from tests.unit.researcher_fake_node import NodeBehaviour
+    from tests.unit.test_selection import Harness
+
+    harness = Harness(state_dir=tmp_path / "researcher")
+    try:
+        for index, step in enumerate([0.5, 1.0, 2.0], start=1):
+            harness.nodes[f"node{index}"] = CodecNode(
+                harness.broker, harness.blob_space, f"node{index}",
+                behaviour=NodeBehaviour(sample_count=10 * index), step=step,
+            )  # fmt: skip
+        options = {"training_plan": MixedPlan, "rounds": 4, "update_codec": "int8"}
+        straight = harness.experiment(experiment_id="exp-straight", **options)
+        straight.run()
+        interrupted = harness.experiment(experiment_id="exp-resumed", **options)
+        interrupted.run_once()
+        interrupted.run_once()
+        harness.federation.close()  # the researcher process is gone
+        harness.federation = harness.connect()
+        harness.wait_online()
+        resumed = Experiment.load_checkpoint(
+            "latest", federation=harness.federation, experiment_id="exp-resumed", progress=False
+        )
+        assert resumed.update_codec == "int8" and resumed.codec_rounds is not None
+        assert resumed.codec_rounds.holders == {"node1", "node2", "node3"}
+        resumed.run()
+        final, expected = resumed.aggregated_params(), straight.aggregated_params()
+        for name in expected:
+            assert final[name].tobytes() == expected[name].tobytes(), name
+        codec_dir = (resumed.checkpoint_dir() or tmp_path) / "codec"
+        assert sorted(p.name for p in codec_dir.glob("*.safetensors")) == [
+            "round-0003.safetensors",
+            "round-0004.safetensors",
+        ]
+    finally:
+        harness.close()

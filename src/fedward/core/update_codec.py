@@ -20,12 +20,15 @@ integer counter would need its own rules.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from fedward.errors import ValidationError
 
 Layout = dict[str, tuple[tuple[int, ...], str]]
+#: A model's layout: name -> (shape, dtype as a name or a numpy dtype).
+ModelLayout = Mapping[str, tuple[tuple[int, ...], Any]]
 Arrays = dict[str, np.ndarray]
 
 UPDATE_CODECS = ("none", "float16", "bfloat16", "int8")
@@ -59,9 +62,7 @@ def encoded(dtype: str | np.dtype) -> bool:
 _WIRE_DTYPE = {"float16": "float16", "bfloat16": "uint16", "int8": "int8"}
 
 
-def check_wire_layout(
-    codec: str, got: Layout, layout: Mapping[str, tuple[tuple[int, ...], str]]
-) -> None:
+def check_wire_layout(codec: str, got: Layout, layout: ModelLayout) -> None:
     """``ValidationError`` unless ``got`` (an encoded update's names, shapes, dtypes) is
     what ``encode`` may write for a model of ``layout``: every model tensor, same shape;
     a float tensor in the codec's dtype or, kept, in its own (a float16 change past
@@ -149,9 +150,7 @@ def encode(codec: str, delta: Mapping[str, np.ndarray]) -> Arrays:
     return out
 
 
-def decode(
-    codec: str, wire: Mapping[str, np.ndarray], layout: Mapping[str, tuple[tuple[int, ...], str]]
-) -> Arrays:
+def decode(codec: str, wire: Mapping[str, np.ndarray], layout: ModelLayout) -> Arrays:
     """The delta (float tensors, in their model dtype) or the values (the others) the
     wire tensors carry. Everything is checked first: ``check_wire_layout``, finite
     16-bit values, int8 levels in [-127, 127], scales finite, >= 0 and <= ``MAX_SCALE``;
@@ -170,7 +169,7 @@ def decode(
 def _decode_checked(
     codec: str,
     wire: Mapping[str, np.ndarray],
-    layout: Mapping[str, tuple[tuple[int, ...], str]],
+    layout: ModelLayout,
     scales: np.ndarray,
 ) -> Arrays:
     out: Arrays = {}

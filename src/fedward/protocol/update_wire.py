@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fedward.core import update_codec
-from fedward.core.update_codec import Arrays
+from fedward.core.update_codec import Arrays, ModelLayout
 from fedward.errors import ProtocolError, ValidationError
 from fedward.protocol.params_wire import MAX_ABS_VALUE
 from fedward.protocol.safetensors_header import invalid, read_header, read_metadata
@@ -42,7 +42,7 @@ def encoded_bytes(
     codec: str,
     wire: Mapping[str, np.ndarray],
     base: str,
-    layout: Mapping[str, tuple[tuple[int, ...], str]],
+    layout: ModelLayout,
 ) -> bytes:
     """The safetensors bytes of ``wire`` (from ``update_codec.encode``), deterministic:
     names sorted, metadata sorted, so the same update gives the same blob id."""
@@ -73,15 +73,13 @@ def write_encoded(
     codec: str,
     wire: Mapping[str, np.ndarray],
     base: str,
-    layout: Mapping[str, tuple[tuple[int, ...], str]],
+    layout: ModelLayout,
 ) -> None:
     with open(path, "wb", opener=lambda p, f: os.open(p, f | os.O_CLOEXEC, 0o600)) as out:
         out.write(encoded_bytes(codec, wire, base, layout))
 
 
-def read_encoded(
-    path: Path, codec: str, base: str, layout: Mapping[str, tuple[tuple[int, ...], str]]
-) -> Arrays:
+def read_encoded(path: Path, codec: str, base: str, layout: ModelLayout) -> Arrays:
     """The decoded delta of the encoded file ``path``, which must declare ``codec`` and
     ``base`` and carry what ``update_codec.check_wire_layout`` allows;
     ``ValidationError`` (or its ``ProtocolError``) for anything else."""

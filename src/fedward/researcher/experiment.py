@@ -347,6 +347,8 @@ class Experiment(metaclass=ExperimentType):
         directory = self.checkpoint_dir()
         if directory is not None:
             self.last_checkpoint = experiment_state.save(self, directory, rng_state(self._rng))
+            if self.codec_rounds is not None:
+                self.codec_rounds.save(directory, len(self.history))
 
     @classmethod
     def load_checkpoint(

@@ -182,6 +182,8 @@ def load(
     )
     experiment._owns_federation = owned or federation is None
     aggregator.load_state(checkpoint.aggregator_tensors, state["aggregator"]["state"])
+    if experiment.codec_rounds is not None:
+        experiment.codec_rounds.restore(checkpoint.path.parent, checkpoint.rounds_done)
     experiment._restore(
         checkpoint.params,
         [RoundRecord.from_json(r) for r in state["history"]],

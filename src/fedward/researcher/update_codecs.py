@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from fedward.core.aggregation import layout_of
 from fedward.core.params import Params
 from fedward.errors import ValidationError
 from fedward.learning.setting_names import unknown_setting
-from fedward.protocol.params_wire import params_to_bytes
+from fedward.protocol.params_wire import load_params, params_to_bytes
 from fedward.protocol.update_wire import check_decoded, encoded_bytes, read_encoded
 from fedward.transport.blobs import BlobStore
 
@@ -106,6 +107,39 @@ class CodecRounds:
     def request_fields(self, node_id: str) -> dict[str, Any]:
         """What node ``node_id``'s train request carries for the codec (after upload)."""
         return dict(self._fields[node_id])
+
+    # --- next to the checkpoints: a resumed experiment sends what the first run would ---
+
+    def save(self, directory: Path, rounds_done: int) -> None:
+        """Keep the reference, its id and its holders as they are after ``rounds_done``
+        rounds, in ``directory/codec/`` (the last two). Written after the round's
+        checkpoint; a crash between the two leaves none for that round, and a resumed
+        experiment then sends the full model once (``restore`` finds nothing)."""
+        if self.reference is None or self.reference_id is None:
+            return
+        folder = directory / "codec"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        name = f"round-{rounds_done:04d}"
+        scratch = folder / f".{name}.partial"
+        scratch.write_bytes(params_to_bytes(self.reference))
+        meta = {"id": self.reference_id, "holders": sorted(self.holders), "codec": self.codec}
+        (folder / f"{name}.json").write_text(json.dumps(meta))
+        scratch.replace(folder / f"{name}.safetensors")
+        for old in sorted(folder.glob("round-*.safetensors"))[:-2]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
+
+    def restore(self, directory: Path, rounds_done: int) -> None:
+        """The state ``save`` kept after ``rounds_done`` rounds, if it is there."""
+        base = directory / "codec" / f"round-{rounds_done:04d}"
+        try:
+            meta = json.loads(base.with_suffix(".json").read_text())
+            reference = load_params(base.with_suffix(".safetensors"))
+        except (OSError, ValueError):
+            return
+        if meta.get("codec") == self.codec and isinstance(meta.get("id"), str):
+            self.reference, self.reference_id = reference, meta["id"]
+            self.holders = {str(n) for n in meta.get("holders", [])}
 
     def decode(self, node_id: str, path: Path) -> Params:
         """Node ``node_id``'s encoded update at ``path`` as full parameters, checked;
