@@ -94,10 +94,22 @@ def receive_params(job_root: Path, request: TrainRequest, params_in: Path) -> No
         scratch = keep.with_suffix(".tmp")
         scratch.unlink(missing_ok=True)
         os.link(params_in, scratch)  # the job's inputs are read-only to the worker
+        # The download may be a scratch file, never synced; the reference outlives the
+        # job, and a torn one after a power cut would decode the next delta into garbage.
+        _fsync(scratch)
         scratch.replace(keep)
+        _fsync(state)
     for old in state.glob("reference-*.safetensors"):
         if old != keep:
             old.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def encode_update(
