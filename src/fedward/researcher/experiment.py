@@ -90,10 +90,7 @@ class Experiment(metaclass=ExperimentType):
     (``CentralDP`` or ``LocalDP``) reports epsilon after each round in the history;
     ``max_epsilon`` stops the experiment before a round that would pass it
     (``stopped_reason`` says why).
-
-    ``update_codec`` (docs/update-codecs.md): ``"none"`` (default), ``"float16"`` or
-    ``"bfloat16"`` (the global model and each update travel as 16-bit deltas), ``"int8"``
-    (updates as 8-bit deltas with error feedback; the model as a float16 delta).
+    ``update_codec``: none, float16, bfloat16, int8 (fewer bytes; docs/update-codecs.md).
     """
 
     def __init__(
@@ -347,8 +344,6 @@ class Experiment(metaclass=ExperimentType):
         directory = self.checkpoint_dir()
         if directory is not None:
             self.last_checkpoint = experiment_state.save(self, directory, rng_state(self._rng))
-            if self.codec_rounds is not None:
-                self.codec_rounds.save(directory, len(self.history))
 
     @classmethod
     def load_checkpoint(

@@ -86,7 +86,7 @@ def to_json(
 def save(experiment: Experiment, directory: Path, rng: dict[str, Any]) -> Path:
     """Checkpoint the experiment as it stands after its last round."""
     tensors, aggregator_data = experiment.aggregator.state()
-    return save_checkpoint(
+    saved = save_checkpoint(
         directory,
         len(experiment.history),
         experiment.aggregated_params(),
@@ -94,6 +94,9 @@ def save(experiment: Experiment, directory: Path, rng: dict[str, Any]) -> Path:
         to_json(experiment, aggregator_data, rng),
         keep=experiment.keep_checkpoints,
     )
+    if experiment.codec_rounds is not None:  # the reference the nodes hold (update codecs)
+        experiment.codec_rounds.save(directory, len(experiment.history))
+    return saved
 
 
 def _plan_class(saved: Mapping[str, Any], given: type[TrainingPlan] | None) -> type[TrainingPlan]:
