@@ -8,8 +8,9 @@ Sections, in order: fedward rounds with their floor (one 10-node federation serv
 2- and 10-node cells), the loopback half of the tunnel test (on that federation's upload
 server), Flower, aggregation (``benchmarks.aggregation`` in its own processes), secure
 aggregation against plain rounds (1M parameters x 5, 10, 20 nodes), scale (a 50-node
-federation), and the WireGuard lab. A section that fails is recorded with
-its error and the run goes on. Work files go to ``.bench-work/`` and are removed.
+federation), the WireGuard lab, and WAN rounds per update codec on shaped links
+(``benchmarks.wan``, also written to ``results/wan.{json,md}``). A section that fails is
+recorded with its error and the run goes on. Work files go to ``.bench-work/`` and are removed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import flower_rounds, report, tunnel
+from benchmarks import flower_rounds, report, tunnel, wan
 from benchmarks.fedward_rounds import (
     bench_federation,
     measure_cell,
@@ -44,7 +45,7 @@ from fedward.demo.local_federation import LocalFederation
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-SECTIONS = ("fedward", "flower", "aggregation", "secagg", "scale", "tunnel")
+SECTIONS = ("fedward", "flower", "aggregation", "secagg", "scale", "tunnel", "wan")
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "lab": tunnel.lab_transfer(workdir, tunnel_mb, repeats=3),
             }
+        if "wan" not in args.skip:
+            print("wan, shaped links per update codec ...", file=sys.stderr, flush=True)
+            results["wan"] = wan.run_wan(workdir / "wan", quick=args.quick)
+            if not args.quick:
+                wan.write_results(results["wan"], RESULTS)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["duration_s"] = time.perf_counter() - started

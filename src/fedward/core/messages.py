@@ -45,6 +45,8 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PlanStatus = Literal["approved", "pending", "rejected", "unknown"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 JsonObject = dict[str, Any]
+# A name, not a Literal: a node that does not know a codec says so in its own words.
+CodecName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{1,20}\Z")]
 
 
 class Message(
@@ -133,6 +135,12 @@ class TrainRequest(Message, frozen=True, tag="train_request"):
     extra_blobs: dict[Id, Sha256] = {}
     secure_aggregation: SecAggSetup | None = None
     differential_privacy: DPSetup | None = None
+    # Update codecs (docs/update-codecs.md): how the node encodes its update; with one,
+    # ``params_blob`` is a delta against the node's model ``params_base`` when that is
+    # set (else the full model), and the node keeps what it reconstructs as ``params_ref``.
+    update_codec: CodecName = "none"
+    params_base: Sha256 | None = None
+    params_ref: Sha256 | None = None
 
 
 class ApprovalRequest(Message, frozen=True, tag="approval_request"):

@@ -53,6 +53,9 @@ def request_fingerprint(request: TrainRequest) -> str:
         "model_args": request.model_args,
         "training_args": request.training_args,
         "extra_blobs": request.extra_blobs,
+        "update_codec": request.update_codec,
+        "params_base": request.params_base,
+        "params_ref": request.params_ref,
     }
     return hashlib.sha256(msgspec.json.encode(decisive, order="sorted")).hexdigest()
 

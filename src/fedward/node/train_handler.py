@@ -37,7 +37,7 @@ from fedward.core.messages import (
 )
 from fedward.errors import FedwardError, JobError, PlanNotApproved, ValidationError
 from fedward.learning.plan_source import write_canonical_plan
-from fedward.node import privacy_policy, secagg_handler
+from fedward.node import privacy_policy, secagg_handler, update_codecs
 from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
 from fedward.node.jobs import wire
@@ -187,11 +187,16 @@ def _run(
     folder, dataset, job_id = job.folder, job.dataset, job.job_id
     params_in = folder.inputs / f"{job_id}.params.safetensors"
     extras_in: dict[str, str] = {}
-    produced = [result_name(job_id), *(result_name(job_id, n) for n in ALLOWED_EXTRAS)]
+    produced = [
+        result_name(job_id),
+        result_name(job_id, "encoded"),
+        *(result_name(job_id, n) for n in ALLOWED_EXTRAS),
+    ]
     cap = ctx.config.jobs.disk_mb << 20
     try:
         # Inputs are scratch: deleted when the job ends, fetched again if it is repeated.
         ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap, durable=False)
+        update_codecs.receive_params(folder.root, request, params_in)  # a delta -> full
         layout = checked_layout(params_in, "parameters sent")
         for name, blob_id in request.extra_blobs.items():
             path = folder.inputs / f"{job_id}.in.{name}.safetensors"
@@ -259,9 +264,12 @@ def _run(
                 result.metrics,
                 {str(k): v for k, v in result.timings.items()},
             )
-        # Unless central DP rewrote it, the update's hash is known from its copy.
-        known = None if privacy_policy.rewrites_update(request) else collected.sha256
-        out_blob = ctx.blobs.put_file(out_path, readers=[researcher_id], blob_id=known)
+        encoded = folder.outputs / result_name(job_id, "encoded")
+        upload = update_codecs.encode_update(folder.root, request, params_in, out_path, encoded)
+        # Unless central DP rewrote it or a codec encoded it, its hash is known already.
+        plain = upload == out_path and not privacy_policy.rewrites_update(request)
+        known = collected.sha256 if plain else None
+        out_blob = ctx.blobs.put_file(upload, readers=[researcher_id], blob_id=known)
         extra_blobs = {
             name: ctx.blobs.put_file(path, readers=[researcher_id])
             for name, path in extra_paths.items()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,8 +79,37 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def read_header(fd: int, file_size: int) -> dict[str, TensorEntry]:
-    """The tensors of the safetensors file open as ``fd``, checked as described above."""
+def read_header(
+    fd: int, file_size: int, extra_dtypes: Mapping[str, str] | None = None
+) -> dict[str, TensorEntry]:
+    """The tensors of the safetensors file open as ``fd``, checked as described above.
+    ``extra_dtypes``: dtype names a caller reads as another numpy dtype (update codecs
+    read ``BF16`` bits as uint16); never given for parameters files."""
+    header, data_start = _parse(fd, file_size)
+    dtypes = {**SAFETENSORS_DTYPES, **(extra_dtypes or {})}
+    entries: dict[str, TensorEntry] = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        entries[name] = _entry(name, spec, data_start, file_size, dtypes)
+    # As the format requires: the data buffer is covered exactly, no holes, no overlaps.
+    position = data_start
+    for entry in sorted(entries.values(), key=lambda e: e.offset):
+        if entry.offset != position:
+            raise invalid("tensor data has holes or overlaps")
+        position += entry.nbytes
+    if position != file_size:
+        raise invalid("trailing bytes after the last tensor")
+    return entries
+
+
+def read_metadata(fd: int, file_size: int) -> dict[str, str]:
+    """The ``__metadata__`` of the safetensors file open as ``fd`` (checked strings)."""
+    header, _ = _parse(fd, file_size)
+    return dict(header.get("__metadata__", {}))
+
+
+def _parse(fd: int, file_size: int) -> tuple[dict[str, Any], int]:
     prefix = os.pread(fd, 8, 0)
     if len(prefix) != 8:
         raise invalid("file too short")
@@ -100,21 +130,7 @@ def read_header(fd: int, file_size: int) -> dict[str, TensorEntry]:
     if not isinstance(header, dict):
         raise invalid("the header is not a JSON object")
     _check_metadata(header.get("__metadata__", {}))
-    data_start = 8 + header_size
-    entries: dict[str, TensorEntry] = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        entries[name] = _entry(name, spec, data_start, file_size)
-    # As the format requires: the data buffer is covered exactly, no holes, no overlaps.
-    position = data_start
-    for entry in sorted(entries.values(), key=lambda e: e.offset):
-        if entry.offset != position:
-            raise invalid("tensor data has holes or overlaps")
-        position += entry.nbytes
-    if position != file_size:
-        raise invalid("trailing bytes after the last tensor")
-    return entries
+    return header, 8 + header_size
 
 
 def _check_metadata(metadata: Any) -> None:
@@ -128,14 +144,16 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _entry(name: str, spec: Any, data_start: int, file_size: int) -> TensorEntry:
+def _entry(
+    name: str, spec: Any, data_start: int, file_size: int, dtypes: Mapping[str, str]
+) -> TensorEntry:
     shown = repr(name[:80])
     if not isinstance(spec, dict) or set(spec) != _ENTRY_FIELDS:
         raise invalid(f"tensor {shown} must have exactly the fields dtype, shape, data_offsets")
     dtype_name, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
-    if not isinstance(dtype_name, str) or dtype_name.upper() not in SAFETENSORS_DTYPES:
+    if not isinstance(dtype_name, str) or dtype_name.upper() not in dtypes:
         raise invalid(f"tensor {shown} has an unsupported dtype {str(dtype_name)[:20]!r}")
-    dtype = np.dtype(SAFETENSORS_DTYPES[dtype_name.upper()])
+    dtype = np.dtype(dtypes[dtype_name.upper()])
     if not isinstance(shape, list) or len(shape) > MAX_DIMS:
         raise invalid(f"tensor {shown}: the shape must be a list of at most {MAX_DIMS} ints")
     if not all(_is_int(d) and d >= 0 for d in shape):

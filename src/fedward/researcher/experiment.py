@@ -62,6 +62,7 @@ from fedward.researcher.selection import (
 )
 from fedward.researcher.tensorboard import TensorBoardLog
 from fedward.researcher.train_requests import PlanUpload, node_training_args
+from fedward.researcher.update_codecs import codec_rounds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,6 +90,7 @@ class Experiment(metaclass=ExperimentType):
     (``CentralDP`` or ``LocalDP``) reports epsilon after each round in the history;
     ``max_epsilon`` stops the experiment before a round that would pass it
     (``stopped_reason`` says why).
+    ``update_codec``: none, float16, bfloat16, int8 (fewer bytes; docs/update-codecs.md).
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class Experiment(metaclass=ExperimentType):
         secure_aggregation: SecAgg | None = None,
         differential_privacy: DPSettings | None = None,
         max_epsilon: float | None = None,
+        update_codec: str = "none",
     ) -> None:
         if rounds < 1:
             raise ValidationError("rounds must be at least 1")
@@ -135,6 +138,8 @@ class Experiment(metaclass=ExperimentType):
         self.privacy = ExperimentPrivacy(
             secure_aggregation, differential_privacy, max_epsilon, self.aggregator, training_plan
         )
+        self.update_codec = update_codec
+        self.codec_rounds = codec_rounds(update_codec, secure_aggregation is not None)
         self.stopped_reason = ""
         self.wanted_nodes = list(nodes) if nodes is not None else None
         self.round_timeout_s = round_timeout_s

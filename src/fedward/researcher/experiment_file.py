@@ -10,6 +10,7 @@
     seed = 0
     round_timeout_s = 600
     min_replies = 1
+    update_codec = "float16"       # optional: none, float16, bfloat16, int8
     nodes = ["node1", "node2"]     # optional: only these nodes
     experiment_id = "bc-2024-01"   # optional (needed to --resume)
     tensorboard = "runs"           # optional: TensorBoard log folder
@@ -51,6 +52,7 @@ _KEYS = {
     "seed",
     "round_timeout_s",
     "min_replies",
+    "update_codec",
     "nodes",
     "experiment_id",
     "tensorboard",
@@ -130,7 +132,8 @@ def read_experiment_file(path: Path) -> ExperimentFile:
         ),
         "node_selection": selection,
     }
-    for key in ("rounds", "seed", "round_timeout_s", "min_replies", "nodes", "experiment_id"):
+    keys = ("rounds", "seed", "round_timeout_s", "min_replies", "nodes", "experiment_id")
+    for key in (*keys, "update_codec"):
         if key in data:
             settings[key] = data[key]
     if "tensorboard" in data:

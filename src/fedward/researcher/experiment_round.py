@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
 from fedward.errors import FederationError
 from fedward.protocol.params_writer import ParamsFile
@@ -54,12 +56,18 @@ def run_round(
     failed_before = journal.failed if journal is not None else set()
     observers.round_started(round_index, selected)
     global_params = experiment.global_params()
+    codec = experiment.codec_rounds
+    if codec is not None:  # the round runs on the model the nodes can reconstruct
+        global_params = codec.round_params(global_params)
     plan_blob = experiment.plan_upload.blob_for(federation.blobs, selected)
     aggregator.begin_round(global_params, round_index, population=len(datasets))
 
     def build(node_id: str, params_blob: str) -> TrainRequest:
         dataset = datasets[node_id]
-        return train_request(experiment, node_id, dataset, round_index, plan_blob, params_blob)
+        request = train_request(experiment, node_id, dataset, round_index, plan_blob, params_blob)
+        if codec is None:
+            return request
+        return msgspec.structs.replace(request, **codec.request_fields(node_id))
 
     def forward(node_id: str, event: ScalarEvent | LogEvent) -> None:
         if isinstance(event, ScalarEvent) and event.experiment_id == experiment.experiment_id:
@@ -71,6 +79,11 @@ def run_round(
             federation, aggregator, observers, experiment.round_timeout_s
         )
         if isinstance(runner, RoundRunner):
+            if codec is not None:
+                runner.upload_params = lambda params, nodes: codec.upload(
+                    federation.blobs, params, nodes
+                )
+                runner.decode_update = codec.decode
             results = runner.run(
                 experiment.experiment_id,
                 round_index,

@@ -38,6 +38,7 @@ _RESTORABLE_SETTINGS = frozenset(
         "rounds",
         "round_timeout_s",
         "min_replies",
+        "update_codec",
         "on_round",
         "state_dir",
         "checkpoints",
@@ -68,6 +69,7 @@ def to_json(
         "seed": experiment.seed,
         "round_timeout_s": experiment.round_timeout_s,
         "min_replies": experiment.min_replies,
+        "update_codec": experiment.update_codec,
         "aggregator": {
             "name": experiment.aggregator.name,
             "config": experiment.aggregator.config(),
@@ -84,7 +86,7 @@ def to_json(
 def save(experiment: Experiment, directory: Path, rng: dict[str, Any]) -> Path:
     """Checkpoint the experiment as it stands after its last round."""
     tensors, aggregator_data = experiment.aggregator.state()
-    return save_checkpoint(
+    saved = save_checkpoint(
         directory,
         len(experiment.history),
         experiment.aggregated_params(),
@@ -92,6 +94,9 @@ def save(experiment: Experiment, directory: Path, rng: dict[str, Any]) -> Path:
         to_json(experiment, aggregator_data, rng),
         keep=experiment.keep_checkpoints,
     )
+    if experiment.codec_rounds is not None:  # the reference the nodes hold (update codecs)
+        experiment.codec_rounds.save(directory, len(experiment.history))
+    return saved
 
 
 def _plan_class(saved: Mapping[str, Any], given: type[TrainingPlan] | None) -> type[TrainingPlan]:
@@ -159,6 +164,7 @@ def load(
         "rounds": state["rounds"],
         "round_timeout_s": state["round_timeout_s"],
         "min_replies": state["min_replies"],
+        "update_codec": state.get("update_codec", "none"),
         # By default the experiment keeps saving where it was found.
         "state_dir": checkpoint.path.parent.parent.parent,
         **settings,
@@ -179,6 +185,8 @@ def load(
     )
     experiment._owns_federation = owned or federation is None
     aggregator.load_state(checkpoint.aggregator_tensors, state["aggregator"]["state"])
+    if experiment.codec_rounds is not None:
+        experiment.codec_rounds.restore(checkpoint.path.parent, checkpoint.rounds_done)
     experiment._restore(
         checkpoint.params,
         [RoundRecord.from_json(r) for r in state["history"]],

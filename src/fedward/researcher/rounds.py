@@ -79,6 +79,11 @@ class RoundRunner:
         self._extras: dict[str, Layout] = {}  # the extras the aggregator asks for
         self._update_cap = 0  # download caps in bytes, from the layouts
         self._extra_caps: dict[str, int] = {}
+        # Update codecs (``update_codecs.CodecRounds``) replace these two steps: how the
+        # round's model is uploaded (its id goes to the journal and the requests), and
+        # how an update file becomes the full parameters the aggregator folds.
+        self.upload_params: Callable[[Params, list[str]], str] | None = None
+        self.decode_update: Callable[[str, Path], Params] | None = None
 
     def run(
         self,
@@ -132,7 +137,10 @@ class RoundRunner:
         scratch: Path,
         started: float,
     ) -> dict[str, NodeRound]:
-        params_blob = self._upload_global(global_params, list(selected), global_file, scratch)
+        if self.upload_params is not None:  # an update codec uploads what it sends
+            params_blob = self.upload_params(global_params, list(selected))
+        else:
+            params_blob = self._upload_global(global_params, list(selected), global_file, scratch)
         settled = journal.settled if journal is not None else set()
         to_ask = [n for n in selected if n not in settled]
         requests = {node_id: build_request(node_id, params_blob) for node_id in to_ask}
@@ -321,10 +329,13 @@ class RoundRunner:
                     )
                     for name, path in arrival.extras_paths.items()
                 }
-                update = opened.enter_context(open_update(arrival.params_path, expected))
-                self.aggregator.add(
-                    node_id, update, float(reply.sample_count), update.layout, extras
-                )
+                weight = float(reply.sample_count)
+                if self.decode_update is not None:  # checked as it is decoded
+                    decoded = self.decode_update(node_id, arrival.params_path)
+                    self.aggregator.add(node_id, decoded, weight, expected, extras)
+                else:
+                    update = opened.enter_context(open_update(arrival.params_path, expected))
+                    self.aggregator.add(node_id, update, weight, update.layout, extras)
         except ValidationError as exc:
             log.warning("round %d: update of node %s refused: %s", round_index, node_id, exc)
             status, error, code = (
