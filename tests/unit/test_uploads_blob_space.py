@@ -113,3 +113,37 @@ def test_ids_that_are_not_sha256_never_become_paths(tmp_path: Path) -> None:
         space.has("../../etc/passwd")
     with pytest.raises(ValidationError):
         space.open_for("../" + "0" * 61, "alice")
+
+
+def test_the_collector_cannot_delete_content_its_reader_is_uploading_again(
+    tmp_path: Path,
+) -> None:
+    from fedward.uploads.retention import RetentionPolicy, collect
+
+    space = DiskBlobSpace(tmp_path)
+    data = b"\x07" + b"\x00" * 7 + b'{"x":1}'  # laid out like parameters: retention applies
+    blob_id = store(space, data, ["researcher", "node1"])
+    space.record_fetch(blob_id, "node1")  # spent: deletable once keep_fetched_s passes
+    eager = RetentionPolicy(keep_fetched_s=0.0, keep_idle_s=3600.0)
+
+    again = space.begin_upload_of(blob_id, "researcher")  # the same round's mean, sent again
+    assert not again.keeps_content
+    assert collect(space, eager).blobs == 0  # pinned while its bytes arrive
+    again.write(data)
+    space.commit(again, ["node1"], uploader="researcher")
+    assert space.has(blob_id)
+
+    space.record_fetch(blob_id, "node1")
+    assert collect(space, eager).blobs == 1  # spent again: the pin was for one upload
+
+
+def test_a_peer_that_may_not_read_a_blob_cannot_pin_it(tmp_path: Path) -> None:
+    space = DiskBlobSpace(tmp_path)
+    blob_id = store(space, b"weights", ["researcher"])
+    before = space.record_of(blob_id)
+    stranger = space.begin_upload_of(blob_id, "mallory")
+    try:
+        assert stranger.keeps_content  # its bytes are kept and checked like new content
+        assert space.record_of(blob_id) == before
+    finally:
+        stranger.discard()

@@ -126,7 +126,7 @@ class UploadApp:
             raise BadRequest("an upload needs a Content-Length", status=411)
         if declared > self._max_blob_bytes:
             raise self._too_large()
-        incoming = self._space.begin_upload(keep_content=not self._space.has(blob_id))
+        incoming = self._space.begin_upload_of(blob_id, peer_id)
         created = incoming.keeps_content
         try:
             exchange.read_body(incoming.write)

@@ -159,6 +159,23 @@ class DiskBlobSpace:
     def begin_upload(self, *, keep_content: bool) -> IncomingBlob:
         if not keep_content:
             return IncomingBlob(None, None)
+        return self._incoming_file()
+
+    def begin_upload_of(self, blob_id: str, uploader: str) -> IncomingBlob:
+        """An upload of ``blob_id``: its bytes are kept only if the content is not stored
+        yet. Stored content is marked in use under the lock that deletion takes, so the
+        collector cannot delete it while the same bytes arrive again (the upload would
+        then fail only after all of them were sent). Only a peer that may read the blob
+        pins it this way; for anyone else the bytes are kept as for new content."""
+        with self._lock:
+            record = self.record_of(blob_id) if self.has(blob_id) else None
+            if record is not None and uploader in record.readers:
+                pinned = replace(record, spent_at=None, last_used=time.time())
+                self._write_record(blob_id, pinned, durable=False)
+                return IncomingBlob(None, None)
+        return self._incoming_file()
+
+    def _incoming_file(self) -> IncomingBlob:
         fd, name = tempfile.mkstemp(suffix=".part", dir=self._incoming)
         os.fchmod(fd, 0o600)
         return IncomingBlob(Path(name), os.fdopen(fd, "wb"))
