@@ -37,7 +37,11 @@ from typing import Any, Protocol
 from benchmarks.stats import summary
 
 FEDBIOMED_VERSION = "6.4.1"
-REQUIREMENTS = (f"fedbiomed[researcher]=={FEDBIOMED_VERSION}", "torch==2.13.0", "torchvision==0.28.0")
+REQUIREMENTS = (
+    f"fedbiomed[researcher]=={FEDBIOMED_VERSION}",
+    "torch==2.13.0",
+    "torchvision==0.28.0",
+)
 BENCH_DIR = Path(__file__).resolve().parent
 FEDBIOMED_VENV = BENCH_DIR / ".fedbiomed-venv"
 RESEARCHER_SCRIPT = BENCH_DIR / "fedbiomed_app" / "researcher_bench.py"
@@ -51,11 +55,15 @@ class FedBiomedUnavailable(RuntimeError):
     """Fed-BioMed could not be installed or run; the report says why."""
 
 
-class _Cell(Protocol):
-    num_params: int
-    nodes: int
-    fedbiomed_rounds: int | None
-    fedbiomed_skip_reason: str
+class _Cell(Protocol):  # benchmarks.run.Cell (not imported: run imports this module)
+    @property
+    def num_params(self) -> int: ...
+    @property
+    def nodes(self) -> int: ...
+    @property
+    def fedbiomed_rounds(self) -> int | None: ...
+    @property
+    def fedbiomed_skip_reason(self) -> str: ...
 
 
 def _last_line(text: str) -> str:
@@ -68,9 +76,12 @@ def ensure_fedbiomed(venv: Path = FEDBIOMED_VENV) -> str:
     python = venv / "bin" / "python"
     stamp = venv / f".installed-fedbiomed-{FEDBIOMED_VERSION}"
     if not stamp.exists():
-        if not python.exists():
-            if subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False).returncode:
-                raise FedBiomedUnavailable(f"cannot create {venv}")
+        made = (
+            python.exists()
+            or not subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False).returncode
+        )
+        if not made:
+            raise FedBiomedUnavailable(f"cannot create {venv}")
         install = subprocess.run(
             [str(python), "-m", "pip", "--isolated", "install", "-q", *REQUIREMENTS],
             capture_output=True,
@@ -196,7 +207,9 @@ class FedBiomedDeployment:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise FedBiomedUnavailable(f"the researcher did not finish in {timeout_s:.0f} s") from exc
+            raise FedBiomedUnavailable(
+                f"the researcher did not finish in {timeout_s:.0f} s"
+            ) from exc
         finally:
             log.close()
         if not results.exists():

@@ -164,7 +164,7 @@ def table(result: dict[str, Any]) -> str:
         base = large["baseline_rss"].get(name, 0)
         ratio = peak / model
         growth = (peak - base) / model
-        if name.endswith("worker") or name.endswith("daemon"):
+        if name.endswith((" worker", " daemon")):
             target = "-"  # the target is on the node as a whole: daemon+worker
         elif name == "upload_server":
             small_peak = small["peak_rss"].get(name, 0)

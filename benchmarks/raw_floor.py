@@ -21,6 +21,7 @@ least work that moves the round's bytes with the round's concurrency and checks 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import socket
@@ -136,10 +137,8 @@ class RawNodes:
 
     def close(self) -> None:
         for conn in self.connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(_HEADER.pack(_STOP))
-            except OSError:
-                pass
             conn.close()
         for process in self._processes:
             process.join(timeout=10)

@@ -58,8 +58,7 @@ def round_table(results: dict[str, Any]) -> str:
         http, raw = _floor_s(cell, "floor"), _floor_s(cell, "raw_floor")
         http_text = f"{http:.3f} | {overhead / http:.2f}x" if http else "- | -"
         raw_text = (
-            f"{raw:.3f} | {overhead / raw:.2f}x "
-            f"| {_mark(overhead / raw <= RAW_FLOOR_RATIO_TARGET)}"
+            f"{raw:.3f} | {overhead / raw:.2f}x | {_mark(overhead / raw <= RAW_FLOOR_RATIO_TARGET)}"
             if raw
             else "- | - | not measured"
         )
@@ -78,15 +77,17 @@ def _peer_text(peer: dict[str, Any] | None) -> tuple[str, float | None, str]:
     return _spread(peer["overhead_s"]), peer["overhead_s"]["median"], str(len(peer["rounds"]))
 
 
+def _peer_cell(section: dict[str, Any], key: tuple[int, int]) -> dict[str, Any] | None:
+    for cell in section.get("cells", []):
+        if (cell["num_params"], cell["nodes"]) == key:
+            return dict(cell)
+    if section.get("error"):  # the peer as a whole failed (install, start): say why
+        return {"error": section["error"]}
+    return None
+
+
 def peers_table(results: dict[str, Any]) -> str:
     """fedward's overhead next to Flower's and Fed-BioMed's, measured in the same run."""
-    by_peer: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
-    for name, _title in PEERS:
-        section = results.get(name, {})
-        cells = {(c["num_params"], c["nodes"]): c for c in section.get("cells", [])}
-        if not cells and section.get("error"):
-            cells = {"*": {"error": section["error"]}}  # type: ignore[dict-item]
-        by_peer[name] = cells
     header = "| model | nodes | fedward overhead s |"
     rule = "|---|---:|---:|"
     for _name, title in PEERS:
@@ -104,20 +105,17 @@ def peers_table(results: dict[str, Any]) -> str:
         row = f"| {_params(key[0])} | {key[1]} | {overhead:.3f} |"
         medians, counts = [], []
         for name, _title in PEERS:
-            cells = by_peer[name]
-            text, median, rounds = _peer_text(cells.get(key) or cells.get("*"))  # type: ignore[call-overload]
-            ratio = f"{overhead / median:.3f}" if median else "-"
-            row += f" {text} | {ratio} |"
+            text, median, rounds = _peer_text(_peer_cell(results.get(name, {}), key))
+            row += f" {text} | {f'{overhead / median:.3f}' if median else '-'} |"
             if median:
                 medians.append(median)
             counts.append(rounds)
         if medians:
-            best = min(medians)
-            row += f" {best / overhead:.1f}x, {_mark(best / overhead >= PEER_SPEEDUP_TARGET)} |"
+            speedup = min(medians) / overhead
+            row += f" {speedup:.1f}x, {_mark(speedup >= PEER_SPEEDUP_TARGET)} |"
         else:
             row += " - |"
-        row += f" {len(cell['rounds'])} / {' / '.join(counts)} |"
-        lines.append(row)
+        lines.append(row + f" {len(cell['rounds'])} / {' / '.join(counts)} |")
     return "\n".join(lines)
 
 
@@ -242,7 +240,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run {results.get('started', '?')} on {machine.get('cpus', '?')} CPUs "
         f"({machine.get('cpu_model', '?')}), {machine.get('memory_gb', 0):.0f} GB, "
         f"Python {machine.get('python', '?')}, fedward {machine.get('commit', '?')}, "
-        f"Flower {flower_version}, Fed-BioMed {fedbiomed_version}; load average before: {machine.get('load_before', '?')}; "
+        f"Flower {flower_version}, Fed-BioMed {fedbiomed_version}; "
+        f"load average before: {machine.get('load_before', '?')}; "
         f"whole run {results.get('duration_s', 0) / 60:.1f} min.",
         "How to read it and what the numbers mean: docs/benchmarks.md.",
         "",

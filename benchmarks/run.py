@@ -10,8 +10,9 @@ raw loopback-TCP floor; one 10-node federation serves the 2- and 10-node cells),
 loopback half of the tunnel test (on that federation's upload server), Flower,
 Fed-BioMed, aggregation (``benchmarks.aggregation`` in its own processes), secure
 aggregation against plain rounds (1M parameters x 5, 10, 20 nodes), scale (a 50-node
-federation), the WireGuard lab, and a 1 GB model round's memory (``large``). A section that fails is recorded with
-its error and the run goes on. Work files go to ``.bench-work/`` and are removed.
+federation), the WireGuard lab, and a 1 GB model round's memory (``large``). A section
+that fails is recorded with its error and the run goes on. Work files go to
+``.bench-work/`` and are removed.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def run_aggregation(workdir: Path, quick: bool) -> dict[str, Any]:
 def _selected(args: argparse.Namespace) -> tuple[set[str], tuple[Cell, ...]]:
     """The sections and cells this invocation runs (``--only``, ``--skip``, ``--cells``)."""
     sections = set(args.only or SECTIONS) - set(args.skip)
-    cells = QUICK_CELLS if args.quick else FULL_CELLS
+    cells: tuple[Cell, ...] = QUICK_CELLS if args.quick else FULL_CELLS
     if args.cells:
         wanted = {label.replace(" ", "").lower() for label in args.cells}
         known = {cell.label.lower() for cell in cells}

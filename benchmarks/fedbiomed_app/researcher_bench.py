@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from fedbiomed.common.datamanager import DataManager
 from fedbiomed.common.dataset import TabularDataset
 from fedbiomed.common.training_plans import TorchTrainingPlan
 from fedbiomed.researcher.aggregators.fedavg import FedAverage
 from fedbiomed.researcher.federated_workflows import Experiment
+from torch import nn
 
 NODE_WAIT_S = 120.0
 
