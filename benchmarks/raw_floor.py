@@ -95,14 +95,15 @@ class RawNodes:
         for process in self._processes:
             process.start()
         self._listener.settimeout(120)
-        self.connections: list[socket.socket] = [socket.socket()] * count
+        by_index: dict[int, socket.socket] = {}
         for _ in range(count):
             conn, _addr = self._listener.accept()
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(600)
             index_bytes = bytearray(_HEADER.size)
             _recv_exact_into(conn, memoryview(index_bytes))
-            self.connections[_HEADER.unpack(index_bytes)[0]] = conn
+            by_index[_HEADER.unpack(index_bytes)[0]] = conn
+        self.connections = [by_index[i] for i in range(count)]
         self._chunks = [memoryview(bytearray(CHUNK)) for _ in range(count)]
 
     def round(self, payload: bytes) -> float:

@@ -97,25 +97,35 @@ def peers_table(results: dict[str, Any]) -> str:
     header += "".join(f" / {title}" for _name, title in PEERS) + " |"
     rule += "---:|---:|"
     lines = [header, rule]
-    for cell in results.get("fedward", {}).get("cells", []):
-        if "error" in cell:
-            continue
-        key = (cell["num_params"], cell["nodes"])
-        overhead = cell["overhead_s"]["median"]
-        row = f"| {_params(key[0])} | {key[1]} | {overhead:.3f} |"
+    fedward = {
+        (c["num_params"], c["nodes"]): c
+        for c in results.get("fedward", {}).get("cells", [])
+        if "error" not in c
+    }
+    keys = list(fedward)  # then the cells only a peer ran (a run of --only fedbiomed)
+    for name, _title in PEERS:
+        for c in results.get(name, {}).get("cells", []):
+            if (c["num_params"], c["nodes"]) not in keys:
+                keys.append((c["num_params"], c["nodes"]))
+    for key in keys:
+        cell = fedward.get(key)
+        overhead = cell["overhead_s"]["median"] if cell else None
+        row = f"| {_params(key[0])} | {key[1]} | {f'{overhead:.3f}' if overhead else '-'} |"
         medians, counts = [], []
         for name, _title in PEERS:
             text, median, rounds = _peer_text(_peer_cell(results.get(name, {}), key))
-            row += f" {text} | {f'{overhead / median:.3f}' if median else '-'} |"
+            ratio = f"{overhead / median:.3f}" if median and overhead else "-"
+            row += f" {text} | {ratio} |"
             if median:
                 medians.append(median)
             counts.append(rounds)
-        if medians:
+        if medians and overhead:
             speedup = min(medians) / overhead
             row += f" {speedup:.1f}x, {_mark(speedup >= PEER_SPEEDUP_TARGET)} |"
         else:
             row += " - |"
-        lines.append(row + f" {len(cell['rounds'])} / {' / '.join(counts)} |")
+        fedward_rounds = str(len(cell["rounds"])) if cell else "-"
+        lines.append(row + f" {fedward_rounds} / {' / '.join(counts)} |")
     return "\n".join(lines)
 
 
