@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save
 
 from fedward.core.aggregation import WeightedMean, layout_of
 from fedward.errors import ProtocolError, ValidationError
@@ -105,6 +106,31 @@ def test_the_same_parameters_always_give_the_same_bytes_hence_the_same_blob_id()
     seen = {params_to_bytes(p) for p in [params, reordered] * 20}
     assert len(seen) == 1
     assert params_from_bytes(seen.pop()).keys() == {"a", "b"}
+
+
+def test_the_bytes_are_those_safetensors_itself_writes_with_the_metadata_sorted() -> None:
+    # params_to_bytes assembles the file itself (one copy of the values instead of
+    # safetensors' three); its bytes must stay exactly safetensors' own, byte for byte,
+    # so that blob ids do not change and any safetensors reader takes them.
+    params = {
+        **sample_params(),
+        "big_endian": np.arange(6, dtype=">f4").reshape(2, 3),
+        "strided": np.arange(12, dtype=np.int16).reshape(3, 4)[:, ::2],
+        "scalar": np.float64(2.5),
+        "n\u00e9": np.ones(3, dtype=np.uint8),
+    }
+    little = {}
+    for name, value in params.items():
+        arr = np.asarray(value)
+        little[name] = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).reshape(
+            arr.shape
+        )
+    reference = save(little, metadata={"version": "1", "format": "fedward-params"})
+    size = struct.unpack("<Q", reference[:8])[0]
+    header = json.loads(reference[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    assert params_to_bytes(params) == reference[:8] + text.ljust(size) + reference[8 + size :]
 
 
 # --- refusals ---------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -51,20 +53,46 @@ def _contiguous(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def params_to_bytes(params: Mapping[str, np.ndarray]) -> bytes:
     """The safetensors bytes of ``params``: the same parameters always give the same bytes,
-    hence the same blob id (a resumed round's requests must match the first ones')."""
-    return _sorted_metadata(save(_contiguous(params), metadata=_METADATA))
+    hence the same blob id (a resumed round's requests must match the first ones').
 
-
-def _sorted_metadata(data: bytes) -> bytes:
-    # safetensors writes __metadata__ from a hash map, in an order that changes from one
-    # call to the next: rewrite the header with it sorted, padded to the same length.
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    The bytes are those ``safetensors.numpy.save`` writes (with ``__metadata__`` sorted),
+    built with one copy of the values: ``b"".join`` of the header and each tensor's own
+    buffer. ``save`` holds the model three more times at its peak (its serialised buffer,
+    the ``bytes`` of it, then the header rewrite's slice and concatenation): a 1 GB
+    model's researcher peaked at 4x the model (benchmarks/results/large.md).
+    """
+    arrays = {name: _little_endian(a) for name, a in _contiguous(params).items()}
+    header: dict[str, Any] = {"__metadata__": dict(sorted(_METADATA.items()))}
+    offset = 0
+    for name, entry in _safetensors_entries(arrays).items():
+        size = arrays[name].nbytes
+        header[name] = {**entry, "shape": list(arrays[name].shape)}
+        header[name]["data_offsets"] = [offset, offset + size]
+        offset += size
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    if len(text) > size:  # cannot happen (same content); keep the original bytes then
-        return data
-    return data[:8] + text.ljust(size) + data[8 + size :]
+    text += b" " * (-len(text) % 8)  # safetensors pads its header to 8 bytes with spaces
+    tensors = [name for name in header if name != "__metadata__"]  # in the header's order
+    buffers = [memoryview(arrays[n].reshape(-1).view(np.uint8)) for n in tensors]  # type: ignore[arg-type]
+    return b"".join([len(text).to_bytes(8, "little"), text, *buffers])
+
+
+def _little_endian(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
+        return arr.astype(arr.dtype.newbyteorder("<"))
+    return arr
+
+
+def _safetensors_entries(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Each tensor's header entry in safetensors' own order (by dtype, then name) and with
+    its own dtype names, read from ``save`` of empty stand-ins of the same dtypes (a few
+    bytes): the layout stays safetensors', only the copying of the values is avoided."""
+    stand_ins = {name: np.empty((0,), dtype=a.dtype) for name, a in arrays.items()}
+    data = save(stand_ins)
+    entries: dict[str, dict[str, Any]] = json.loads(
+        data[8 : 8 + int.from_bytes(data[:8], "little")]
+    )
+    entries.pop("__metadata__", None)
+    return entries
 
 
 def params_from_bytes(data: bytes) -> Params:
