@@ -240,12 +240,24 @@ def secagg_table(secagg: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _title(results: dict[str, Any]) -> str:
+    partial = results.get("partial")
+    if partial:  # --only / --cells: say what was run, so it is never taken for a full run
+        return (
+            f"# fedward benchmark: partial run (sections {', '.join(partial['sections'])}; "
+            f"cells {', '.join(partial['cells'])})"
+        )
+    return "# fedward benchmark: latest results"
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
-    flower_version = results.get("flower", {}).get("version", "not installed")
-    fedbiomed_version = results.get("fedbiomed", {}).get("version", "not installed")
+    flower_version, fedbiomed_version = (
+        results[name].get("version", "not installed") if name in results else "not run"
+        for name in ("flower", "fedbiomed")
+    )
     parts = [
-        "# fedward benchmark: latest results",
+        _title(results),
         "",
         f"Run {results.get('started', '?')} on {machine.get('cpus', '?')} CPUs "
         f"({machine.get('cpu_model', '?')}), {machine.get('memory_gb', 0):.0f} GB, "

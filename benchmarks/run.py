@@ -254,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
+        "partial": {"sections": sorted(sections), "cells": [c.label for c in cells]}
+        if partial
+        else None,
         "machine": machine(),
     }
     try:
