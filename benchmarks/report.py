@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The issue's per-cell targets for the median round overhead, in seconds.
+from benchmarks import large_model
+
+#: Issue 13's per-cell targets for the median round overhead, in seconds.
 OVERHEAD_TARGETS_S: dict[tuple[int, int], float] = {
     (1_000_000, 2): 0.05,
-    (1_000_000, 10): 0.3,
-    (25_000_000, 2): 1.5,
-    (25_000_000, 10): 6.0,
+    (1_000_000, 10): 0.25,
+    (25_000_000, 2): 1.2,
+    (25_000_000, 10): 5.0,
+    (100_000_000, 2): 4.5,
 }
-FLOOR_RATIO_TARGET = 2.0
+RAW_FLOOR_RATIO_TARGET = 3.0  # overhead <= 3x the raw physical floor, every cell
+PEER_SPEEDUP_TARGET = 4.0  # >= 4x faster per round than the better peer
 FEDAVG_GBPS_TARGET = 1.0
 RSS_RATIO_TARGET = 3.0
+PEERS = (("flower", "Flower"), ("fedbiomed", "Fed-BioMed"))
 
 
 def _params(n: int) -> str:
@@ -28,44 +33,99 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _floor_s(cell: dict[str, Any], key: str) -> float | None:
+    value = cell.get(key, {}).get("seconds", {}).get("median")
+    return float(value) if value else None
+
+
 def round_table(results: dict[str, Any]) -> str:
-    flower = {(c["num_params"], c["nodes"]): c for c in results.get("flower", {}).get("cells", [])}
+    """fedward's overhead next to its two floors: through the upload server (HTTP), and
+    the raw physical floor (loopback TCP between processes + one SHA-256 per transfer)."""
     lines = [
-        "| model | nodes | fedward overhead s, median (min-max) | target | floor s "
-        "| overhead / floor | Flower overhead s, median (min-max) | fedward / Flower "
-        "| rounds fedward / Flower |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | nodes | fedward overhead s, median (min-max) | target "
+        "| HTTP floor s | overhead / HTTP floor | raw floor s | overhead / raw floor "
+        f"| overhead <= {RAW_FLOOR_RATIO_TARGET:g}x raw floor | rounds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in results.get("fedward", {}).get("cells", []):
         key = (cell["num_params"], cell["nodes"])
         if "error" in cell:
-            lines.append(f"| {_params(key[0])} | {key[1]} | failed: {cell['error']} |||||||")
+            lines.append(f"| {_params(key[0])} | {key[1]} | failed: {cell['error']} ||||||||")
             continue
         overhead = cell["overhead_s"]["median"]
         target = OVERHEAD_TARGETS_S.get(key)
         target_text = f"<= {target:g} s, {_mark(overhead <= target)}" if target else "-"
-        floor = cell.get("floor", {}).get("seconds", {}).get("median")
-        ratio = overhead / floor if floor else None
-        ratio_text = (
-            f"{ratio:.2f}x ({_mark(ratio <= FLOOR_RATIO_TARGET)})" if ratio is not None else "-"
+        http, raw = _floor_s(cell, "floor"), _floor_s(cell, "raw_floor")
+        http_text = f"{http:.3f} | {overhead / http:.2f}x" if http else "- | -"
+        raw_text = (
+            f"{raw:.3f} | {overhead / raw:.2f}x | {_mark(overhead / raw <= RAW_FLOOR_RATIO_TARGET)}"
+            if raw
+            else "- | - | not measured"
         )
-        peer = flower.get(key)
-        if peer is None or "error" in peer or "skipped" in peer:
-            why = (peer or {}).get("error") or (peer or {}).get("skipped") or "not run"
-            peer_text, vs_text, peer_rounds = f"not measured: {why}", "-", "-"
-        else:
-            peer_text = _spread(peer["overhead_s"])
-            vs_text = f"{overhead / peer['overhead_s']['median']:.3f}"
-            peer_rounds = str(len(peer["rounds"]))
         lines.append(
             f"| {_params(key[0])} | {key[1]} | {_spread(cell['overhead_s'])} | {target_text} "
-            f"| {floor:.3f} | {ratio_text} | {peer_text} | {vs_text} "
-            f"| {len(cell['rounds'])} / {peer_rounds} |"
-            if floor is not None
-            else f"| {_params(key[0])} | {key[1]} | {_spread(cell['overhead_s'])} "
-            f"| {target_text} | - | - | {peer_text} | {vs_text} "
-            f"| {len(cell['rounds'])} / {peer_rounds} |"
+            f"| {http_text} | {raw_text} | {len(cell['rounds'])} |"
         )
+    return "\n".join(lines)
+
+
+def _peer_text(peer: dict[str, Any] | None) -> tuple[str, float | None, str]:
+    """(the cell's text, its median overhead or None, its number of timed rounds)."""
+    if peer is None or "error" in peer or "skipped" in peer:
+        why = (peer or {}).get("error") or (peer or {}).get("skipped") or "not run"
+        return f"not measured: {why}", None, "-"
+    return _spread(peer["overhead_s"]), peer["overhead_s"]["median"], str(len(peer["rounds"]))
+
+
+def _peer_cell(section: dict[str, Any], key: tuple[int, int]) -> dict[str, Any] | None:
+    for cell in section.get("cells", []):
+        if (cell["num_params"], cell["nodes"]) == key:
+            return dict(cell)
+    if section.get("error"):  # the peer as a whole failed (install, start): say why
+        return {"error": section["error"]}
+    return None
+
+
+def peers_table(results: dict[str, Any]) -> str:
+    """fedward's overhead next to Flower's and Fed-BioMed's, measured in the same run."""
+    header = "| model | nodes | fedward overhead s |"
+    rule = "|---|---:|---:|"
+    for _name, title in PEERS:
+        header += f" {title} overhead s, median (min-max) | fedward / {title} |"
+        rule += "---:|---:|"
+    header += f" >= {PEER_SPEEDUP_TARGET:g}x faster than the better peer | rounds fedward"
+    header += "".join(f" / {title}" for _name, title in PEERS) + " |"
+    rule += "---:|---:|"
+    lines = [header, rule]
+    fedward = {
+        (c["num_params"], c["nodes"]): c
+        for c in results.get("fedward", {}).get("cells", [])
+        if "error" not in c
+    }
+    keys = list(fedward)  # then the cells only a peer ran (a run of --only fedbiomed)
+    for name, _title in PEERS:
+        for c in results.get(name, {}).get("cells", []):
+            if (c["num_params"], c["nodes"]) not in keys:
+                keys.append((c["num_params"], c["nodes"]))
+    for key in keys:
+        cell = fedward.get(key)
+        overhead = cell["overhead_s"]["median"] if cell else None
+        row = f"| {_params(key[0])} | {key[1]} | {f'{overhead:.3f}' if overhead else '-'} |"
+        medians, counts = [], []
+        for name, _title in PEERS:
+            text, median, rounds = _peer_text(_peer_cell(results.get(name, {}), key))
+            ratio = f"{overhead / median:.3f}" if median and overhead else "-"
+            row += f" {text} | {ratio} |"
+            if median:
+                medians.append(median)
+            counts.append(rounds)
+        if medians and overhead:
+            speedup = min(medians) / overhead
+            row += f" {speedup:.1f}x, {_mark(speedup >= PEER_SPEEDUP_TARGET)} |"
+        else:
+            row += " - |"
+        fedward_rounds = str(len(cell["rounds"])) if cell else "-"
+        lines.append(row + f" {fedward_rounds} / {' / '.join(counts)} |")
     return "\n".join(lines)
 
 
@@ -180,22 +240,45 @@ def secagg_table(secagg: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _title(results: dict[str, Any]) -> str:
+    partial = results.get("partial")
+    if partial:  # --only / --cells: say what was run, so it is never taken for a full run
+        return (
+            f"# fedward benchmark: partial run (sections {', '.join(partial['sections'])}; "
+            f"cells {', '.join(partial['cells'])})"
+        )
+    return "# fedward benchmark: latest results"
+
+
 def markdown(results: dict[str, Any]) -> str:
     machine = results.get("machine", {})
-    flower_version = results.get("flower", {}).get("version", "not installed")
+    flower_version, fedbiomed_version = (
+        results[name].get("version", "not installed") if name in results else "not run"
+        for name in ("flower", "fedbiomed")
+    )
     parts = [
-        "# fedward benchmark: latest results",
+        _title(results),
         "",
         f"Run {results.get('started', '?')} on {machine.get('cpus', '?')} CPUs "
         f"({machine.get('cpu_model', '?')}), {machine.get('memory_gb', 0):.0f} GB, "
         f"Python {machine.get('python', '?')}, fedward {machine.get('commit', '?')}, "
-        f"Flower {flower_version}; load average before: {machine.get('load_before', '?')}; "
+        f"Flower {flower_version}, Fed-BioMed {fedbiomed_version}; "
+        f"load average before: {machine.get('load_before', '?')}; "
         f"whole run {results.get('duration_s', 0) / 60:.1f} min.",
         "How to read it and what the numbers mean: docs/benchmarks.md.",
         "",
         "## Round overhead (round wall time - slowest node's local compute)",
         "",
         round_table(results),
+        "",
+        "The HTTP floor moves the round's bytes through fedward's upload server with "
+        "`HttpBlobStore` (benchmarks/floor.py); the raw floor moves them over loopback TCP "
+        "between this process and one process per node, with one SHA-256 pass per "
+        "transfer (benchmarks/raw_floor.py).",
+        "",
+        "## Against Flower and Fed-BioMed (same workload, same run, loopback)",
+        "",
+        peers_table(results),
         "",
         "Where a fedward round's time goes (medians; researcher uploads/downloads are its "
         "HttpBlobStore calls, node load/save are the job worker's):",
@@ -217,6 +300,10 @@ def markdown(results: dict[str, Any]) -> str:
         "## Through the tunnel",
         "",
         tunnel_text(results.get("tunnel", {})),
+        "",
+        "## Large model (1 GB): peak memory",
+        "",
+        large_model.table(results["large"]) if "large" in results else "not run",
         "",
     ]
     return "\n".join(parts)

@@ -3,14 +3,17 @@
     python -m benchmarks.run                 # the full run (< 30 min on 2 cores)
     python -m benchmarks.run --quick         # 1M parameters, few rounds: a smoke test
     python -m benchmarks.run --skip flower --skip tunnel
+    python -m benchmarks.run --only fedward --cells 1Mx2   # one section, one cell
 
-Sections, in order: fedward rounds with their floor (one 10-node federation serves the
-2- and 10-node cells), the loopback half of the tunnel test (on that federation's upload
-server), Flower, aggregation (``benchmarks.aggregation`` in its own processes), secure
+Sections, in order: fedward rounds with their floors (through the upload server, and the
+raw loopback-TCP floor; one 10-node federation serves the 2- and 10-node cells), the
+loopback half of the tunnel test (on that federation's upload server), Flower,
+Fed-BioMed, aggregation (``benchmarks.aggregation`` in its own processes), secure
 aggregation against plain rounds (1M parameters x 5, 10, 20 nodes), scale (a 50-node
-federation), the WireGuard lab, and WAN rounds per update codec on shaped links
-(``benchmarks.wan``, also written to ``results/wan.{json,md}``). A section that fails is
-recorded with its error and the run goes on. Work files go to ``.bench-work/`` and are removed.
+federation), the WireGuard lab, WAN rounds per update codec on shaped links
+(``benchmarks.wan``, also written to ``results/wan.{json,md}``), and a 1 GB model round's
+memory (``large``). A section that fails is recorded with its error and the run goes on.
+Work files go to ``.bench-work/`` and are removed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import flower_rounds, report, tunnel, wan
+from benchmarks import fedbiomed_rounds, flower_rounds, large_model, report, tunnel, wan
 from benchmarks.fedward_rounds import (
     bench_federation,
     measure_cell,
@@ -39,13 +42,25 @@ from benchmarks.fedward_rounds import (
 )
 from benchmarks.floor import measure_floor
 from benchmarks.noop_plan import NoOpPlan
+from benchmarks.raw_floor import measure_raw_floor
 from benchmarks.scale import measure_scale
 from benchmarks.secure_aggregation import measure_secure_aggregation
 from fedward.demo.local_federation import LocalFederation
+from fedward.protocol.params_wire import params_to_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-SECTIONS = ("fedward", "flower", "aggregation", "secagg", "scale", "tunnel", "wan")
+SECTIONS = (
+    "fedward",
+    "flower",
+    "fedbiomed",
+    "aggregation",
+    "secagg",
+    "scale",
+    "tunnel",
+    "wan",
+    "large",
+)
 
 
 @dataclass(frozen=True)
@@ -56,13 +71,22 @@ class Cell:
     floor_repeats: int = 3
     flower_rounds: int | None = 5  # None: Flower is not run for this cell
     flower_skip_reason: str = ""
+    fedbiomed_rounds: int | None = None  # None: Fed-BioMed is not run for this cell
+    fedbiomed_skip_reason: str = (
+        "not run: Fed-BioMed is measured for the 2-node cells (10 nodes would be 10 "
+        "torch-importing node processes on 2 cores)"
+    )
+
+    @property
+    def label(self) -> str:
+        return f"{self.num_params / M:g}Mx{self.nodes}"
 
 
 M = 1_000_000
 FULL_CELLS = (
-    Cell(1 * M, 2, 9),
+    Cell(1 * M, 2, 9, fedbiomed_rounds=5),
     Cell(1 * M, 10, 9),
-    Cell(25 * M, 2, 5),
+    Cell(25 * M, 2, 5, fedbiomed_rounds=3),
     Cell(25 * M, 10, 5, flower_rounds=2),
     Cell(100 * M, 2, 5, flower_rounds=2),
     Cell(
@@ -75,7 +99,10 @@ FULL_CELLS = (
         "round already takes 35-55 s here, and 100M x 10 moves 8.8 GB a round",
     ),
 )
-QUICK_CELLS = (Cell(1 * M, 2, 3, floor_repeats=2, flower_rounds=2), Cell(1 * M, 3, 3, 2, 2))
+QUICK_CELLS = (
+    Cell(1 * M, 2, 3, floor_repeats=2, flower_rounds=2, fedbiomed_rounds=2),
+    Cell(1 * M, 3, 3, 2, 2),
+)
 
 
 def machine() -> dict[str, Any]:
@@ -128,7 +155,13 @@ def run_fedward(cells: tuple[Cell, ...], workdir: Path, tunnel_mb: int) -> dict[
                     workdir,
                     after_each=lambda: remove_parameter_blobs(fed),
                 )
+                payload = params_to_bytes(params)
                 del params
+                print(f"raw floor {label} ...", file=sys.stderr, flush=True)
+                result["raw_floor"] = measure_raw_floor(
+                    payload, cell.nodes, max(3, cell.floor_repeats)
+                )
+                del payload
             except Exception as exc:  # one failed cell must not lose the others
                 result = {"num_params": cell.num_params, "nodes": cell.nodes, "error": repr(exc)}
             out["cells"].append(result)
@@ -190,18 +223,40 @@ def run_aggregation(workdir: Path, quick: bool) -> dict[str, Any]:
     return result
 
 
+def _selected(args: argparse.Namespace) -> tuple[set[str], tuple[Cell, ...]]:
+    """The sections and cells this invocation runs (``--only``, ``--skip``, ``--cells``)."""
+    sections = set(args.only or SECTIONS) - set(args.skip)
+    cells: tuple[Cell, ...] = QUICK_CELLS if args.quick else FULL_CELLS
+    if args.cells:
+        wanted = {label.replace(" ", "").lower() for label in args.cells}
+        known = {cell.label.lower() for cell in cells}
+        unknown = wanted - known
+        if unknown:
+            raise SystemExit(f"unknown cells {sorted(unknown)}; known: {sorted(known)}")
+        cells = tuple(cell for cell in cells if cell.label.lower() in wanted)
+    return sections, cells
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1M parameters, few rounds")
     parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    parser.add_argument(
+        "--only", action="append", default=[], choices=SECTIONS, help="run only these sections"
+    )
+    parser.add_argument(
+        "--cells", action="append", default=[], help="only these cells, e.g. 1Mx2 (repeatable)"
+    )
     parser.add_argument("--scale-nodes", type=int, default=None)
     parser.add_argument(
         "--output-dir",
         type=Path,
-        help="default: benchmarks/results/ (latest.*), or .bench-work/ with --quick (quick.*)",
+        help="default: benchmarks/results/ (latest.*); .bench-work/ with --quick (quick.*) "
+        "or with --only/--cells (partial.*)",
     )
     args = parser.parse_args(argv)
-    cells = QUICK_CELLS if args.quick else FULL_CELLS
+    sections, cells = _selected(args)
+    partial = bool(args.only or args.cells)
     scale_nodes = args.scale_nodes or (5 if args.quick else 50)
     tunnel_mb = 10 if args.quick else 100
     workdir = REPO / ".bench-work" / f"run-{os.getpid()}"
@@ -210,17 +265,22 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick,
+        "partial": {"sections": sorted(sections), "cells": [c.label for c in cells]}
+        if partial
+        else None,
         "machine": machine(),
     }
     try:
-        if "fedward" not in args.skip:
+        if "fedward" in sections:
             results["fedward"] = run_fedward(cells, workdir, tunnel_mb)
-        if "flower" not in args.skip:
+        if "flower" in sections:
             results["flower"] = run_flower(cells, workdir)
-        if "aggregation" not in args.skip:
+        if "fedbiomed" in sections:
+            results["fedbiomed"] = fedbiomed_rounds.run_fedbiomed(cells, workdir)
+        if "aggregation" in sections:
             print("aggregation ...", file=sys.stderr, flush=True)
             results["aggregation"] = run_aggregation(workdir, args.quick)
-        if "secagg" not in args.skip:
+        if "secagg" in sections:
             try:
                 results["secagg"] = measure_secure_aggregation(
                     workdir / "secagg",
@@ -230,13 +290,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except Exception as exc:
                 results["secagg"] = {"error": repr(exc)}
-        if "scale" not in args.skip:
+        if "scale" in sections:
             print(f"scale, {scale_nodes} nodes ...", file=sys.stderr, flush=True)
             try:
                 results["scale"] = measure_scale(workdir / "scale", scale_nodes, M)
             except Exception as exc:
                 results["scale"] = {"error": repr(exc)}
-        if "tunnel" not in args.skip:
+        if "tunnel" in sections:
             print("tunnel, WireGuard lab ...", file=sys.stderr, flush=True)
             results["tunnel"] = {
                 "size_mb": tunnel_mb,
@@ -245,17 +305,28 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "lab": tunnel.lab_transfer(workdir, tunnel_mb, repeats=3),
             }
-        if "wan" not in args.skip:
+        if "wan" in sections:
             print("wan, shaped links per update codec ...", file=sys.stderr, flush=True)
             results["wan"] = wan.run_wan(workdir / "wan", quick=args.quick)
             if not args.quick:
                 wan.write_results(results["wan"], RESULTS)
+        if "large" in sections:
+            print("large model ...", file=sys.stderr, flush=True)
+            try:
+                results["large"] = large_model.measure_large(
+                    workdir / "large",
+                    num_params=25 * M if args.quick else large_model.LARGE_PARAMS,
+                    write_to=None if args.quick else RESULTS,
+                )
+            except Exception as exc:
+                results["large"] = {"error": repr(exc)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["duration_s"] = time.perf_counter() - started
-    output_dir = args.output_dir or (REPO / ".bench-work" if args.quick else RESULTS)
+    scratch = args.quick or partial  # a smoke test or a part: not the published latest.*
+    output_dir = args.output_dir or (REPO / ".bench-work" if scratch else RESULTS)
     output_dir.mkdir(parents=True, exist_ok=True)
-    name = "quick" if args.quick else "latest"
+    name = "quick" if args.quick else "partial" if partial else "latest"
     (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     text = report.markdown(results)
     (output_dir / f"{name}.md").write_text(text)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import load
 
 from fedward.core.aggregation import WeightedMean, layout_of
 from fedward.errors import ProtocolError, ValidationError
@@ -107,7 +108,32 @@ def test_the_same_parameters_always_give_the_same_bytes_hence_the_same_blob_id()
     assert params_from_bytes(seen.pop()).keys() == {"a", "b"}
 
 
-# --- refusals ---------------------------------------------------------------------------
+def test_the_bytes_fedward_writes_are_read_back_exactly_by_safetensors_itself() -> None:
+    # params_to_bytes and write_params assemble the file themselves (no copy of the values
+    # but the one into the result); any safetensors reader must take them as they are.
+    params = {
+        **sample_params(),
+        "big_endian": np.arange(6, dtype=">f4").reshape(2, 3),
+        "strided": np.arange(12, dtype=np.int16).reshape(3, 4)[:, ::2],
+        "scalar": np.float64(2.5),
+        "n\u00e9": np.ones(3, dtype=np.uint8),
+        "flags": np.array([True, False]),
+    }
+    data = params_to_bytes(params)
+    header_size = struct.unpack("<Q", data[:8])[0]
+    assert header_size % 8 == 0  # buffers stay aligned, as safetensors writes them
+    back = load(data)
+    assert back.keys() == params.keys()
+    for name, value in params.items():
+        expected = np.asarray(value)
+        assert back[name].shape == expected.shape and back[
+            name
+        ].dtype == expected.dtype.newbyteorder("=")
+        assert np.array_equal(back[name], expected), name
+    assert json.loads(data[8 : 8 + header_size])["__metadata__"] == {
+        "format": "fedward-params",
+        "version": "1",
+    }
 
 
 def test_object_arrays_are_refused_before_anything_is_written(tmp_path: Path) -> None:
