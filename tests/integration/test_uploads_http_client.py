@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,34 @@ def test_token_never_appears_in_repr(
     alice: HttpBlobStore, setup: tuple[UploadServer, Path, dict[str, str]]
 ) -> None:
     assert setup[2]["alice"] not in repr(alice)
+
+
+def test_a_body_cut_short_is_a_lost_connection_tried_again_not_bad_content(
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(200_000)
+    blob_id = hashlib.sha256(data).hexdigest()
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data)
+    served = []
+
+    def serve(listener: socket.socket) -> None:
+        for attempt in range(2):  # first the body cut in half, then whole
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                body = data[: len(data) // 2] if attempt == 0 else data
+                conn.sendall(head + body)
+                served.append(len(body))
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        port = listener.getsockname()[1]
+        with HttpBlobStore(f"http://127.0.0.1:{port}", "token-0123456789abcdef") as store:
+            path = store.get_file(blob_id, tmp_path / "blob")
+        thread.join(5)
+    assert path.read_bytes() == data
+    assert served == [len(data) // 2, len(data)]
+    assert [p.name for p in tmp_path.iterdir()] == ["blob"]  # the cut attempt left nothing

@@ -45,16 +45,18 @@ class RecordingBlobs:
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str:
         return self._inner.put_bytes(data, readers)
 
-    def put_file(self, path: Path, readers: Sequence[str]) -> str:
-        return self._inner.put_file(path, readers)
+    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
+        return self._inner.put_file(path, readers, blob_id=blob_id)
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
         data = self._inner.get_bytes(blob_id, max_bytes=max_bytes)
         self.downloaded[blob_id] = data
         return data
 
-    def get_file(self, blob_id: str, dest: Path, *, max_bytes: int | None = None) -> Path:
-        path = self._inner.get_file(blob_id, dest, max_bytes=max_bytes)
+    def get_file(
+        self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
+    ) -> Path:
+        path = self._inner.get_file(blob_id, dest, max_bytes=max_bytes, durable=durable)
         self.downloaded[blob_id] = path.read_bytes()
         return path
 

@@ -271,6 +271,7 @@ def _read_body(
     max_bytes: int | None,
 ) -> None:
     buffer = memoryview(bytearray(CHUNK_BYTES))
+    announced = response.length  # None for a chunked answer (http.client checks those)
     received = 0
     while got := response.readinto(buffer):
         received += got
@@ -279,6 +280,14 @@ def _read_body(
         chunk = buffer[:got]
         digest.update(chunk)
         sink(chunk)
+    # http.client's readinto ends quietly when the connection drops inside a body with a
+    # Content-Length: a cut transfer is a lost connection (tried again), not bad content.
+    if announced is not None and received < announced:
+        raise TransportError(
+            f"the upload server's connection ended after {received} of {announced} bytes "
+            f"of blob {blob_id}",
+            hint=_URL_HINT,
+        )
 
 
 def _read_small(response: http.client.HTTPResponse) -> bytes:
