@@ -55,9 +55,7 @@ def machines(
         ),
         [SITE],
     )
-    with stopwatch(
-        "two machines: build (cached), docker save and docker load of the site images"
-    ):
+    with stopwatch("two machines: build (cached), docker save and docker load of the site images"):
         server.compose("build", "vpnserver", "mqtt", "restful", "researcher", timeout=1800)
         site.compose("build", "node", "gui", timeout=1800)
         archive = root / "fedward-site.tar"

@@ -174,3 +174,25 @@ def test_fedward_in_a_container_loads_the_settings_and_drops_root(shared_dir: Pa
     assert node.stdout.decode().split() == [str(ACCOUNT[0]), "node7", "node", "dataset", "list"]
     vpn = subprocess.run([*command, "vpn", "status"], env=env, capture_output=True)
     assert vpn.stdout.decode().split()[0] == str(os.getuid())  # VPN commands keep root
+
+
+def test_python_in_a_container_loads_the_settings_and_drops_root(shared_dir: Path) -> None:
+    """`docker compose exec researcher python ...`: the link named python in /opt/fedward/bin."""
+    fake = shared_dir / "venv-python"
+    fake.write_text('#!/bin/sh\necho "$(id -u) $RESEARCHER_ID $*"\n')
+    fake.chmod(0o755)
+    (shared_dir / "app.env").write_text("RESEARCHER_ID=researcher7\n")
+    for name in ("python", "python3"):
+        (shared_dir / name).symlink_to(ENTRYPOINT / "fedward-command.sh")
+    env = {
+        "PATH": os.environ["PATH"],
+        "FEDWARD_PYTHON": str(fake),
+        "FEDWARD_BIN": "/nonexistent/fedward",  # the name called picks the program
+        "FEDWARD_RUNTIME_DIR": str(shared_dir),
+        "FEDWARD_APP_USER": "1",
+        **ACCOUNT_ENV,
+    }
+    for name in ("python", "python3"):
+        # "vpn" as a script name keeps no root: only `fedward vpn` does.
+        done = subprocess.run([str(shared_dir / name), "vpn", "-"], env=env, capture_output=True)
+        assert done.stdout.decode().split() == [str(ACCOUNT[0]), "researcher7", "vpn", "-"], done
