@@ -87,6 +87,8 @@ def test_the_broker_mirror_points_mosquitto_at_private_copies(tmp_path: Path) ->
     conf = (runtime / "broker" / "mosquitto.conf").read_text()
     assert f"password_file {runtime}/broker/passwords\n" in conf
     assert f"acl_file {runtime}/broker/acl\n" in conf
+    # Mosquitto saves its database where it can write, not in root's enrolment folder.
+    assert f"persistence_location {runtime}/broker/\n" in conf and str(enrolment) not in conf
     assert "listener 1883 10.220.0.2\n" in conf and "\nuser " not in conf
     for name in ("passwords", "acl", "mosquitto.conf"):
         assert (runtime / "broker" / name).stat().st_mode & 0o777 == 0o600
