@@ -171,6 +171,18 @@ def test_the_gui_first_admin_signs_in_over_http(deployment: Project) -> None:
     assert any(cookie.name for cookie in jar if cookie.path == "/")
 
 
+def test_the_broker_saves_its_database_where_it_can_write(deployment: Project) -> None:
+    """Mosquitto runs as the account; its enrolment folder is root's only (a fixed bug)."""
+    database = "/run/fedward/broker/mosquitto.db"
+    deployment.wait_for(
+        "Mosquitto's database",
+        lambda: deployment.exec("mqtt", "test", "-s", database, check=False).returncode == 0,
+        timeout_s=30,
+    )
+    logs = deployment.compose("logs", "--no-color", "mqtt").stdout
+    assert "Error saving" not in logs, logs[-3000:]
+
+
 def test_plain_exec_in_the_researcher_has_the_containers_settings(deployment: Project) -> None:
     """`docker compose exec researcher python|fedward ...`, as root, with no shell: the
     settings of the enrolment folder are loaded and the command runs as the account."""
