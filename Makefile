@@ -119,7 +119,8 @@ compose-test: $(TEST_STAMP)
 docker-context:
 	scripts/docker-context
 
-# node-gpu's image (PyPI's torch with CUDA: several GB); not in compose-test for that reason.
+# node-gpu's image (PyPI's torch with CUDA: 5.5 GB); not in compose-test for that reason.
+# Then, in the image (no GPU needed): torch is a CUDA build and the node's command runs.
 compose-gpu:
 	scripts/compose-engine install
 	scripts/compose-engine start
@@ -127,7 +128,11 @@ compose-gpu:
 	BASE_IMAGE=$${BASE_IMAGE:-fedward/python:3.11-bookworm}; \
 	  [ "$$BASE_IMAGE" != fedward/python:3.11-bookworm ] || scripts/compose-engine base-image; \
 	  cd deploy/docker && BASE_IMAGE=$$BASE_IMAGE VPN_SERVER_PUBLIC_ADDR=$${VPN_SERVER_PUBLIC_ADDR:-vpnserver} \
-	  docker compose --profile gpu build node-gpu; status=$$?; cd ../.. && scripts/compose-engine stop; exit $$status
+	  docker compose --profile gpu build node-gpu \
+	  && docker run --rm fedward/node-gpu:local python -c \
+	       'import torch; assert torch.version.cuda, torch.__version__; print("torch", torch.__version__, "CUDA", torch.version.cuda)' \
+	  && docker run --rm fedward/node-gpu:local fedward node start --help >/dev/null; \
+	  status=$$?; cd ../.. && scripts/compose-engine stop; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build .dist-check

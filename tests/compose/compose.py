@@ -35,9 +35,9 @@ print("RESULT " + json.dumps(sorted(pairs)))
 
 SITE = DOCKER / "docker-compose.node.yml"
 
-# A Python script in the researcher container as docs/docker.md says: as the account, with
-# the settings the entrypoint derived from the enrolment folder (what bash loads there).
-RESEARCHER_PYTHON = ("bash", "-c", ". /opt/fedward/entrypoint/shell-env.sh && exec python -")
+# A Python script in the researcher container as docs/docker.md says: a plain `python`,
+# which is /opt/fedward/bin/python there (the container's settings, the account's uid).
+RESEARCHER_PYTHON = ("python", "-")
 
 
 def run(

@@ -171,6 +171,35 @@ def test_the_gui_first_admin_signs_in_over_http(deployment: Project) -> None:
     assert any(cookie.name for cookie in jar if cookie.path == "/")
 
 
+def test_the_broker_saves_its_database_where_it_can_write(deployment: Project) -> None:
+    """Mosquitto runs as the account; its enrolment folder is root's only (a fixed bug)."""
+    database = "/run/fedward/broker/mosquitto.db"
+    deployment.wait_for(
+        "Mosquitto's database",
+        lambda: deployment.exec("mqtt", "test", "-s", database, check=False).returncode == 0,
+        timeout_s=30,
+    )
+    logs = deployment.compose("logs", "--no-color", "mqtt").stdout
+    assert "Error saving" not in logs, logs[-3000:]
+
+
+def test_plain_exec_in_the_researcher_has_the_containers_settings(deployment: Project) -> None:
+    """`docker compose exec researcher python|fedward ...`, as root, with no shell: the
+    settings of the enrolment folder are loaded and the command runs as the account."""
+    probe = "import os; print(os.getuid(), os.environ['RESEARCHER_ID'], os.environ['HOME'])"
+    uid, researcher_id, home = deployment.exec("researcher", "python", "-c", probe).stdout.split()
+    assert (uid, researcher_id) == (str(UID), "researcher1") and home != "/root"
+    connect = "from fedward.researcher.connect import connect; connect().close(); print('ok')"
+    assert deployment.exec("researcher", "python3", "-c", connect).stdout.split() == ["ok"]
+    listing = json.loads(
+        deployment.exec(
+            "researcher", "fedward", "researcher", "nodes", "--json", "--timeout", "10"
+        ).stdout
+    )
+    assert listing["node1"]["state"] == "online", listing
+    assert [d["name"] for d in listing["node1"]["datasets"]] == ["digits"], listing
+
+
 @pytest.fixture(scope="module")
 def counters_before(deployment: Project) -> dict[str, tuple[int, int]]:
     return wg_transfer(deployment)
@@ -182,8 +211,7 @@ def test_a_two_round_experiment_runs_from_the_researcher_container(
     with stopwatch("2-round experiment from the researcher container"):
         out = deployment.exec(
             "researcher",
-            *RESEARCHER_PYTHON,
-            user="4321",
+            *RESEARCHER_PYTHON,  # as root: the wrapper drops to the account
             input=EXPERIMENT.format(experiment_id="compose-script"),
             timeout=900,
         ).stdout

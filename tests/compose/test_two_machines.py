@@ -91,6 +91,23 @@ def machines(
         server.exec("vpnserver", "fedward", "vpn", "genconf", "--with-key", "node", "hospital-a")
         folder = root / "server" / "vpnserver" / "config_peers" / "node" / "hospital-a"
         shutil.copytree(folder, site_mounts / "node" / "enrolment")
+        # The broker takes new accounts within seconds; a site's folder takes longer to
+        # travel. Started sooner, the node is refused once and its container restarts.
+        server.wait_for(
+            "the broker knows hospital-a",
+            lambda: (
+                server.exec(
+                    "mqtt",
+                    "grep",
+                    "-q",
+                    "^hospital-a:",
+                    "/run/fedward/broker/passwords",
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            timeout_s=60,
+        )
         with stopwatch("two machines: site up (loaded images)"):
             site.compose(
                 "up",
@@ -103,6 +120,14 @@ def machines(
                 "gui",
                 timeout=900,
             )
+    except AssertionError as error:
+        # What the containers said, not only compose's verdict; then the cleaning below.
+        failed = f"{error}\n--- site\n{site.logs()}\n--- server\n{server.logs()}"
+    else:
+        failed = ""
+    try:
+        if failed:
+            raise AssertionError(failed)
         yield server, site, site_mounts
     finally:
         for project in (site, server):

@@ -87,6 +87,8 @@ def test_the_broker_mirror_points_mosquitto_at_private_copies(tmp_path: Path) ->
     conf = (runtime / "broker" / "mosquitto.conf").read_text()
     assert f"password_file {runtime}/broker/passwords\n" in conf
     assert f"acl_file {runtime}/broker/acl\n" in conf
+    # Mosquitto saves its database where it can write, not in root's enrolment folder.
+    assert f"persistence_location {runtime}/broker/\n" in conf and str(enrolment) not in conf
     assert "listener 1883 10.220.0.2\n" in conf and "\nuser " not in conf
     for name in ("passwords", "acl", "mosquitto.conf"):
         assert (runtime / "broker" / name).stat().st_mode & 0o777 == 0o600
@@ -174,3 +176,25 @@ def test_fedward_in_a_container_loads_the_settings_and_drops_root(shared_dir: Pa
     assert node.stdout.decode().split() == [str(ACCOUNT[0]), "node7", "node", "dataset", "list"]
     vpn = subprocess.run([*command, "vpn", "status"], env=env, capture_output=True)
     assert vpn.stdout.decode().split()[0] == str(os.getuid())  # VPN commands keep root
+
+
+def test_python_in_a_container_loads_the_settings_and_drops_root(shared_dir: Path) -> None:
+    """`docker compose exec researcher python ...`: the link named python in /opt/fedward/bin."""
+    fake = shared_dir / "venv-python"
+    fake.write_text('#!/bin/sh\necho "$(id -u) $RESEARCHER_ID $*"\n')
+    fake.chmod(0o755)
+    (shared_dir / "app.env").write_text("RESEARCHER_ID=researcher7\n")
+    for name in ("python", "python3"):
+        (shared_dir / name).symlink_to(ENTRYPOINT / "fedward-command.sh")
+    env = {
+        "PATH": os.environ["PATH"],
+        "FEDWARD_PYTHON": str(fake),
+        "FEDWARD_BIN": "/nonexistent/fedward",  # the name called picks the program
+        "FEDWARD_RUNTIME_DIR": str(shared_dir),
+        "FEDWARD_APP_USER": "1",
+        **ACCOUNT_ENV,
+    }
+    for name in ("python", "python3"):
+        # "vpn" as a script name keeps no root: only `fedward vpn` does.
+        done = subprocess.run([str(shared_dir / name), "vpn", "-"], env=env, capture_output=True)
+        assert done.stdout.decode().split() == [str(ACCOUNT[0]), "researcher7", "vpn", "-"], done

@@ -4,10 +4,13 @@
 set -euo pipefail
 
 here=/opt/fedward/entrypoint
-# /opt/fedward/bin/fedward comes first on PATH: it loads what the entrypoint derived from the
-# enrolment folder, so 'docker compose exec SERVICE fedward ...' sees the running settings.
+# /opt/fedward/bin comes first on PATH: its fedward, python and python3 load what the
+# entrypoint derived from the enrolment folder, so 'docker compose exec SERVICE fedward ...'
+# and 'docker compose exec researcher python ...' see the running settings.
 install -d -m 0755 /opt/fedward/bin
-ln -sfn "$here/fedward-command.sh" /opt/fedward/bin/fedward
+for name in fedward python python3; do
+    ln -sfn "$here/fedward-command.sh" "/opt/fedward/bin/$name"
+done
 ln -sfn "$here/shell-env.sh" /etc/profile.d/fedward.sh
 grep -qxF ". $here/shell-env.sh" /etc/bash.bashrc || echo ". $here/shell-env.sh" >>/etc/bash.bashrc
 FEDWARD_SERVICE=build "$here/entrypoint.sh" ensure-user

@@ -31,9 +31,12 @@ sync_broker_files() {
         fi
     done
     # Same listener and limits; the files are the private copies, and Mosquitto (not root)
-    # has no user to switch to.
+    # has no user to switch to. Its database goes next to them: the enrolment folder is
+    # root's only, so Mosquitto could not save there (it logged an error every autosave).
+    # In this tmpfs the queued messages survive reloads, not a restart of the container.
     conf=$(sed -e "s|^password_file .*|password_file $BROKER_DIR/passwords|" \
         -e "s|^acl_file .*|acl_file $BROKER_DIR/acl|" \
+        -e "s|^persistence_location .*|persistence_location $BROKER_DIR/|" \
         -e '/^user /d' "$BROKER_SOURCE/mosquitto.conf")
     if write_private_text "$BROKER_DIR/mosquitto.conf" "$conf"$'\n'; then
         changed=0
