@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -235,3 +237,24 @@ def markdown(result: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def measure_large_in_child(
+    workdir: Path, num_params: int = LARGE_PARAMS, write_to: Path | None = None
+) -> dict[str, Any]:
+    """``measure_large`` in a fresh interpreter: the researcher's RSS is then a
+    researcher's, not that of a harness that ran every other section before."""
+    out = workdir / "large-result.json"
+    command = [sys.executable, "-m", "benchmarks.large_model", str(workdir), str(num_params)]
+    if write_to is not None:
+        command.append(str(write_to))
+    subprocess.run(command, check=True, env={**os.environ, "LARGE_RESULT": str(out)})
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+if __name__ == "__main__":
+    _result = measure_large(
+        Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    )
+    Path(os.environ["LARGE_RESULT"]).write_text(json.dumps(_result))

@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         if "large" in sections:
             print("large model ...", file=sys.stderr, flush=True)
             try:
-                results["large"] = large_model.measure_large(
+                results["large"] = large_model.measure_large_in_child(
                     workdir / "large",
                     num_params=25 * M if args.quick else large_model.LARGE_PARAMS,
                     write_to=None if args.quick else RESULTS,
