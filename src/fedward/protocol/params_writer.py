@@ -32,9 +32,15 @@ _CODE_OF_DTYPE = {np.dtype(name): code for code, name in SAFETENSORS_DTYPES.item
 _WRITE_BYTES = 8 << 20  # one write call at most this large: the hash and the disk interleave
 
 
-def _buffers(params: Mapping[str, np.ndarray]) -> tuple[bytes, list[memoryview]]:
-    """The file's head (length + header) and each tensor's bytes, in file order."""
-    header: dict[str, object] = {"__metadata__": METADATA}
+def safetensors_parts(
+    params: Mapping[str, np.ndarray],
+    metadata: Mapping[str, str] = METADATA,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[bytes, list[memoryview]]:
+    """The file's head (length + header) and each tensor's bytes, in file order.
+    ``labels``: a dtype label to write instead of the array's own, by tensor name (the
+    bits of bfloat16 travel in uint16 arrays, labelled ``BF16``)."""
+    header: dict[str, object] = {"__metadata__": dict(metadata)}
     buffers: list[memoryview] = []
     offset = 0
     for name in sorted(params):
@@ -42,7 +48,7 @@ def _buffers(params: Mapping[str, np.ndarray]) -> tuple[bytes, list[memoryview]]
         if array.dtype == object:
             raise ProtocolError(f"parameter {name!r} has dtype object; only numeric arrays travel")
         little = array.dtype.newbyteorder("<")
-        code = _CODE_OF_DTYPE.get(little)
+        code = (labels or {}).get(name) or _CODE_OF_DTYPE.get(little)
         if code is None:
             raise ProtocolError(f"parameter {name!r} has dtype {array.dtype}, which cannot travel")
         data = np.ascontiguousarray(array, dtype=little)
@@ -60,7 +66,7 @@ def _buffers(params: Mapping[str, np.ndarray]) -> tuple[bytes, list[memoryview]]
 
 def params_to_bytes(params: Mapping[str, np.ndarray]) -> bytes:
     """The safetensors bytes of ``params`` (one copy of the tensors, into the result)."""
-    head, buffers = _buffers(params)
+    head, buffers = safetensors_parts(params)
     return b"".join([head, *buffers])
 
 
@@ -70,7 +76,7 @@ def write_params(
     """Write ``params`` to ``path`` (replacing it) straight from the arrays' buffers;
     returns the file's sha256 (its blob id), computed on the way ("" when not
     ``hashed``). ``durable`` fsyncs."""
-    head, buffers = _buffers(params)
+    head, buffers = safetensors_parts(params)
     digest = hashlib.sha256() if hashed else None
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = os.open(path, flags, 0o644)

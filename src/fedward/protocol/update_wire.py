@@ -16,7 +16,6 @@ to its reference: ``check_decoded``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -28,14 +27,10 @@ from fedward.core import update_codec
 from fedward.core.update_codec import Arrays, ModelLayout
 from fedward.errors import ProtocolError, ValidationError
 from fedward.protocol.params_wire import MAX_ABS_VALUE
+from fedward.protocol.params_writer import safetensors_parts
 from fedward.protocol.safetensors_header import invalid, read_header, read_metadata
 
 FORMAT = "fedward-update"
-_LABELS = {
-    "float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
-    "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16",
-    "uint8": "U8", "bool": "BOOL",
-}  # fmt: skip
 
 
 def encoded_bytes(
@@ -46,26 +41,14 @@ def encoded_bytes(
 ) -> bytes:
     """The safetensors bytes of ``wire`` (from ``update_codec.encode``), deterministic:
     names sorted, metadata sorted, so the same update gives the same blob id."""
-    header: dict[str, object] = {
-        "__metadata__": {"base": base, "codec": codec, "format": FORMAT, "version": "1"}
+    metadata = {"base": base, "codec": codec, "format": FORMAT, "version": "1"}
+    labels = {
+        name: "BF16"
+        for name in wire
+        if codec == "bfloat16" and name in layout and update_codec.encoded(layout[name][1])
     }
-    buffers: list[memoryview] = []
-    offset = 0
-    for name in sorted(wire):
-        value = np.asarray(wire[name])
-        array = np.ascontiguousarray(value).reshape(value.shape)  # keeps 0-d shapes
-        bf16 = codec == "bfloat16" and name in layout and update_codec.encoded(layout[name][1])
-        label = "BF16" if bf16 else _LABELS[str(array.dtype)]
-        header[name] = {
-            "dtype": label,
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + array.nbytes],
-        }
-        offset += array.nbytes
-        buffers.append(memoryview(array.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    return b"".join([len(text).to_bytes(8, "little"), text, *buffers])
+    head, buffers = safetensors_parts(wire, metadata, labels)
+    return b"".join([head, *buffers])
 
 
 def write_encoded(
