@@ -91,6 +91,29 @@ class Project:
             time.sleep(2)
 
 
+def add_digits(project: Project, mounts: Path, seed: int) -> None:
+    """600 rows of scikit-learn's digits as a CSV in the project's node data folder,
+    added on its node as dataset ``digits`` (tag ``digits``)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from fedward.demo.data import write_csv
+
+    digits = load_digits()
+    rows = np.random.default_rng(seed).permutation(len(digits.target))[:600]
+    write_csv(
+        mounts / "node" / "data" / "digits.csv",
+        [f"pixel{i}" for i in range(64)],
+        digits.data[rows],
+        digits.target[rows],
+    )
+    project.exec(
+        "node",
+        *("fedward", "node", "dataset", "add", "--type", "csv", "--path", "/data/digits.csv"),
+        *("--name", "digits", "--tags", "digits"),
+    )
+
+
 def write_env(path: Path, **settings: str) -> Path:
     """The .env of a test deployment: .env.sample with the given settings replaced."""
     lines = []

@@ -26,6 +26,7 @@ from tests.compose.compose import (
     EXPERIMENT,
     RESEARCHER_PYTHON,
     Project,
+    add_digits,
     peer_keys,
     run,
     wg_transfer,
@@ -107,35 +108,8 @@ def test_services_run_as_the_configured_uid_and_own_what_they_write(deployment: 
 
 
 def test_a_dataset_is_added_on_the_node(deployment: Project) -> None:
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    from fedward.demo.data import write_csv
-
     mounts: Path = deployment.mounts  # type: ignore[attr-defined]
-    digits = load_digits()
-    rows = np.random.default_rng(0).permutation(len(digits.target))[:600]
-    write_csv(
-        mounts / "node" / "data" / "digits.csv",
-        [f"pixel{i}" for i in range(64)],
-        digits.data[rows],
-        digits.target[rows],
-    )
-    deployment.exec(
-        "node",
-        "fedward",
-        "node",
-        "dataset",
-        "add",
-        "--type",
-        "csv",
-        "--path",
-        "/data/digits.csv",
-        "--name",
-        "digits",
-        "--tags",
-        "digits",
-    )
+    add_digits(deployment, mounts, seed=0)
     listing = deployment.exec("node", "fedward", "node", "dataset", "list").stdout
     assert "digits" in listing
 

@@ -16,7 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.compose.compose import EXPERIMENT, MAIN, RESEARCHER_PYTHON, SITE, Project, run, write_env
+from tests.compose.compose import (
+    EXPERIMENT,
+    MAIN,
+    RESEARCHER_PYTHON,
+    SITE,
+    Project,
+    add_digits,
+    run,
+    write_env,
+)
 
 UID = 4321
 
@@ -154,34 +163,7 @@ def test_the_site_is_a_separate_project_joined_only_through_the_udp_port(machine
 
 def test_an_experiment_trains_on_the_site(machines) -> None:
     server, site, site_mounts = machines
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    from fedward.demo.data import write_csv
-
-    digits = load_digits()
-    rows = np.random.default_rng(1).permutation(len(digits.target))[:600]
-    write_csv(
-        site_mounts / "node" / "data" / "digits.csv",
-        [f"pixel{i}" for i in range(64)],
-        digits.data[rows],
-        digits.target[rows],
-    )
-    site.exec(
-        "node",
-        "fedward",
-        "node",
-        "dataset",
-        "add",
-        "--type",
-        "csv",
-        "--path",
-        "/data/digits.csv",
-        "--name",
-        "digits",
-        "--tags",
-        "digits",
-    )
+    add_digits(site, site_mounts, seed=1)
     try:
         out = server.exec(
             "researcher",
