@@ -17,6 +17,7 @@ WORKER_ENV = frozenset(
         "MKL_NUM_THREADS",
         "OPENBLAS_NUM_THREADS",
         "CUDA_VISIBLE_DEVICES",
+        "LD_LIBRARY_PATH",  # GPU workers only: the node's absolute library folders
         "PYTHONHASHSEED",
         "PWD",
     }

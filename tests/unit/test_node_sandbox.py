@@ -15,7 +15,7 @@ from fedward.errors import ConfigError
 from fedward.node.jobs.isolation import GUARANTEES, NOBODY_UID, WorkerIsolation, readable_by
 from fedward.node.jobs.landlock import handled_fs_rights, landlock_abi
 from fedward.node.jobs.runner import JobRunner
-from fedward.node.jobs.sandbox import clean_environment, python_paths
+from fedward.node.jobs.sandbox import clean_environment, library_paths, python_paths
 
 NODE_ENV = {
     "PATH": "/usr/bin",
@@ -48,6 +48,18 @@ def test_worker_environment_keeps_no_credential_and_no_loader_override(tmp_path:
         "PYTHONDONTWRITEBYTECODE",
         "PYTHONNOUSERSITE",
     }
+
+
+def test_a_gpu_worker_keeps_the_nodes_absolute_library_folders_only(tmp_path: Path) -> None:
+    # CUDA images keep libcuda in /usr/local/nvidia/lib64, found through LD_LIBRARY_PATH
+    # (seen on an H200 node: without it torch saw no device inside the worker).
+    node_env = {**NODE_ENV, "LD_LIBRARY_PATH": "/usr/local/nvidia/lib64::lib:/:/opt/cuda/lib64"}
+    assert "LD_LIBRARY_PATH" not in clean_environment(node_env, tmp_path)
+    gpu_env = clean_environment(node_env, tmp_path, gpu=True)
+    # No empty or relative entry: the loader would search the job's own work folder.
+    assert gpu_env["LD_LIBRARY_PATH"] == "/usr/local/nvidia/lib64:/opt/cuda/lib64"
+    assert "LD_PRELOAD" not in gpu_env and "PYTHONPATH" not in gpu_env
+    assert library_paths({}) == []
 
 
 @pytest.fixture

@@ -42,7 +42,13 @@ from fedward.node.jobs.exchange import (
 )
 from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.jobs.job_folder import JobFolder
-from fedward.node.jobs.sandbox import SelfSandbox, clean_environment, gpu_devices, python_paths
+from fedward.node.jobs.sandbox import (
+    SelfSandbox,
+    clean_environment,
+    gpu_devices,
+    library_paths,
+    python_paths,
+)
 
 log = logging.getLogger("fedward.jobs")
 
@@ -173,7 +179,7 @@ class JobRunner:
         argv = [sys.executable, "-I", "-B", "-m", "fedward.node.jobs.worker", *asked.argv()]
         if isolation.bubblewrap is not None:
             view = SandboxView(
-                python=python_paths(),
+                python=[*python_paths(), *(library_paths(os.environ) if gpu else [])],
                 read_only=(dataset, folder.inputs),
                 writable=(folder.work,),
                 hidden=self._hidden,
@@ -195,7 +201,7 @@ class JobRunner:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 cwd=folder.work,
-                env=clean_environment(os.environ, folder.work),
+                env=clean_environment(os.environ, folder.work, gpu=gpu),
                 start_new_session=True,  # its own process group: killed as a whole
                 close_fds=True,
                 user=run_as[0] if run_as else None,

@@ -74,8 +74,13 @@ _GPU_READ = ("/sys/devices", "/sys/bus/pci", "/sys/module/nvidia", "/proc/driver
 _GPU_DEVICE_PREFIX = "nvidia"
 
 
-def clean_environment(source: Mapping[str, str], home: Path) -> dict[str, str]:
+def clean_environment(
+    source: Mapping[str, str], home: Path, *, gpu: bool = False
+) -> dict[str, str]:
     env = {key: source[key] for key in _ENV_ALLOWED if key in source}
+    folders = library_paths(source) if gpu else []
+    if folders:
+        env["LD_LIBRARY_PATH"] = ":".join(map(str, folders))
     env.setdefault("PATH", "/usr/bin:/bin")
     env["HOME"] = str(home)
     env["TMPDIR"] = str(home)
@@ -106,6 +111,17 @@ def python_paths() -> list[Path]:
         paths.add(resolved)
     # A path entry of "/" would open everything; nothing legitimate needs it.
     return sorted(p for p in paths if p != Path("/"))
+
+
+def library_paths(source: Mapping[str, str]) -> list[Path]:
+    """The node's ``LD_LIBRARY_PATH`` folders, for GPU workers: where an image keeps the
+    NVIDIA driver's ``libcuda`` outside the loader's cache (``/usr/local/nvidia/lib64``
+    on CUDA images), torch finds no device without it. The node's operator set it, not
+    the researcher. Only absolute folders: an empty or relative entry would make the
+    loader search the job's own work folder."""
+    entries = source.get("LD_LIBRARY_PATH", "").split(":")
+    folders = [Path(e) for e in dict.fromkeys(entries) if e]
+    return [f for f in folders if f.is_absolute() and f != Path("/")]
 
 
 def gpu_devices() -> list[Path]:
@@ -177,7 +193,7 @@ def apply_sandbox(asked: SelfSandbox) -> str:
         system = [Path(p) for p in _SYSTEM_READ]
         devices = [Path(p) for p in _SYSTEM_DEVICES]
         if asked.gpu:
-            system += [Path(p) for p in _GPU_READ]
+            system += [Path(p) for p in _GPU_READ] + library_paths(os.environ)
             devices += gpu_devices()
         abi = restrict_self([*system, *python_paths(), *asked.read], asked.write, devices)
         if abi < 1:
@@ -188,7 +204,7 @@ def apply_sandbox(asked: SelfSandbox) -> str:
         applied.append("capabilities dropped" + ("" if bounded else " (bounding set kept)"))
     if asked.seccomp:
         _set_no_new_privileges()
-        apply_filter(allow_unix_sockets=asked.seccomp == "unix")
+        apply_filter(allow_unix_sockets=asked.seccomp == "unix", gpu=asked.gpu)
         applied.append(f"seccomp ({asked.seccomp})")
     return "sandboxed: " + ", ".join(applied)
 

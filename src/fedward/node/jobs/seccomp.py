@@ -6,7 +6,8 @@ interfaces a training plan never needs and that are ways around the other layers
 - sockets: ``socket()`` of any family but AF_UNIX fails (EACCES) — TCP, UDP, MPTCP,
   raw, packet, netlink, vsock. Where the worker shares the host's mount and network
   namespaces (no bubblewrap), AF_UNIX is refused too, since a Unix socket file of a
-  local service would be a way out; ``socketpair`` always works (multiprocessing pipes);
+  local service would be a way out (a GPU worker may make Unix sockets but never connect
+  one: ``apply_filter``); ``socketpair`` always works (multiprocessing pipes);
 - io_uring (its operations open sockets and files without passing through this filter);
 - new namespaces (``unshare``, ``setns``, namespace flags to ``clone``; ``clone3`` says
   ENOSYS so that libc falls back to ``clone``, whose flags a filter can read);
@@ -101,8 +102,14 @@ def seccomp_available() -> bool:
     return True
 
 
-def apply_filter(*, allow_unix_sockets: bool) -> None:
+def apply_filter(*, allow_unix_sockets: bool, gpu: bool = False) -> None:
     """Load the filter into this process (inherited by every child, irrevocable).
+
+    ``gpu`` without ``allow_unix_sockets`` (a GPU worker sharing the host's mounts): CUDA
+    makes a Unix socket while it initialises and fails (error 304, "OS call failed") when
+    it cannot (seen on an H200 node). Such a worker may make Unix stream and seqpacket
+    sockets, never connect one (ENOENT, what CUDA hears when no MPS daemon runs), and no
+    datagram socket, which could send to a host service's socket file without connecting.
 
     The caller must have set no_new_privs (Landlock does) or be privileged.
     """
@@ -119,6 +126,14 @@ def apply_filter(*, allow_unix_sockets: bool) -> None:
             continue  # a call this kernel or libseccomp does not know cannot be made
     if allow_unix_sockets:
         rules.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
+    elif gpu:
+        rules.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, socket.AF_UNIX))
+        unix, dgram = (
+            sc.Arg(0, sc.EQ, socket.AF_UNIX),
+            sc.Arg(1, sc.MASKED_EQ, 0xF, socket.SOCK_DGRAM),
+        )
+        rules.add_rule(sc.ERRNO(errno.EACCES), "socket", unix, dgram)
+        rules.add_rule(sc.ERRNO(errno.ENOENT), "connect")
     else:
         rules.add_rule(sc.ERRNO(errno.EACCES), "socket")
     rules.add_rule(sc.ERRNO(errno.EACCES), "socketpair", sc.Arg(0, sc.NE, socket.AF_UNIX))
