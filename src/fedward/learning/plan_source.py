@@ -134,7 +134,13 @@ def source_file_name(source: str) -> str:
 def write_canonical_plan(source: str, folder: Path) -> tuple[Path, str]:
     """Write the canonical text of ``source`` (what the digest binds) into ``folder``;
     returns the file and the sha256 of its bytes. PlanError if it cannot be normalised."""
-    canonical = normalise_source(source)
+    return write_plan_file(normalise_source(source), folder)
+
+
+def write_plan_file(canonical: str, folder: Path) -> tuple[Path, str]:
+    """``write_canonical_plan`` for text that is canonical already (a node's cached plan):
+    normalising takes milliseconds per job, and the worker checks the fixed point again
+    before it imports the file (``load_plan_file``)."""
     path = Path(folder) / source_file_name(canonical)
     data = canonical.encode("utf-8")
     if not path.is_file() or path.read_bytes() != data:

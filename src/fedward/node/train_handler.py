@@ -36,7 +36,7 @@ from fedward.core.messages import (
     TrainRequest,
 )
 from fedward.errors import FedwardError, JobError, PlanNotApproved, ValidationError
-from fedward.learning.plan_source import write_canonical_plan
+from fedward.learning.plan_source import write_plan_file
 from fedward.node import privacy_policy, secagg_handler, update_codecs
 from fedward.node.gpu import choose_device
 from fedward.node.handlers import NodeContext, fetch_plan
@@ -131,7 +131,7 @@ def _train(ctx: NodeContext, researcher_id: str, request: TrainRequest, received
     privacy_policy.check_request(ctx, researcher_id, request, dataset.dataset_id)
     folder = ctx.runner.folder(request.experiment_id)
     # The canonical text, the one the digest binds, is what the worker imports.
-    plan_path, plan_sha256 = write_canonical_plan(plan.canonical, folder.inputs)
+    plan_path, plan_sha256 = write_plan_file(plan.canonical, folder.inputs)
     device = choose_device(
         ctx.config.gpu, bool(request.training_args.get("use_gpu", False)), ctx.device_probe
     )

@@ -72,6 +72,7 @@ class LazyParams(Mapping[str, np.ndarray]):
             os.close(self._fd)
             raise
         self.layout: Layout = {n: (e.shape, e.dtype) for n, e in self._entries.items()}
+        self._buffer: np.ndarray | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         entry = self._entries[name]
@@ -91,15 +92,24 @@ class LazyParams(Mapping[str, np.ndarray]):
     def check_values(self, max_abs: int = MAX_ABS_VALUE) -> None:
         """ProtocolError naming the first tensor with a NaN, an infinity or a value past
         ``max_abs``. Reads the data once, a chunk at a time: memory O(chunk)."""
-        buffer = np.empty(_SCAN_BYTES, dtype=np.uint8)
-        for name, entry in self._entries.items():
-            step = _SCAN_BYTES - _SCAN_BYTES % entry.dtype.itemsize
-            for start in range(0, entry.nbytes, step):
-                count = min(step, entry.nbytes - start)
-                view = memoryview(buffer[:count])  # type: ignore[arg-type]
-                if os.preadv(self._fd, [view], entry.offset + start) != count:
-                    raise ProtocolError(f"parameters file ended inside tensor {name!r}")
-                _check_chunk(name, buffer[:count].view(entry.dtype), max_abs)
+        for name in self._entries:
+            for piece in self.chunks(name):
+                _check_chunk(name, piece, max_abs)
+
+    def chunks(self, name: str) -> Iterator[np.ndarray]:
+        """Tensor ``name`` as consecutive flat pieces read into one buffer, reused for
+        every piece of every tensor of this file (each piece is valid until the next)."""
+        entry = self._entries[name]
+        if self._buffer is None:
+            self._buffer = np.empty(_SCAN_BYTES, dtype=np.uint8)
+        buffer = self._buffer
+        step = _SCAN_BYTES - _SCAN_BYTES % entry.dtype.itemsize
+        for start in range(0, entry.nbytes, step):
+            count = min(step, entry.nbytes - start)
+            view = memoryview(buffer[:count])  # type: ignore[arg-type]
+            if os.preadv(self._fd, [view], entry.offset + start) != count:
+                raise ProtocolError(f"parameters file ended inside tensor {name!r}")
+            yield buffer[:count].view(entry.dtype)
 
     def __len__(self) -> int:
         return len(self._entries)
