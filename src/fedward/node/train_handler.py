@@ -45,8 +45,9 @@ from fedward.node.jobs.exchange import WorkerKey
 from fedward.node.jobs.failures import outcome_of
 from fedward.node.jobs.job_folder import JobFolder, result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
-from fedward.node.jobs.results import ALLOWED_EXTRAS, check_result, checked_layout
+from fedward.node.jobs.results import ALLOWED_EXTRAS, ResultCheck, checked_layout
 from fedward.node.round_jobs import RoundKey, request_fingerprint
+from fedward.protocol.params_writer import ParamsFile
 from fedward.storage.node_records import DatasetRecord, JobOutcome
 
 log = logging.getLogger("fedward.node")
@@ -233,15 +234,17 @@ def _run(
         _check_sample_count(result.sample_count, dataset.sample_count)
         # The result has the model's layout, so its size is known: a few KiB of header more.
         result_cap = params_in.stat().st_size + (1 << 20)
-        collected = folder.collect(result_name(job_id), result_cap, "parameters")
+        # Checked while copied out of the worker's reach: one read of its bytes.
+        collected = folder.collect(
+            result_name(job_id), result_cap, "parameters", ResultCheck(layout, "parameters")
+        )
         out_path = collected.path
-        check_result(out_path, layout, "parameters")
-        extra_paths: dict[str, Path] = {}
+        extras_out: dict[str, ParamsFile] = {}
         for name in result.extras:
             if name not in ALLOWED_EXTRAS:
                 raise JobError(f"the job returned extra tensors {name!r}, which no aggregator uses")
-            extra_paths[name] = folder.collect(result_name(job_id, name), result_cap, name).path
-            check_result(extra_paths[name], layout, f"extra tensors {name!r}", subset=True)
+            check = ResultCheck(layout, f"extra tensors {name!r}", subset=True)
+            extras_out[name] = folder.collect(result_name(job_id, name), result_cap, name, check)
         weight = privacy_policy.protect_update(
             ctx,
             researcher_id,
@@ -252,7 +255,7 @@ def _run(
             result.sample_count,
         )
         if request.secure_aggregation is not None:
-            if extra_paths:
+            if extras_out:
                 raise JobError("secure aggregation sends one sum: the job may not return extras")
             return secagg_handler.hold_update(
                 ctx,
@@ -270,9 +273,9 @@ def _run(
         plain = upload == out_path and not privacy_policy.rewrites_update(request)
         known = collected.sha256 if plain else None
         out_blob = ctx.blobs.put_file(upload, readers=[researcher_id], blob_id=known)
-        extra_blobs = {
-            name: ctx.blobs.put_file(path, readers=[researcher_id])
-            for name, path in extra_paths.items()
+        extra_blobs = {  # hashed when collected, and left as they were
+            name: ctx.blobs.put_file(extra.path, readers=[researcher_id], blob_id=extra.sha256)
+            for name, extra in extras_out.items()
         }
     finally:
         for path in [params_in, *map(Path, extras_in.values())]:

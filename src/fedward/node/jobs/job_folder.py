@@ -11,14 +11,13 @@
 The daemon takes nothing from ``work/`` by a name the worker chose: a result is opened
 under a fixed name (``result_name``), relative to the folder's descriptor, without
 following links, only if it is a regular file with one link and within its size cap,
-and copied to ``outputs/`` before it is checked — so the worker cannot change it
-between the check and the upload.
+and copied to ``outputs/`` — checked as it is copied (``result_copy``), so the worker
+cannot change it between the check and the upload.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -26,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedward.errors import JobError
+from fedward.node.jobs.result_copy import copy_checked
+from fedward.node.jobs.results import ResultCheck
 from fedward.protocol.params_writer import ParamsFile
 
-_CHUNK = 1 << 20
 _OPEN_RESULT = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_WORK_ENTRIES = 100_000
@@ -77,11 +77,11 @@ class JobFolder:
                     parent.chmod(mode | 0o001)
         return folder
 
-    def collect(self, name: str, max_bytes: int, what: str) -> ParamsFile:
+    def collect(self, name: str, max_bytes: int, what: str, check: ResultCheck) -> ParamsFile:
         """Copy the worker's result ``name`` out of ``work/`` into ``outputs/`` and remove
         it from ``work/``; a ``JobError`` (naming ``what``) for anything but a plain file
-        of at most ``max_bytes``. The copy is hashed on the way: its sha256 is its blob id
-        while the daemon leaves it unchanged."""
+        of at most ``max_bytes``, or one that fails ``check``. The copy is hashed on the
+        way: its sha256 is its blob id while the daemon leaves it unchanged."""
         private = self.outputs / name
         folder_fd = os.open(self.work, _OPEN_FOLDER)
         try:
@@ -97,7 +97,7 @@ class JobFolder:
                     raise JobError(f"the job's {what} is not a regular file")
                 if info.st_size > max_bytes:
                     raise JobError(f"the job's {what} is larger than {max_bytes} bytes")
-                sha256 = _copy_at_most(source, private, max_bytes, what)
+                sha256 = copy_checked(source, info.st_size, private, check)
             finally:
                 os.close(source)
             with contextlib.suppress(OSError):
@@ -154,28 +154,3 @@ class JobFolder:
         # rmtree works through descriptors on Linux: a link planted in work/ is removed,
         # never followed.
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _copy_at_most(source: int, dest: Path, max_bytes: int, what: str) -> str:
-    """Copy and hash; the sha256 of what was copied."""
-    written = 0
-    digest = hashlib.sha256()
-    buffer = memoryview(bytearray(_CHUNK))
-    try:
-        with open(dest, "wb", buffering=0, opener=_private_opener) as out:
-            while got := os.readv(source, [buffer]):
-                written += got
-                if written > max_bytes:
-                    raise JobError(f"the job's {what} is larger than {max_bytes} bytes")
-                chunk = buffer[:got]
-                digest.update(chunk)
-                while chunk:
-                    chunk = chunk[out.write(chunk) or 0 :]
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
-
-
-def _private_opener(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -9,6 +9,8 @@ travel only under the names an aggregator reads, each shaped like some of the mo
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import numpy as np
 from fedward.core.aggregation import Layout
 from fedward.errors import JobError, ProtocolError, ValidationError
 from fedward.learning.plan import SCAFFOLD_DELTA_CONTROL
-from fedward.protocol.params_wire import open_params
+from fedward.protocol.params_wire import MAX_ABS_VALUE, open_params
 
 ALLOWED_EXTRAS = (SCAFFOLD_DELTA_CONTROL,)
 
@@ -30,22 +32,40 @@ def checked_layout(path: Path, what: str) -> Layout:
         raise ValidationError(f"{what}: {exc.message}") from exc
 
 
-def check_result(path: Path, layout: Layout, what: str, *, subset: bool = False) -> None:
-    """``JobError`` unless ``path`` holds finite tensors of exactly ``layout`` (with
-    ``subset``: of some of its tensors, as SCAFFOLD's control update, which leaves out
-    buffers)."""
-    try:
-        with open_params(path) as params:
-            got = params.layout
-            expected = {n: layout[n] for n in got if n in layout} if subset else layout
-            if got != expected:
-                raise JobError(f"the job's {what} {_difference(got, expected)}")
-            for name in params:
-                values = params[name]
-                if values.dtype.kind in "fc" and not np.isfinite(values).all():
-                    raise JobError(f"the job's {what} hold non-finite values in {name!r}")
-    except ProtocolError as exc:
-        raise JobError(f"the job's {what} are not valid: {exc.message}") from exc
+@dataclass(frozen=True)
+class ResultCheck:
+    """What a job's result must be: exactly ``layout`` (with ``subset``: some of its
+    tensors, as SCAFFOLD's control update, which leaves out buffers), finite values
+    within ``MAX_ABS_VALUE``. ``what`` names the result in the ``JobError``s."""
+
+    layout: Layout
+    what: str
+    subset: bool = False
+
+    def check_layout(self, got: Layout) -> None:
+        expected = (
+            {n: self.layout[n] for n in got if n in self.layout} if self.subset else self.layout
+        )
+        if got != expected:
+            raise JobError(f"the job's {self.what} {_difference(got, expected)}")
+
+    def check_values(self, name: str, values: np.ndarray) -> None:
+        """``values``: all of tensor ``name`` or any part of it."""
+        if values.dtype == np.bool_ or values.size == 0:
+            return
+        # min and max need no temporary array, and NaN or an infinity shows in one of
+        # them; as Python numbers they compare exactly with the bound.
+        low, high = values.min().item(), values.max().item()
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise JobError(f"the job's {self.what} hold non-finite values in {name!r}")
+        if low < -MAX_ABS_VALUE or high > MAX_ABS_VALUE:
+            raise JobError(
+                f"the job's {self.what} hold values beyond +/-{float(MAX_ABS_VALUE):.3g} "
+                f"in {name!r}"
+            )
+
+    def invalid(self, error: ProtocolError) -> JobError:
+        return JobError(f"the job's {self.what} are not valid: {error.message}")
 
 
 def _difference(got: Layout, expected: Layout) -> str:
