@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from fedward.storage.atomic import fsync_dir
 FORMAT = "fedward-experiment-checkpoint"
 VERSION = 1
 _ROUND_DIR = re.compile(r"^round-(\d{4,})$")
+# Hard links to the newest checkpoint's parameters, for the next round's upload.
+_UPLOAD_PREFIX = ".global-"
 
 
 @dataclass
@@ -68,21 +70,71 @@ def save_checkpoint(
     keep: int | None = None,
 ) -> Path:
     """Write ``round-NNNN`` under the experiment ``directory``; keep the last ``keep`` ones."""
+    staged = stage_checkpoint(directory, rounds_done, params, link_for_upload=False)
+    return finish_checkpoint(staged, aggregator_tensors, state, keep)
+
+
+@dataclass(frozen=True)
+class StagedCheckpoint:
+    """A checkpoint whose parameters are written (not yet fsynced) in its partial folder."""
+
+    directory: Path
+    final: Path
+    partial: Path
+    params: ParamsFile
+    #: The same file under a name outside the partial folder, which the rename into place
+    #: does not move: the next round uploads it while the checkpoint is finished. None
+    #: where the file system has no hard links (the round then writes its own copy).
+    upload: ParamsFile | None
+
+
+def stage_checkpoint(
+    directory: Path, rounds_done: int, params: Mapping[str, np.ndarray], *, link_for_upload: bool
+) -> StagedCheckpoint:
+    """The first half of ``save_checkpoint``: the parameters written and hashed (and,
+    ``link_for_upload``, linked for the next round's upload)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"round-{rounds_done:04d}"
     partial = directory / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "aggregator").mkdir(parents=True)
     try:
-        written = ParamsFile.write(params, partial / "params.safetensors", durable=True)
+        written = ParamsFile.write(params, partial / "params.safetensors", durable=False)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    for stale in directory.glob(f"{_UPLOAD_PREFIX}*.safetensors"):
+        stale.unlink(missing_ok=True)
+    upload: ParamsFile | None = None
+    if link_for_upload:
+        link = directory / f"{_UPLOAD_PREFIX}{rounds_done:04d}.safetensors"
+        try:
+            os.link(written.path, link)
+            upload = replace(written, path=link)
+        except OSError:
+            pass  # no hard links here: the round writes its own copy
+    return StagedCheckpoint(directory, final, partial, written, upload)
+
+
+def finish_checkpoint(
+    staged: StagedCheckpoint,
+    aggregator_tensors: Mapping[str, Mapping[str, np.ndarray]],
+    state: Mapping[str, Any],
+    keep: int | None = None,
+) -> Path:
+    """The second half: every file fsynced, the folder renamed into place, old rounds
+    beyond ``keep`` removed. Returns the checkpoint's folder."""
+    directory, final, partial = staged.directory, staged.final, staged.partial
+    try:
+        _fsync_file(staged.params.path)
         for group, tensors in aggregator_tensors.items():
             name = validate_id(group, kind="aggregator state group")
             _write_synced(partial / "aggregator" / f"{name}.safetensors", params_to_bytes(tensors))
         document = {
             "format": FORMAT,
             "version": VERSION,
-            "rounds_done": rounds_done,
-            "params_sha256": written.sha256,
+            "rounds_done": int(final.name.removeprefix("round-")),
+            "params_sha256": staged.params.sha256,
             **state,
         }
         _write_synced(partial / "state.json", json.dumps(document, indent=1).encode("utf-8"))
@@ -96,11 +148,21 @@ def save_checkpoint(
         fsync_dir(directory)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        if staged.upload is not None:
+            staged.upload.path.unlink(missing_ok=True)
         raise
     if keep is not None:
         for old in round_dirs(directory)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def checkpoint_params(path: Path) -> ParamsFile | None:

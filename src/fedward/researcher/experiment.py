@@ -43,6 +43,7 @@ from fedward.researcher import experiment_state, plan_review
 from fedward.researcher.aggregators import Aggregator, FedAvg
 from fedward.researcher.analysis import history_frame, params_after_round
 from fedward.researcher.checkpoint import experiment_dir
+from fedward.researcher.checkpoint_saver import CheckpointSaver
 from fedward.researcher.discovery import find_datasets
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
 from fedward.researcher.experiment_round import round_journal, run_round
@@ -52,6 +53,7 @@ from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.monitor import Observers, RoundObserver
 from fedward.researcher.privacy_settings import DPSettings, SecAgg
 from fedward.researcher.progress import ProgressDisplay
+from fedward.researcher.round_journal import RoundJournal
 from fedward.researcher.selection import (
     NodeSelection,
     SelectionRule,
@@ -156,7 +158,7 @@ class Experiment(metaclass=ExperimentType):
         self.progress = progress
         self.extra_observers = list(observers)
         self.history: list[RoundRecord] = []
-        self.last_checkpoint: Path | None = None
+        self.checkpoint_saver = CheckpointSaver()
         self._on_round = on_round
         self._federation = federation
         self._owns_federation = federation is None
@@ -264,6 +266,8 @@ class Experiment(metaclass=ExperimentType):
         observers = self.observer_set()
         datasets = self.nodes()
         journal = round_journal(self.checkpoint_dir(), round_index)
+        if journal is not None:  # nodes are asked once the checkpoint before is complete
+            journal.barrier = self.checkpoint_saver.wait
         if journal is not None and journal.start is not None:
             offline = set(journal.start.offline)  # as the round saw them when it began
         else:
@@ -295,9 +299,7 @@ class Experiment(metaclass=ExperimentType):
         self._global = self.aggregator.finish()
         self.privacy.account(record)
         self.history.append(record)
-        self._save_checkpoint()
-        if journal is not None:
-            journal.remove()
+        self._save_checkpoint(journal)
         observers.round_finished(record)
         if self._on_round is not None:
             self._on_round(record)
@@ -324,7 +326,14 @@ class Experiment(metaclass=ExperimentType):
         )
 
     def close(self) -> None:
-        """Tell the observers, and close the federation if the experiment opened it."""
+        """Finish the checkpoint being written, tell the observers, and close the
+        federation if the experiment opened it."""
+        try:
+            self.checkpoint_saver.wait()
+        finally:
+            self._close_rest()
+
+    def _close_rest(self) -> None:
         if self._observers is not None:
             self._observers.close()
         if self._owns_federation and self._federation is not None:
@@ -340,10 +349,24 @@ class Experiment(metaclass=ExperimentType):
         base = self.state_dir or (self._federation.state_dir if self._federation else None)
         return experiment_dir(base, self.experiment_id) if base is not None else None
 
-    def _save_checkpoint(self) -> None:
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest checkpoint folder (once any checkpoint being written is complete)."""
+        self.checkpoint_saver.wait()
+        return self.checkpoint_saver.last
+
+    @last_checkpoint.setter
+    def last_checkpoint(self, path: Path | None) -> None:
+        self.checkpoint_saver.last = path
+
+    def _save_checkpoint(self, journal: RoundJournal | None = None) -> None:
+        """Checkpoint the round just finished; its journal is removed once that is done."""
         directory = self.checkpoint_dir()
+        then = journal.remove if journal is not None else _nothing
         if directory is not None:
-            self.last_checkpoint = experiment_state.save(self, directory, rng_state(self._rng))
+            experiment_state.save(self, directory, rng_state(self._rng), then)
+        else:
+            then()
 
     @classmethod
     def load_checkpoint(
@@ -407,3 +430,7 @@ class Experiment(metaclass=ExperimentType):
         if self._global is None:
             self._global = self.training_plan(self.model_args).init_params(self.seed)
         return self._global
+
+
+def _nothing() -> None:
+    """``then`` of a checkpoint with no journal to remove."""

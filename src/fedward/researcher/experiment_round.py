@@ -95,6 +95,7 @@ def run_round(
                 global_file=checkpointed_global(experiment),
             )
         else:  # a secure round keeps no journal: a crash inside it repeats it whole
+            experiment.checkpoint_saver.wait()  # so the checkpoint before it is complete
             results = runner.run(
                 experiment.experiment_id, round_index, selected, global_params, build
             )
@@ -124,6 +125,9 @@ def run_round(
 def checkpointed_global(experiment: Experiment) -> ParamsFile | None:
     """The last checkpoint's parameters file when it holds the current global parameters:
     the round uploads it as it is instead of serialising the parameters again."""
+    staged = experiment.checkpoint_saver.global_file(len(experiment.history))
+    if staged is not None:  # written by the last round; its checkpoint may still be finishing
+        return staged
     saved = experiment.last_checkpoint
     if saved is None or saved.name != f"round-{len(experiment.history):04d}":
         return None

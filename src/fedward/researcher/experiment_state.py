@@ -10,8 +10,9 @@ plan's digest must match, so a resumed experiment never trains different code un
 
 from __future__ import annotations
 
+import copy
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from fedward.learning.plan_source import plan_source
 from fedward.learning.setting_names import closest
 from fedward.researcher.aggregators import Aggregator, aggregator_from_config
 from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint, save_checkpoint
+from fedward.researcher.checkpoint_saver import wait_for_all_checkpoints
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import RoundRecord
@@ -83,20 +85,42 @@ def to_json(
     }
 
 
-def save(experiment: Experiment, directory: Path, rng: dict[str, Any]) -> Path:
-    """Checkpoint the experiment as it stands after its last round."""
+def save(
+    experiment: Experiment, directory: Path, rng: dict[str, Any], then: Callable[[], None]
+) -> None:
+    """Checkpoint the experiment as it stands after its last round; ``then`` runs once the
+    checkpoint is complete. Finished on a thread beside the next round (``checkpoint_saver``)
+    unless the aggregator keeps tensors or an update codec keeps references (those change
+    in place during the next round), or this is the experiment's first checkpoint (a
+    crash before it is complete would leave none to resume from): those are saved before
+    the next round starts."""
     tensors, aggregator_data = experiment.aggregator.state()
-    saved = save_checkpoint(
+    # A snapshot: the thread writes it while the researcher's own dicts may change.
+    state = copy.deepcopy(to_json(experiment, aggregator_data, rng))
+    saver, rounds_done = experiment.checkpoint_saver, len(experiment.history)
+    if tensors or experiment.codec_rounds is not None or saver.last is None:
+        saver.wait()
+        saver.last = save_checkpoint(
+            directory,
+            rounds_done,
+            experiment.aggregated_params(),
+            tensors,
+            state,
+            keep=experiment.keep_checkpoints,
+        )
+        if experiment.codec_rounds is not None:  # the reference the nodes hold (update codecs)
+            experiment.codec_rounds.save(directory, rounds_done)
+        then()
+        return
+    saver.save(
         directory,
-        len(experiment.history),
+        rounds_done,
         experiment.aggregated_params(),
-        tensors,
-        to_json(experiment, aggregator_data, rng),
-        keep=experiment.keep_checkpoints,
+        {},
+        state,
+        experiment.keep_checkpoints,
+        then,
     )
-    if experiment.codec_rounds is not None:  # the reference the nodes hold (update codecs)
-        experiment.codec_rounds.save(directory, len(experiment.history))
-    return saved
 
 
 def _plan_class(saved: Mapping[str, Any], given: type[TrainingPlan] | None) -> type[TrainingPlan]:
@@ -151,6 +175,7 @@ def load(
 
             federation, owned = connect(), True
         state_dir = federation.state_dir
+    wait_for_all_checkpoints()  # one this process is still writing may be the one wanted
     checkpoint = read_checkpoint(locate_checkpoint(where, state_dir, experiment_id))
     state = checkpoint.state
     if aggregator is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import msgspec
 from fedward.core.messages import ErrorReply, TrainReply
 from fedward.errors import ProtocolError, RoundNotResumable, ValidationError
 from fedward.protocol.codec import decode_reply, encode
+from fedward.researcher.checkpoint import round_dirs
 from fedward.researcher.history import NodeRound
 
 Answer = TrainReply | ErrorReply
@@ -62,6 +63,10 @@ class RoundJournal:
     late: set[str] = field(default_factory=set)
     #: True when the journal was found on disk: this round is being resumed.
     resumed: bool = False
+    #: Called before the round's start is recorded: the checkpoint of the round before
+    #: must be complete first (``checkpoint_saver``), or a crash could leave this journal
+    #: without the checkpoint it continues from.
+    barrier: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @classmethod
     def open(cls, path: Path) -> RoundJournal:
@@ -115,6 +120,7 @@ class RoundJournal:
 
     def begin(self, start: RoundStart) -> None:
         """Record the round's start; on a resumed round, check it starts the same way."""
+        self.barrier()
         if self.start is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.unlink(missing_ok=True)
@@ -168,11 +174,14 @@ class RoundJournal:
 
 
 def remove_stale_journals(experiment_dir: Path, round_index: int) -> None:
-    """Journals of rounds before ``round_index``: their checkpoints were saved before the
-    researcher could remove them."""
+    """Journals of rounds before ``round_index`` whose checkpoint is complete: it was saved
+    before the researcher could remove them. A journal whose checkpoint is still being
+    written (``checkpoint_saver``) stays: that save removes it when it is done."""
+    saved = [int(p.name.removeprefix("round-")) for p in round_dirs(experiment_dir)]
+    newest = min(max(saved, default=0), round_index)
     for path in experiment_dir.glob("round-*.journal"):
         number = path.name.removeprefix("round-").removesuffix(".journal")
-        if number.isdigit() and int(number) <= round_index:
+        if number.isdigit() and int(number) <= newest:
             path.unlink(missing_ok=True)
 
 
