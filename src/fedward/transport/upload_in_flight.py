@@ -24,9 +24,7 @@ from fedward.transport.blobs import BlobStore
 
 
 class UploadInFlight:
-    def __init__(
-        self, blobs: BlobStore, path: Path, readers: Sequence[str], blob_id: str
-    ) -> None:
+    def __init__(self, blobs: BlobStore, path: Path, readers: Sequence[str], blob_id: str) -> None:
         """Start uploading ``path`` (whose sha256 is ``blob_id``); returns once its
         readers may GET it, and raises what failed if it failed before that."""
         self.blob_id = blob_id

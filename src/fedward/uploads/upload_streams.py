@@ -137,9 +137,7 @@ class UploadStreams:
         read it from; None when there is none (the caller then answers as for any other
         blob). StorageError (503) past ``max_per_reader`` GETs of it at once."""
         with self._lock:
-            stream = next(
-                (s for s in self._streams.get(blob_id, []) if reader in s.readers), None
-            )
+            stream = next((s for s in self._streams.get(blob_id, []) if reader in s.readers), None)
             if stream is None:
                 handle = None
             elif stream._active.get(reader, 0) >= self._max_per_reader:
