@@ -42,6 +42,9 @@ from typing import BinaryIO, Literal
 from fedward.errors import StorageError
 
 DEFAULT_MAX_PER_READER = 2
+# Readers are woken once per this many new bytes (and at the end), not once per socket
+# read of the upload: each wake-up is a thread switch and a sendfile call.
+WAKE_STEP_BYTES = 1024 * 1024
 
 _State = Literal["open", "done", "failed"]
 
@@ -61,6 +64,7 @@ class UploadStream:
         self._fd = fd  # read-only, on the file the upload writes (or the stored one)
         self._cond = threading.Condition()
         self._written = 0
+        self._woken_at = 0
         self._state: _State = "open"
         self._active: dict[str, int] = {}  # GETs in progress per reader
 
@@ -68,7 +72,9 @@ class UploadStream:
         """The upload has ``total`` bytes in the file (written, visible to readers)."""
         with self._cond:
             self._written = total
-            self._cond.notify_all()
+            if total - self._woken_at >= WAKE_STEP_BYTES:
+                self._woken_at = total
+                self._cond.notify_all()
 
     def end(self, verified: bool) -> None:
         with self._cond:
