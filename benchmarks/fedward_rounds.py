@@ -78,10 +78,17 @@ class TimedBlobStore:
         finally:
             self.upload_s += time.perf_counter() - started
 
-    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
+    def put_file(
+        self,
+        path: Path,
+        readers: Sequence[str],
+        *,
+        blob_id: str | None = None,
+        on_accepted: Callable[[], object] | None = None,
+    ) -> str:
         started = time.perf_counter()
         try:
-            return self.inner.put_file(path, readers, blob_id=blob_id)
+            return self.inner.put_file(path, readers, blob_id=blob_id, on_accepted=on_accepted)
         finally:
             self.upload_s += time.perf_counter() - started
 

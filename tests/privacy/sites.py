@@ -45,8 +45,15 @@ class RecordingBlobs:
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str:
         return self._inner.put_bytes(data, readers)
 
-    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
-        return self._inner.put_file(path, readers, blob_id=blob_id)
+    def put_file(
+        self,
+        path: Path,
+        readers: Sequence[str],
+        *,
+        blob_id: str | None = None,
+        on_accepted: Callable[[], object] | None = None,
+    ) -> str:
+        return self._inner.put_file(path, readers, blob_id=blob_id, on_accepted=on_accepted)
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
         data = self._inner.get_bytes(blob_id, max_bytes=max_bytes)

@@ -51,6 +51,7 @@ from fedward.researcher.history import NodeRound, NodeStatus
 from fedward.researcher.monitor import RoundObserver
 from fedward.researcher.round_arrivals import Arrival, OrderedFold
 from fedward.researcher.round_journal import RoundJournal, RoundStart
+from fedward.transport.upload_in_flight import UploadInFlight
 
 log = logging.getLogger("fedward.researcher")
 
@@ -103,7 +104,7 @@ class RoundRunner:
         ``global_file``: the global parameters already written (the last checkpoint's),
         uploaded as they are while unchanged."""
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="fedward-round-") as scratch:
+        with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as self._uploads:
             return self._run(
                 experiment_id,
                 round_index,
@@ -122,7 +123,8 @@ class RoundRunner:
     ) -> str:
         if written is None or not written.unchanged():
             written = ParamsFile.write(params, scratch / "global.safetensors", durable=False)
-        return self.federation.blobs.put_file(written.path, readers, blob_id=written.sha256)
+        upload = UploadInFlight(self.federation.blobs, written.path, readers, written.sha256)
+        return self._uploads.enter_context(upload).blob_id  # registered: nodes may GET it
 
     def _run(
         self,
@@ -256,8 +258,7 @@ class RoundRunner:
         return Arrival(node_id, reply, scratch / f"{node_id}.safetensors", elapsed_s=elapsed)
 
     def _download(self, arrival: Arrival) -> Arrival:
-        """Fetch an update and the extras the aggregator reads, each with its cap, into
-        scratch files (on a download thread)."""
+        """Fetch an update and the extras the aggregator reads, each with its cap."""
         blobs, reply, scratch = self.federation.blobs, arrival.reply, arrival.params_path.parent
         try:
             blobs.get_file(

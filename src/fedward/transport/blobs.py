@@ -10,6 +10,9 @@ A blob's id is the lowercase hex sha256 of its bytes. Implementations MUST:
   can always read its own blobs;
 - ``put_file(..., blob_id=...)``: the caller's sha256 of the file, taken on trust for
   the request and checked by whoever stores it;
+- ``put_file(..., on_accepted=...)``: called once the upload's readers may start their
+  downloads (at the latest once it is stored; the upload server streams an upload in
+  progress to them), possibly again if the upload is retried;
 - ``get_file(..., durable=False)``: a scratch file, not fsynced;
 - with ``max_bytes``, refuse a blob larger than that with ``ValidationError`` (see
   ``blob_too_large``) without ever holding more than ``max_bytes`` of it plus one chunk,
@@ -19,7 +22,7 @@ A blob's id is the lowercase hex sha256 of its bytes. Implementations MUST:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +33,12 @@ class BlobStore(Protocol):
     def put_bytes(self, data: bytes, readers: Sequence[str]) -> str: ...
 
     def put_file(
-        self, path: Path, readers: Sequence[str], *, blob_id: str | None = None
+        self,
+        path: Path,
+        readers: Sequence[str],
+        *,
+        blob_id: str | None = None,
+        on_accepted: Callable[[], object] | None = None,
     ) -> str: ...
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes: ...

@@ -24,6 +24,7 @@ import hashlib
 import http.client
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -47,6 +48,7 @@ from fedward.transport.http_pool import HttpConnections, Lease
 CHUNK_BYTES = 1024 * 1024
 DEFAULT_RETRY_S = 60.0
 MAX_ERROR_BODY_BYTES = 64 * 1024
+_MAX_INTERIM_BYTES = 4096
 _FIRST_PAUSE_S, _MAX_PAUSE_S = 0.2, 3.0
 _URL_HINT = "check UPLOADS_URL and that the upload server is running"
 # A reused keep-alive connection that the server closed meanwhile fails with one of
@@ -79,9 +81,20 @@ class HttpBlobStore:
         self._retried(lambda: self._put(blob_id, view, len(view), readers))
         return blob_id
 
-    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
+    def put_file(
+        self,
+        path: Path,
+        readers: Sequence[str],
+        *,
+        blob_id: str | None = None,
+        on_accepted: Callable[[], object] | None = None,
+    ) -> str:
         """Stream the file from disk (memory stays O(1)). ``blob_id``: its sha256 when the
-        caller computed it already (the server checks it all the same)."""
+        caller computed it already (the server checks it all the same). ``on_accepted``:
+        called (on this thread, before the body is sent, again on each retry) once the
+        server has accepted the request and registered the upload, from when on its
+        readers' GETs stream it as it arrives (``uploads.upload_streams``); over TLS,
+        once the upload is stored."""
         path = Path(path)
         if blob_id is None:
             blob_id = _file_sha256(path)
@@ -89,7 +102,10 @@ class HttpBlobStore:
             validate_sha256(blob_id)
         size = path.stat().st_size
         known: str = blob_id
-        self._retried(lambda: self._put(known, path, size, readers))
+        early = on_accepted if not self._pool.tls else None
+        self._retried(lambda: self._put(known, path, size, readers, early))
+        if on_accepted is not None and early is None:
+            on_accepted()
         return blob_id
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
@@ -98,7 +114,7 @@ class HttpBlobStore:
             self._download(blob_id, lambda chunk: parts.append(bytes(chunk)), max_bytes)
             return b"".join(parts)
 
-        return self._retried(attempt)
+        return self._retried(attempt, streamed=True)
 
     def get_file(
         self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
@@ -124,17 +140,24 @@ class HttpBlobStore:
                 ) from exc
             return dest
 
-        return self._retried(attempt)
+        return self._retried(attempt, streamed=True)
 
-    def _retried(self, attempt: Callable[[], T]) -> T:
+    def _retried(self, attempt: Callable[[], T], *, streamed: bool = False) -> T:
         """``attempt()``, again after a pause while it fails with TransportError (the
-        server unreachable, gone mid-request, or answering 5xx) and ``retry_s`` lasts."""
+        server unreachable, gone mid-request, or answering 5xx) and ``retry_s`` lasts.
+        ``streamed``: a download, which may have been streaming an upload in progress;
+        once one attempt was cut, NotFound is tried again too: the upload failed, and its
+        uploader (retrying, or resumed after a crash) may be sending it again."""
         deadline = time.monotonic() + self.retry_s
         pause = _FIRST_PAUSE_S
+        cut = False
         while True:
             try:
                 return attempt()
-            except TransportError as exc:
+            except (TransportError, NotFound) as exc:
+                if isinstance(exc, NotFound) and not cut:
+                    raise
+                cut = cut or streamed
                 if time.monotonic() + pause > deadline:
                     raise
                 log.info("upload server request failed (%s); trying again in %.1f s", exc, pause)
@@ -151,7 +174,12 @@ class HttpBlobStore:
         self.close()
 
     def _put(
-        self, blob_id: str, content: memoryview | Path, size: int, readers: Sequence[str]
+        self,
+        blob_id: str,
+        content: memoryview | Path,
+        size: int,
+        readers: Sequence[str],
+        on_accepted: Callable[[], object] | None = None,
     ) -> None:
         for reader in readers:
             validate_id(reader, kind="reader id")
@@ -160,9 +188,15 @@ class HttpBlobStore:
             "Content-Type": "application/octet-stream",
             "X-Fedward-Readers": ",".join(readers),
         }
+        if on_accepted is not None:
+            headers["Expect"] = "100-continue"
 
         def send(lease: Lease) -> http.client.HTTPResponse:
             _send_head(lease, "PUT", f"/blobs/{blob_id}", {**headers, "Authorization": self._auth})
+            if on_accepted is not None:
+                if not _continued(lease):  # refused on its head: the answer says why
+                    return lease.conn.getresponse()
+                on_accepted()
             try:
                 if isinstance(content, Path):
                     with open(content, "rb") as handle:
@@ -254,6 +288,30 @@ def _send_head(lease: Lease, method: str, path: str, headers: dict[str, str]) ->
     for name, value in headers.items():
         conn.putheader(name, value)
     conn.endheaders()
+
+
+def _continued(lease: Lease) -> bool:
+    """Whether the server answered a request head with ``100 Continue`` (read here), not
+    with its final answer (left unread, for ``http.client``). Peeked at, not read: only
+    a plain socket, not TLS, can do that (``put_file`` asks for it only then)."""
+    sock = lease.conn.sock
+    while True:
+        seen = sock.recv(_MAX_INTERIM_BYTES, socket.MSG_PEEK)
+        end = seen.find(b"\r\n\r\n")
+        if end >= 0:
+            break
+        if not seen or len(seen) >= _MAX_INTERIM_BYTES:
+            return False  # closed, or no interim answer: http.client reads what it is
+        time.sleep(0.001)  # a head split across packets: its end is on its way
+    if not seen.startswith(b"HTTP/1.1 100 "):
+        return False
+    wanted = end + 4
+    while wanted:  # consume the interim answer, and nothing after it
+        got = sock.recv(wanted)
+        if not got:
+            raise TransportError("the upload server closed the connection after 100 Continue")
+        wanted -= len(got)
+    return True
 
 
 def _send_file(lease: Lease, handle: BinaryIO, size: int) -> None:

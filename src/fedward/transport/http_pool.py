@@ -84,6 +84,10 @@ class HttpConnections:
             old.close()
         return conn
 
+    @property
+    def tls(self) -> bool:
+        return self._tls is not None
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fedward.errors import AccessDenied, IntegrityError, NotFound, TransportError
@@ -131,10 +131,19 @@ class MemoryBlobClient:
             self._space._blobs[blob_id] = (bytes(data), allowed)
         return blob_id
 
-    def put_file(self, path: Path, readers: Sequence[str], *, blob_id: str | None = None) -> str:
+    def put_file(
+        self,
+        path: Path,
+        readers: Sequence[str],
+        *,
+        blob_id: str | None = None,
+        on_accepted: Callable[[], object] | None = None,
+    ) -> str:
         stored = self.put_bytes(path.read_bytes(), readers)
         if blob_id is not None and blob_id != stored:
             raise IntegrityError(f"{path.name} hashes to {stored}, not {blob_id}")
+        if on_accepted is not None:
+            on_accepted()
         return stored
 
     def get_bytes(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:

@@ -10,6 +10,12 @@ Uploads are hashed and written as they arrive and refused (413) the moment they 
 the size limit; the temporary file goes at once. Re-uploading stored content only adds
 readers, but the body must still hash to the id: knowing an id is not enough to gain
 access to its content.
+
+A GET of a blob whose upload is still in progress is answered from that upload as its
+bytes arrive, if the caller is one of the readers it declares (``upload_streams``: the
+last byte only once the content is verified, a cut connection otherwise). An upload that
+sends ``Expect: 100-continue`` hears ``100 Continue`` once it is registered, so it can
+tell its readers to start before its body is sent.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from fedward.errors import (
     StorageError,
     ValidationError,
 )
-from fedward.uploads.blob_space import DiskBlobSpace
+from fedward.uploads.blob_space import DiskBlobSpace, IncomingBlob
 from fedward.uploads.http_connection import ClientGone, Exchange
 from fedward.uploads.http_wire import BadRequest, RequestHead, error_body
 from fedward.uploads.tokens import TokenRegistry
+from fedward.uploads.upload_streams import StreamCut, UploadStream, UploadStreams
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ class UploadApp:
         self._space = space
         self._tokens = tokens
         self._max_blob_bytes = max_blob_bytes
+        self._streams = UploadStreams()
 
     @property
     def space(self) -> DiskBlobSpace:
@@ -128,8 +136,20 @@ class UploadApp:
             raise self._too_large()
         incoming = self._space.begin_upload_of(blob_id, peer_id)
         created = incoming.keeps_content
+        stream = self._streamable(incoming, blob_id, declared, frozenset(readers))
+        verified = False
         try:
-            exchange.read_body(incoming.write)
+            exchange.send_continue()  # registered: its readers may GET it from now on
+            if stream is None:
+                exchange.read_body(incoming.write)
+            else:
+
+                def sink(chunk: memoryview) -> None:
+                    incoming.write(chunk)
+                    incoming.flush()
+                    stream.wrote(incoming.size)
+
+                exchange.read_body(sink)
             actual = incoming.blob_id()
             if actual != blob_id:
                 raise IntegrityError(
@@ -137,19 +157,46 @@ class UploadApp:
                     hint="the id must be the lowercase hex sha256 of the exact bytes sent",
                 )
             self._space.commit(incoming, readers, peer_id)
+            verified = True
         finally:
+            if stream is not None:  # its readers finish, or are cut short of the end
+                self._streams.finish(stream, verified)
             incoming.discard()
         send_json(exchange, 201 if created else 200, {"blob_id": blob_id, "size": incoming.size})
 
-    def _download(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
-        handle, size = self._space.open_for(blob_id, peer_id)
+    def _streamable(
+        self, incoming: IncomingBlob, blob_id: str, size: int, readers: frozenset[str]
+    ) -> UploadStream | None:
+        """The upload registered for its readers to stream (``upload_streams``); None for
+        an empty one (nothing to hold back until it is verified)."""
+        if size == 0:
+            return None
+        handle = self._space.open_content(incoming, blob_id)
+        if handle is None:  # stored content deleted meanwhile: the upload will say so
+            return None
         with handle:
-            fields = [
-                ("content-type", "application/octet-stream"),
-                ("etag", f'"{blob_id}"'),
-                ("cache-control", "private, no-store"),
-            ]
-            exchange.send_file(200, fields, handle, size)
+            return self._streams.register(blob_id, size, readers, handle)
+
+    def _download(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
+        fields = [
+            ("content-type", "application/octet-stream"),
+            ("etag", f'"{blob_id}"'),
+            ("cache-control", "private, no-store"),
+        ]
+        # An upload in progress first: once it is verified it is stored before it leaves
+        # the registry, so a blob that one of them names is never missed in between.
+        with self._streams.reading(blob_id, peer_id) as streaming:
+            if streaming is not None:
+                stream, handle = streaming
+                try:
+                    exchange.send_growing(200, fields, handle, stream.size, stream.sendable)
+                except StreamCut as cut:
+                    log.info("download of blob %s by %s cut: %s", blob_id, peer_id, cut)
+                    raise ClientGone from cut
+        if streaming is None:
+            handle, size = self._space.open_for(blob_id, peer_id)
+            with handle:
+                exchange.send_file(200, fields, handle, size)
         # Sent whole: retention counts this reader as served.
         self._space.record_fetch(blob_id, peer_id)
 

@@ -122,6 +122,11 @@ class IncomingBlob:
     def blob_id(self) -> str:
         return self._hash.hexdigest()
 
+    def flush(self) -> None:
+        """Hand what was written to the kernel, where readers of the file see it."""
+        if self._handle is not None:
+            self._handle.flush()
+
     def finish(self) -> None:
         """Make the written bytes durable before they are moved into place."""
         if self._handle is not None:
@@ -294,6 +299,15 @@ class DiskBlobSpace:
         except FileNotFoundError as exc:
             raise NotFound(f"blob {blob_id} not found") from exc
         return handle, os.fstat(handle.fileno()).st_size
+
+    def open_content(self, incoming: IncomingBlob, blob_id: str) -> BinaryIO | None:
+        """The file an upload's content can be read from while it arrives: its temporary
+        file, or (an upload of stored content) the stored one; None if that is gone."""
+        path = incoming.temp_path or self._object_path(blob_id)
+        try:
+            return open(path, "rb", buffering=0)
+        except FileNotFoundError:
+            return None
 
     # Ids are checked again here, not only by the app: they become file names.
     def _object_path(self, blob_id: str) -> Path:

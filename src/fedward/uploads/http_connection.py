@@ -113,6 +113,41 @@ class Exchange:
             self.reusable = False
             raise OSError(f"sent {sent} of {size} bytes")
 
+    def send_continue(self) -> None:
+        """``100 Continue``, if the client asked for it (``Expect: 100-continue``) and
+        its body is still to come: it then knows the request head was accepted (an upload
+        is registered and can be streamed) before it sends the body."""
+        expect = (self.request.header("expect") or "").lower()
+        if expect == "100-continue" and not self.body_read and self.request.minor_version:
+            self._sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def send_growing(
+        self,
+        status: int,
+        fields: Iterable[tuple[str, str]],
+        handle: BinaryIO,
+        size: int,
+        sendable: Callable[[int, float], int],
+    ) -> None:
+        """The head, then ``size`` bytes of a file that is still being written, each part
+        by ``sendfile`` once ``sendable(sent, patience_s)`` says it is there. Whatever
+        ``sendable`` raises ends the connection before the body is complete."""
+        self._sendall(self._head(status, [*fields, ("content-length", str(size))]))
+        patience_s = 2 * (self._sock.gettimeout() or 60.0)
+        sent = 0
+        try:
+            while (limit := sendable(sent, patience_s)) > sent:
+                try:
+                    got = self._sock.sendfile(handle, sent, limit - sent)
+                except OSError as exc:
+                    raise ClientGone from exc
+                if got != limit - sent:  # the file is shorter than the upload said
+                    raise OSError(f"sent {sent + got} of {limit} bytes")
+                sent = limit
+        except BaseException:
+            self.reusable = False
+            raise
+
     def _head(self, status: int, fields: list[tuple[str, str]]) -> bytes:
         if not self.body_read:
             self.reusable = False
