@@ -26,6 +26,7 @@ from fedward.uploads.http_connection import Timeouts
 from fedward.uploads.server import UploadServer
 from fedward.uploads.tokens import set_token
 from fedward.uploads.upload_streams import StreamCut, UploadStreams
+from tests.waiting import wait_for
 
 TOKENS = {
     "alice": "alice-token-0123456789",
@@ -266,8 +267,13 @@ def test_a_streamed_get_returns_the_bytes_and_counts_as_a_fetch(
     assert read_head(upload)[0] == 201
     reader.join(30)
     assert result == [data]
-    record = server._app.space.record_of(blob_id)
-    assert record is not None and record.fetched_by == {"bob"}
+
+    def fetched_by() -> frozenset[str]:
+        record = server._app.space.record_of(blob_id)
+        return record.fetched_by if record is not None else frozenset()
+
+    # The server records the fetch once its last byte is sent, after the client has it.
+    wait_for(lambda: fetched_by() == {"bob"}, "the server to record bob's fetch")
 
 
 def test_put_file_tells_its_readers_to_start_before_the_body_is_sent(
@@ -336,3 +342,21 @@ def test_the_last_byte_waits_for_the_verdict(tmp_path: Path) -> None:
         verified = streams.register("b" * 64, 10, frozenset({"bob"}), handle)
     streams.finish(verified, verified=True)
     assert verified.sendable(9, patience_s=0.0) == 10
+
+
+def test_stored_content_is_sent_at_once_while_another_upload_of_it_is_in_progress(
+    server: UploadServer,
+) -> None:
+    # Nodes whose updates are equal upload one id: a reader must not wait on a second
+    # upload (or be refused past its per-upload stream cap) when the content is stored.
+    data = content(3)
+    blob_id = hashlib.sha256(data).hexdigest()
+    assert store(server, "alice").put_bytes(data, ["bob"]) == blob_id
+    stalled = begin_upload(server, blob_id, len(data), "bob")
+    stalled.sendall(data[: SIZE // 2])  # and nothing more while bob reads
+    try:
+        bob = store(server, "bob")
+        for _ in range(3):  # more GETs than one upload's per-reader stream cap
+            assert bob.get_bytes(blob_id) == data
+    finally:
+        stalled.close()

@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from fedward.core.ids import ID_PATTERN, SHA256_PATTERN
 from fedward.errors import (
@@ -177,24 +178,36 @@ class UploadApp:
         with handle:
             return self._streams.register(blob_id, size, readers, handle)
 
+    def _stored_for(self, blob_id: str, peer_id: str) -> tuple[BinaryIO, int] | None:
+        try:
+            return self._space.open_for(blob_id, peer_id)
+        except NotFound:
+            return None
+
     def _download(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
         fields = [
             ("content-type", "application/octet-stream"),
             ("etag", f'"{blob_id}"'),
             ("cache-control", "private, no-store"),
         ]
-        # An upload in progress first: once it is verified it is stored before it leaves
-        # the registry, so a blob that one of them names is never missed in between.
-        with self._streams.reading(blob_id, peer_id) as streaming:
-            if streaming is not None:
-                stream, handle = streaming
-                try:
-                    exchange.send_growing(200, fields, handle, stream.size, stream.sendable)
-                except StreamCut as cut:
-                    log.info("download of blob %s by %s cut: %s", blob_id, peer_id, cut)
-                    raise ClientGone from cut
-        if streaming is None:
-            handle, size = self._space.open_for(blob_id, peer_id)
+        # Stored content first: uploads of the same content may still be in progress
+        # (nodes whose updates are equal), and a stored copy is sent without waiting.
+        # Then an upload in progress; then the store again: an upload is stored before it
+        # leaves the registry, so one that ends between the two looks is found there.
+        stored = self._stored_for(blob_id, peer_id)
+        if stored is None:
+            with self._streams.reading(blob_id, peer_id) as streaming:
+                if streaming is not None:
+                    stream, handle = streaming
+                    try:
+                        exchange.send_growing(200, fields, handle, stream.size, stream.sendable)
+                    except StreamCut as cut:
+                        log.info("download of blob %s by %s cut: %s", blob_id, peer_id, cut)
+                        raise ClientGone from cut
+            if streaming is None:
+                stored = self._space.open_for(blob_id, peer_id)  # NotFound: unknown to it
+        if stored is not None:
+            handle, size = stored
             with handle:
                 exchange.send_file(200, fields, handle, size)
         # Sent whole: retention counts this reader as served.
