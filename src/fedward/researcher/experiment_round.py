@@ -80,9 +80,7 @@ def run_round(
         )
         if isinstance(runner, RoundRunner):
             if codec is not None:
-                runner.upload_params = lambda params, nodes: codec.upload(
-                    federation.blobs, params, nodes
-                )
+                runner.upload_params = lambda params, nodes, puts: codec.upload(puts, params, nodes)
                 runner.decode_update = codec.decode
             results = runner.run(
                 experiment.experiment_id,

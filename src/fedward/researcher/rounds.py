@@ -51,7 +51,7 @@ from fedward.researcher.history import NodeRound, NodeStatus
 from fedward.researcher.monitor import RoundObserver
 from fedward.researcher.round_arrivals import Arrival, OrderedFold
 from fedward.researcher.round_journal import RoundJournal, RoundStart
-from fedward.transport.upload_in_flight import UploadInFlight
+from fedward.transport.upload_in_flight import StreamedPuts, UploadInFlight
 
 log = logging.getLogger("fedward.researcher")
 
@@ -83,7 +83,7 @@ class RoundRunner:
         # Update codecs (``update_codecs.CodecRounds``) replace these two steps: how the
         # round's model is uploaded (its id goes to the journal and the requests), and
         # how an update file becomes the full parameters the aggregator folds.
-        self.upload_params: Callable[[Params, list[str]], str] | None = None
+        self.upload_params: Callable[[Params, list[str], StreamedPuts], str] | None = None
         self.decode_update: Callable[[str, Path], Params] | None = None
 
     def run(
@@ -140,7 +140,8 @@ class RoundRunner:
         started: float,
     ) -> dict[str, NodeRound]:
         if self.upload_params is not None:  # an update codec uploads what it sends
-            params_blob = self.upload_params(global_params, list(selected))
+            puts = StreamedPuts(self.federation.blobs, scratch, self._uploads)
+            params_blob = self.upload_params(global_params, list(selected), puts)
         else:
             params_blob = self._upload_global(global_params, list(selected), global_file, scratch)
         settled = journal.settled if journal is not None else set()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fedward.core import update_codec
 from fedward.core.aggregation import layout_of
@@ -28,7 +28,6 @@ from fedward.errors import ValidationError
 from fedward.learning.setting_names import unknown_setting
 from fedward.protocol.params_wire import load_params, params_to_bytes
 from fedward.protocol.update_wire import check_decoded, encoded_bytes, read_encoded
-from fedward.transport.blobs import BlobStore
 
 
 def check_update_codec(name: object) -> str:
@@ -50,6 +49,10 @@ def codec_rounds(name: object, secure_aggregation: bool) -> CodecRounds | None:
             hint="use update_codec='none' with SecAgg",
         )
     return CodecRounds(codec)
+
+
+class PutsBytes(Protocol):
+    def put_bytes(self, data: bytes, readers: Sequence[str]) -> str: ...
 
 
 class CodecRounds:
@@ -78,8 +81,9 @@ class CodecRounds:
         self._delta_bytes = encoded_bytes(self.downlink, wire, self.reference_id, layout)
         return self._next
 
-    def upload(self, blobs: BlobStore, round_params: Params, selected: Sequence[str]) -> str:
-        """Upload this round's blobs; the id the nodes keep the round's model under."""
+    def upload(self, blobs: PutsBytes, round_params: Params, selected: Sequence[str]) -> str:
+        """Upload this round's blobs (``blobs``: a ``BlobStore``, or the round's
+        ``StreamedPuts``); the id the nodes keep the round's model under."""
         assert self._next is not None
         with_delta = sorted(n for n in selected if n in self.holders)
         full = sorted(n for n in selected if n not in self.holders)

@@ -16,6 +16,8 @@ failure from ``wait``.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,3 +67,20 @@ class UploadInFlight:
             self.wait()
         else:
             self._thread.join()
+
+
+class StreamedPuts:
+    """``put_bytes`` that returns once the upload is registered, as ``UploadInFlight``
+    does for a file: the bytes are written to ``scratch`` and uploaded from there on a
+    thread, joined by ``uploads`` (whose exit must come before ``scratch`` goes). For what
+    an update codec uploads (``researcher.update_codecs``), which is made in memory."""
+
+    def __init__(self, blobs: BlobStore, scratch: Path, uploads: contextlib.ExitStack) -> None:
+        self._blobs, self._scratch, self._uploads = blobs, Path(scratch), uploads
+
+    def put_bytes(self, data: bytes, readers: Sequence[str]) -> str:
+        blob_id = hashlib.sha256(data).hexdigest()
+        path = self._scratch / f"upload-{blob_id}.bin"
+        path.write_bytes(data)
+        upload = UploadInFlight(self._blobs, path, readers, blob_id)
+        return self._uploads.enter_context(upload).blob_id
