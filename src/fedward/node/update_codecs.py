@@ -30,6 +30,7 @@ from fedward.core.messages import TrainRequest
 from fedward.errors import ValidationError
 from fedward.protocol.params_wire import load_params, save_params
 from fedward.protocol.update_wire import check_decoded, read_encoded, write_encoded
+from fedward.storage.atomic import fsync_path
 
 _RESIDUAL = "residual.safetensors"
 
@@ -96,20 +97,12 @@ def receive_params(job_root: Path, request: TrainRequest, params_in: Path) -> No
         os.link(params_in, scratch)  # the job's inputs are read-only to the worker
         # The download may be a scratch file, never synced; the reference outlives the
         # job, and a torn one after a power cut would decode the next delta into garbage.
-        _fsync(scratch)
+        fsync_path(scratch)
         scratch.replace(keep)
-        _fsync(state)
+        fsync_path(state)
     for old in state.glob("reference-*.safetensors"):
         if old != keep:
             old.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_update(

@@ -32,7 +32,7 @@ from fedward.core.params import Params
 from fedward.errors import NotFound, ValidationError
 from fedward.protocol.params_wire import load_params, params_to_bytes
 from fedward.protocol.params_writer import ParamsFile
-from fedward.storage.atomic import fsync_dir
+from fedward.storage.atomic import fsync_dir, fsync_path
 
 FORMAT = "fedward-experiment-checkpoint"
 VERSION = 1
@@ -126,7 +126,7 @@ def finish_checkpoint(
     beyond ``keep`` removed. Returns the checkpoint's folder."""
     directory, final, partial = staged.directory, staged.final, staged.partial
     try:
-        _fsync_file(staged.params.path)
+        fsync_path(staged.params.path)
         for group, tensors in aggregator_tensors.items():
             name = validate_id(group, kind="aggregator state group")
             _write_synced(partial / "aggregator" / f"{name}.safetensors", params_to_bytes(tensors))
@@ -155,14 +155,6 @@ def finish_checkpoint(
         for old in round_dirs(directory)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def checkpoint_params(path: Path) -> ParamsFile | None:

@@ -40,7 +40,12 @@ def atomic_writer(path: Path, mode: int = 0o644, *, durable: bool = True) -> Ite
 
 
 def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    fsync_path(directory)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder by its path (a read-only descriptor is enough for it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
