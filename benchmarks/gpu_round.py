@@ -19,9 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from fedward.demo.data import write_csv
+from fedward.demo.data import digits_split
 from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plans.torch_cnn import TorchCNNPlan
 from fedward.researcher import Experiment, FedAvg
@@ -32,24 +30,9 @@ ROUNDS = 4
 _DEVICE_LINE = re.compile(r"\((cuda:\d+|cpu)\)")
 
 
-def _digits(workdir: Path) -> tuple[dict[str, Path], np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    order = np.random.default_rng(0).permutation(len(digits.target))
-    pixels, labels = digits.data[order], digits.target[order]
-    files = {}
-    shares = np.array_split(np.arange(360, len(labels)), len(NODES))
-    for node_id, rows in zip(NODES, shares, strict=True):
-        files[node_id] = workdir / node_id / "digits.csv"
-        write_csv(files[node_id], [f"pixel{i}" for i in range(64)], pixels[rows], labels[rows])
-    held_out = (pixels[:360] / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
-    return files, held_out, labels[:360]
-
-
 def run(workdir: Path, gpu_mode: str) -> dict[str, object]:
     """One experiment on a fresh federation whose nodes have ``[gpu] mode = gpu_mode``."""
-    files, held_x, held_y = _digits(workdir / "data")
+    files, held_x, held_y = digits_split(workdir / "data", NODES)
     toml = f'[gpu]\nmode = "{gpu_mode}"\n'
     fed = LocalFederation(
         workdir / "federation",

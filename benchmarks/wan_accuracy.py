@@ -13,32 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fedward.demo.breast_cancer import demo_training_args
-from fedward.demo.data import breast_cancer_split, write_csv
+from fedward.demo.data import breast_cancer_split, digits_split
 from fedward.demo.local_federation import LocalFederation
 from fedward.learning.plans.sklearn_classifier import SGDClassifierPlan
 from fedward.learning.plans.torch_cnn import TorchCNNPlan
 from fedward.researcher import Experiment, FedAvg
 
 NODES = ["node1", "node2", "node3"]
-
-
-def _digits(workdir: Path) -> tuple[dict[str, Path], np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    order = np.random.default_rng(0).permutation(len(digits.target))
-    pixels, labels = digits.data[order], digits.target[order]
-    files = {}
-    shares = np.array_split(np.arange(360, len(labels)), len(NODES))
-    for node_id, rows in zip(NODES, shares, strict=True):
-        files[node_id] = workdir / "digits" / node_id / "digits.csv"
-        header = [f"pixel{i}" for i in range(64)]
-        write_csv(files[node_id], header, pixels[rows], labels[rows])
-    held_out = (pixels[:360] / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
-    return files, held_out, labels[:360]
 
 
 def _run(fed: LocalFederation, tags: list[str], codec: str, **settings: Any) -> Experiment:
@@ -59,7 +41,7 @@ def _run(fed: LocalFederation, tags: list[str], codec: str, **settings: Any) -> 
 
 def measure_accuracy(workdir: Path, codecs: Sequence[str]) -> dict[str, Any]:
     """{experiment: {codec: held-out accuracy}}, every codec on the same federation."""
-    digit_files, digit_x, digit_y = _digits(workdir / "data")
+    digit_files, digit_x, digit_y = digits_split(workdir / "data" / "digits", NODES)
     cancer = breast_cancer_split(workdir / "data" / "cancer", len(NODES))
     fed = LocalFederation(workdir / "federation", node_ids=NODES, approval_required=False)
     results: dict[str, Any] = {"digits": {}, "breast_cancer": {}}

@@ -56,3 +56,23 @@ def breast_cancer_split(
         write_csv(path, header, train_x[lo:hi], train_y[lo:hi])
         files.append(path)
     return SplitTable(files, test_x, test_y, header, [0, 1])
+
+
+def digits_split(
+    out_dir: Path, node_ids: list[str], *, held_out: int = 360, seed: int = 0
+) -> tuple[dict[str, Path], np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits: ``held_out`` shuffled images kept back (as the
+    (N, 1, 8, 8) float32 batch in [0, 1] that ``TorchCNNPlan`` evaluates, and their
+    labels), the rest in equal shares, one CSV per node at ``out_dir/<node>/digits.csv``."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.target))
+    pixels, labels = digits.data[order], digits.target[order]
+    files = {}
+    shares = np.array_split(np.arange(held_out, len(labels)), len(node_ids))
+    for node_id, rows in zip(node_ids, shares, strict=True):
+        files[node_id] = out_dir / node_id / "digits.csv"
+        write_csv(files[node_id], [f"pixel{i}" for i in range(64)], pixels[rows], labels[rows])
+    held_x = (pixels[:held_out] / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
+    return files, held_x, labels[:held_out]
