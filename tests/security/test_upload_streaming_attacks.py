@@ -149,9 +149,7 @@ def test_a_reader_of_an_upload_that_fails_its_hash_is_cut_short_of_the_end(
     assert incoming(server) == []
     with begin_upload(server, blob_id, SIZE, "bob") as again:  # the real client now
         again.sendall(sent[:1000])
-        result: list[object] = []
-        reader = threading.Thread(target=_get_into, args=(store(server, "bob"), blob_id, result))
-        reader.start()
+        reader, result = reading(store(server, "bob"), blob_id)
         await_streaming(server, blob_id)
         again.sendall(sent[1000:])
         assert read_head(again)[0] == 400
@@ -169,11 +167,19 @@ def await_streaming(server: UploadServer, blob_id: str) -> None:
         threading.Event().wait(0.01)
 
 
-def _get_into(blobs: HttpBlobStore, blob_id: str, result: list[object]) -> None:
-    try:
-        result.append(blobs.get_bytes(blob_id))
-    except BaseException as exc:
-        result.append(exc)
+def reading(blobs: HttpBlobStore, blob_id: str) -> tuple[threading.Thread, list[object]]:
+    """A started thread that GETs ``blob_id``; its list gets the bytes or the error."""
+    result: list[object] = []
+
+    def get() -> None:
+        try:
+            result.append(blobs.get_bytes(blob_id))
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=get)
+    thread.start()
+    return thread, result
 
 
 def test_an_uploader_that_stalls_cuts_its_waiting_reader_at_the_io_timeout(
@@ -260,9 +266,8 @@ def test_a_streamed_get_returns_the_bytes_and_counts_as_a_fetch(
     blob_id = hashlib.sha256(data).hexdigest()
     upload = begin_upload(server, blob_id, SIZE, "bob")
     upload.sendall(data[:5000])
-    result: list[object] = []
-    reader = threading.Thread(target=_get_into, args=(store(server, "bob"), blob_id, result))
-    reader.start()
+    reader, result = reading(store(server, "bob"), blob_id)
+    await_streaming(server, blob_id)  # the GET streams the upload, not the stored blob
     upload.sendall(data[5000:])
     assert read_head(upload)[0] == 201
     reader.join(30)
@@ -283,19 +288,16 @@ def test_put_file_tells_its_readers_to_start_before_the_body_is_sent(
     path = tmp_path / "model.bin"
     path.write_bytes(data)
     blob_id = hashlib.sha256(data).hexdigest()
-    result: list[object] = []
-    readers: list[threading.Thread] = []
+    readers: list[tuple[threading.Thread, list[object]]] = []
 
     def start_reader() -> None:
         assert not server._app.space.has(blob_id)  # not stored yet: the reader streams
-        readers.append(
-            threading.Thread(target=_get_into, args=(store(server, "bob"), blob_id, result))
-        )
-        readers[-1].start()
+        readers.append(reading(store(server, "bob"), blob_id))
 
     with store(server, "alice") as alice:
         assert alice.put_file(path, ["bob"], blob_id=blob_id, on_accepted=start_reader) == blob_id
-    readers[0].join(30)
+    reader, result = readers[0]
+    reader.join(30)
     assert result == [data]
 
 
@@ -306,10 +308,8 @@ def test_a_download_cut_by_a_failed_upload_waits_for_it_to_be_sent_again(
     blob_id = hashlib.sha256(data).hexdigest()
     upload = begin_upload(server, blob_id, SIZE, "bob")
     upload.sendall(data[:5000])
-    result: list[object] = []
     patient = HttpBlobStore(server.url, TOKENS["bob"], retry_s=30)
-    reader = threading.Thread(target=_get_into, args=(patient, blob_id, result))
-    reader.start()
+    reader, result = reading(patient, blob_id)
     await_streaming(server, blob_id)
     upload.shutdown(socket.SHUT_RDWR)  # the uploader dies mid-body: the reader is cut
     upload.close()
