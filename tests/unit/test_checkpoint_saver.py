@@ -22,7 +22,9 @@ def test_the_next_round_uploads_the_staged_file_and_the_checkpoint_completes(
     tmp_path: Path,
 ) -> None:
     saver, done = CheckpointSaver(), []
-    saver.save(tmp_path, 3, PARAMS, {}, {"note": "x"}, None, lambda: done.append(True))
+    saver.save(
+        tmp_path, 3, PARAMS, {}, {"note": "x"}, None, lambda: done.append(True), background=True
+    )
     staged = saver.global_file(3)
     assert staged is not None and saver.global_file(2) is None
     # The file the next round uploads is the checkpoint's own parameters, byte for byte.
@@ -41,7 +43,7 @@ def test_a_failed_save_is_raised_at_the_next_wait_and_leaves_no_checkpoint(
 ) -> None:
     saver, done = CheckpointSaver(), []
     bad_group = {"../escape": {"t": np.zeros(2, np.float32)}}
-    saver.save(tmp_path, 1, PARAMS, bad_group, {}, None, lambda: done.append(True))
+    saver.save(tmp_path, 1, PARAMS, bad_group, {}, None, lambda: done.append(True), background=True)
     with pytest.raises(ValidationError):
         saver.wait()
     assert done == [] and saver.last is None and round_dirs(tmp_path) == []
@@ -51,7 +53,7 @@ def test_a_failed_save_is_raised_at_the_next_wait_and_leaves_no_checkpoint(
 
 def test_a_journal_stays_until_its_checkpoint_is_complete(tmp_path: Path) -> None:
     saver = CheckpointSaver()
-    saver.save(tmp_path, 1, PARAMS, {}, {}, None, lambda: None)
+    saver.save(tmp_path, 1, PARAMS, {}, {}, None, lambda: None, background=True)
     saver.wait()  # round 1 saved: its journal would be stale
     for round_index in (0, 1):  # journals of round 1 (saved) and round 2 (being saved)
         journal_path(tmp_path, round_index).write_text("{}\n")

@@ -62,12 +62,15 @@ class CheckpointSaver:
         state: Mapping[str, Any],
         keep: int | None,
         then: Callable[[], None],
+        *,
+        background: bool,
     ) -> None:
-        """Write the parameters now and finish the checkpoint on a thread; ``then`` runs
-        once it is complete (the round's journal is removed there). The arrays given must
+        """Write the parameters now and finish the checkpoint, on a thread if
+        ``background`` (else here, raising what failed); ``then`` runs once it is complete
+        (the round's journal is removed there). In the background the arrays given must
         not change afterwards: the round's new global parameters and a snapshot state."""
         self.wait()
-        staged = stage_checkpoint(directory, rounds_done, params, link_for_upload=True)
+        staged = stage_checkpoint(directory, rounds_done, params, link_for_upload=background)
         self._rounds_staged, self._upload = rounds_done, staged.upload
 
         def finish() -> None:
@@ -78,6 +81,10 @@ class CheckpointSaver:
                 log.error("the checkpoint of round %d was not saved: %s", rounds_done, exc)
                 self._error = exc
 
+        if not background:
+            finish()
+            self.wait()
+            return
         self._thread = threading.Thread(target=finish, name="fedward-checkpoint")
         self._thread.start()
 

@@ -331,9 +331,9 @@ class Experiment(metaclass=ExperimentType):
         try:
             self.checkpoint_saver.wait()
         finally:
-            self._close_rest()
+            self._close_observers_and_federation()
 
-    def _close_rest(self) -> None:
+    def _close_observers_and_federation(self) -> None:
         if self._observers is not None:
             self._observers.close()
         if self._owns_federation and self._federation is not None:
@@ -359,14 +359,12 @@ class Experiment(metaclass=ExperimentType):
     def last_checkpoint(self, path: Path | None) -> None:
         self.checkpoint_saver.last = path
 
-    def _save_checkpoint(self, journal: RoundJournal | None = None) -> None:
-        """Checkpoint the round just finished; its journal is removed once that is done."""
+    def _save_checkpoint(self, journal: RoundJournal | None) -> None:
+        """Checkpoint the round just finished, if checkpoints are on (its journal, which
+        exists then, is removed once the checkpoint is complete)."""
         directory = self.checkpoint_dir()
-        then = journal.remove if journal is not None else _nothing
-        if directory is not None:
-            experiment_state.save(self, directory, rng_state(self._rng), then)
-        else:
-            then()
+        if directory is not None and journal is not None:
+            experiment_state.save(self, directory, rng_state(self._rng), journal.remove)
 
     @classmethod
     def load_checkpoint(
@@ -430,7 +428,3 @@ class Experiment(metaclass=ExperimentType):
         if self._global is None:
             self._global = self.training_plan(self.model_args).init_params(self.seed)
         return self._global
-
-
-def _nothing() -> None:
-    """``then`` of a checkpoint with no journal to remove."""

@@ -25,7 +25,7 @@ from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.learning.setting_names import closest
 from fedward.researcher.aggregators import Aggregator, aggregator_from_config
-from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint, save_checkpoint
+from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint
 from fedward.researcher.checkpoint_saver import wait_for_all_checkpoints
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
 from fedward.researcher.federation import Federation
@@ -97,29 +97,26 @@ def save(
     tensors, aggregator_data = experiment.aggregator.state()
     # A snapshot: the thread writes it while the researcher's own dicts may change.
     state = copy.deepcopy(to_json(experiment, aggregator_data, rng))
-    saver, rounds_done = experiment.checkpoint_saver, len(experiment.history)
-    if tensors or experiment.codec_rounds is not None or saver.last is None:
-        saver.wait()
-        saver.last = save_checkpoint(
-            directory,
-            rounds_done,
-            experiment.aggregated_params(),
-            tensors,
-            state,
-            keep=experiment.keep_checkpoints,
-        )
-        if experiment.codec_rounds is not None:  # the reference the nodes hold (update codecs)
-            experiment.codec_rounds.save(directory, rounds_done)
+    saver, rounds_done, codec = (
+        experiment.checkpoint_saver,
+        len(experiment.history),
+        experiment.codec_rounds,
+    )
+
+    def done() -> None:
+        if codec is not None:  # the reference the nodes hold (update codecs)
+            codec.save(directory, rounds_done)
         then()
-        return
+
     saver.save(
         directory,
         rounds_done,
         experiment.aggregated_params(),
-        {},
+        tensors,
         state,
         experiment.keep_checkpoints,
-        then,
+        done,
+        background=not tensors and codec is None and saver.last is not None,
     )
 
 
