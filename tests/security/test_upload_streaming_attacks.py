@@ -335,13 +335,37 @@ def test_the_last_byte_waits_for_the_verdict(tmp_path: Path) -> None:
         stream.sendable(9, patience_s=0.05)  # stalled: nothing more may go
     with streams.reading("a" * 64, "eve") as nothing:
         assert nothing is None
-    streams.finish(stream, verified=False)
+    streams.finish(stream, stored=False)
     with pytest.raises(StreamCut):
         stream.sendable(9, patience_s=10.0)  # failed: cut at once
     with open(path, "rb") as handle:
         verified = streams.register("b" * 64, 10, frozenset({"bob"}), handle)
-    streams.finish(verified, verified=True)
+    verified.wrote(10)
+    verified.verified()  # hashed to its id, not stored yet: the last byte may go
     assert verified.sendable(9, patience_s=0.0) == 10
+    served: list[str] = []
+    verified.after_stored(lambda: served.append("bob"))
+    assert served == []  # a fetch counts only once the content is stored
+    streams.finish(verified, stored=True)
+    assert served == ["bob"]
+
+
+def test_verified_bytes_that_could_not_be_stored_are_not_counted_as_fetched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "part"
+    path.write_bytes(b"x" * 10)
+    streams = UploadStreams()
+    with open(path, "rb") as handle:
+        stream = streams.register("c" * 64, 10, frozenset({"bob"}), handle)
+    stream.wrote(10)
+    stream.verified()
+    served: list[str] = []
+    stream.after_stored(lambda: served.append("bob"))
+    streams.finish(stream, stored=False)  # e.g. the disk filled up while storing
+    assert stream.sendable(9, patience_s=0.0) == 10  # what was verified is still good
+    stream.after_stored(lambda: served.append("late"))
+    assert served == []
 
 
 def test_stored_content_is_sent_at_once_while_another_upload_of_it_is_in_progress(

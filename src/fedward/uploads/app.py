@@ -21,6 +21,7 @@ tell its readers to start before its body is sent.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -138,7 +139,7 @@ class UploadApp:
         incoming = self._space.begin_upload_of(blob_id, peer_id)
         created = incoming.keeps_content
         stream = self._streamable(incoming, blob_id, declared, frozenset(readers))
-        verified = False
+        stored = False
         try:
             exchange.send_continue()  # registered: its readers may GET it from now on
             if stream is None:
@@ -157,11 +158,13 @@ class UploadApp:
                     f"the content's sha256 is {actual}, not the blob id in the URL",
                     hint="the id must be the lowercase hex sha256 of the exact bytes sent",
                 )
+            if stream is not None:  # its readers may finish while the content is stored
+                stream.verified()
             self._space.commit(incoming, readers, peer_id)
-            verified = True
+            stored = True
         finally:
-            if stream is not None:  # its readers finish, or are cut short of the end
-                self._streams.finish(stream, verified)
+            if stream is not None:  # readers of unverified bytes are cut short of the end
+                self._streams.finish(stream, stored)
             incoming.discard()
         send_json(exchange, 201 if created else 200, {"blob_id": blob_id, "size": incoming.size})
 
@@ -204,6 +207,10 @@ class UploadApp:
                     except StreamCut as cut:
                         log.info("download of blob %s by %s cut: %s", blob_id, peer_id, cut)
                         raise ClientGone from cut
+                    # Sent whole: counted as served once the content is stored.
+                    record = functools.partial(self._space.record_fetch, blob_id, peer_id)
+                    stream.after_stored(record)
+                    return
             if streaming is None:
                 stored = self._space.open_for(blob_id, peer_id)  # NotFound: unknown to it
         if stored is not None:

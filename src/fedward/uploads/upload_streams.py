@@ -11,11 +11,14 @@ of them is answered from the upload's temporary file as the bytes land in it.
 What makes it safe to serve bytes that are not verified yet:
 
 - **The last byte waits for the verdict.** A reader is sent at most ``size - 1`` bytes
-  while the upload is open; the last one only once the content hashed to its id and was
-  committed. An upload that fails (hash mismatch, cut, stalled, too big) ends every
-  streaming reader's connection short of its Content-Length, so a client sees a cut
-  body (a transport error, retried), never a complete body that is wrong. (The client
-  checks the hash of what it got as well.)
+  while the upload is open; the last one only once the content hashed to its id. An
+  upload that fails (hash mismatch, cut, stalled, too big) ends every streaming reader's
+  connection short of its Content-Length, so a client sees a cut body (a transport
+  error, retried), never a complete body that is wrong. (The client checks the hash of
+  what it got as well.) Storing the verified content (fsyncs, the rename, the record)
+  runs while the readers finish: durability is what the *uploader* waits for, and the
+  readers hold verified bytes either way. A reader's download counts as a fetch (for
+  retention) once the content is stored.
 - **Same readers, same answer.** Only the peers the upload names may stream it, exactly
   as for a stored blob; for anyone else the id answers as an unknown blob does (404), so
   an upload in progress is no existence oracle.
@@ -33,20 +36,25 @@ file: its stream serves the stored file, with the same rule for the last byte.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Literal
 
 from fedward.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PER_READER = 2
 # Readers are woken once per this many new bytes (and at the end), not once per socket
 # read of the upload: each wake-up is a thread switch and a sendfile call.
 WAKE_STEP_BYTES = 1024 * 1024
 
-_State = Literal["open", "done", "failed"]
+# open: bytes arriving; verified: all there and hashed to the id (readers may finish);
+# stored: committed; lost: verified but could not be stored; failed: never verified.
+_State = Literal["open", "verified", "stored", "lost", "failed"]
 
 
 class StreamCut(Exception):
@@ -67,6 +75,7 @@ class UploadStream:
         self._woken_at = 0
         self._state: _State = "open"
         self._active: dict[str, int] = {}  # GETs in progress per reader
+        self._when_stored: list[Callable[[], None]] = []
 
     def wrote(self, total: int) -> None:
         """The upload has ``total`` bytes in the file (written, visible to readers)."""
@@ -76,10 +85,34 @@ class UploadStream:
                 self._woken_at = total
                 self._cond.notify_all()
 
-    def end(self, verified: bool) -> None:
+    def verified(self) -> None:
+        """Every byte is there and hashed to the id: readers may have the last one."""
         with self._cond:
-            self._state = "done" if verified else "failed"
+            self._state = "verified"
             self._cond.notify_all()
+
+    def end(self, stored: bool) -> None:
+        """The upload ended: stored, or not (then readers of unverified bytes are cut)."""
+        with self._cond:
+            if stored:
+                self._state = "stored"
+            else:
+                self._state = "lost" if self._state == "verified" else "failed"
+            self._cond.notify_all()
+            actions, self._when_stored = self._when_stored, []
+        for action in actions if stored else ():
+            _run_quietly(action)
+
+    def after_stored(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the content is stored: now if it is, on the uploader's
+        thread once it is, never if it is not."""
+        with self._cond:
+            if self._state in ("open", "verified"):
+                self._when_stored.append(action)
+                return
+            stored = self._state == "stored"
+        if stored:
+            _run_quietly(action)
 
     def sendable(self, sent: int, patience_s: float) -> int:
         """How many bytes a reader that sent ``sent`` may have sent once it sends what is
@@ -91,7 +124,7 @@ class UploadStream:
             while True:
                 if self._state == "failed":
                     raise StreamCut(f"the upload of blob {self.blob_id} failed")
-                if self._state == "done":
+                if self._state != "open":
                     return self.size
                 limit = min(self._written, self.size - 1)
                 if limit > sent:
@@ -125,10 +158,10 @@ class UploadStreams:
             self._streams.setdefault(blob_id, []).append(stream)
         return stream
 
-    def finish(self, stream: UploadStream, verified: bool) -> None:
-        """The upload ended: its readers finish (``verified``) or are cut, and no new GET
-        finds it (a verified one is stored by now)."""
-        stream.end(verified)
+    def finish(self, stream: UploadStream, stored: bool) -> None:
+        """The upload ended: its readers finish or are cut (``UploadStream.end``), and no
+        new GET finds it (a stored one is found in the store by now)."""
+        stream.end(stored)
         with self._lock:
             others = [s for s in self._streams.get(stream.blob_id, []) if s is not stream]
             if others:
@@ -168,3 +201,12 @@ class UploadStreams:
                     stream._active[reader] = left
                 else:
                     del stream._active[reader]
+
+
+def _run_quietly(action: Callable[[], None]) -> None:
+    """Bookkeeping after an upload is stored: its failure is logged, and the upload (or
+    the download) that triggered it still counts."""
+    try:
+        action()
+    except Exception:
+        log.exception("bookkeeping after an upload failed")
