@@ -57,7 +57,9 @@ class NoOpPlan(TrainingPlan):
         progress: Progress,
     ) -> TrainOutcome:
         started = time.perf_counter()
-        step = np.float32(1e-6)
+        # Each node's own step: real updates differ, and the upload server must not get
+        # to store (or stream) one node's update as another's.
+        step = np.float32(1e-6 * (1 + sum(self.node_id.encode()) % 97))
         updated = {name: value + step for name, value in params.items()}
         compute_s = time.perf_counter() - started
         return TrainOutcome(updated, sample_count=1, metrics={"compute_s": compute_s})

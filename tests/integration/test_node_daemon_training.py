@@ -33,9 +33,11 @@ from fedward.node.wiring import build_node_daemon
 from fedward.protocol.params_wire import params_to_bytes
 from fedward.researcher import Experiment
 from fedward.researcher.federation import Federation
+from fedward.storage.node_records import JobRecord
 from fedward.transport.channel import Channel, Will
 from fedward.transport.memory import MemoryBlobStore, MemoryBroker
 from tests.node_job_plans import probes
+from tests.waiting import wait_for
 
 NODE = "hospital-a"
 RESEARCHER = "researcher-1"
@@ -105,6 +107,17 @@ def start_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
         site.services.close()
 
 
+def ended_job(site: Site) -> JobRecord:
+    """The site's one job, once it has ended: the reply goes out while the update is
+    still uploading (``update_uploads``), and the job log records the end after that."""
+    wait_for(
+        lambda: [job.outcome for job in site.services.jobs.list()] not in ([], ["running"]),
+        "the job's end in the job log",
+    )
+    (job,) = site.services.jobs.list()
+    return job
+
+
 def two_gpus() -> int:
     return 2
 
@@ -149,7 +162,7 @@ def test_a_pending_plan_is_refused_until_approved(start_site: Callable[..., Site
     assert record is not None and record.researcher_id == RESEARCHER
     site.services.plans.approve(record.plan_id, "alice")
     assert experiment.run_once().succeeded == [NODE]
-    (job,) = site.services.jobs.list()
+    job = ended_job(site)
     assert (job.outcome, job.plan_digest, job.researcher_id) == (
         "succeeded",
         experiment.plan_digest,
@@ -165,7 +178,7 @@ def test_with_approval_off_any_plan_runs_and_is_logged(
         record = site.experiment(probes.PidPlan).run_once()
     assert record.succeeded == [NODE]
     assert "approval is disabled" in caplog.text
-    assert [job.outcome for job in site.services.jobs.list()] == ["succeeded"]
+    assert ended_job(site).outcome == "succeeded"
 
 
 def test_a_failed_job_is_reported_with_its_code_and_logged(
@@ -233,7 +246,7 @@ def test_a_repeated_train_request_reattaches_to_its_running_job_and_replays_it_a
     late = msgspec.structs.replace(first, request_id=site.federation.new_request_id())
     replayed = _ask_in_background(site, late).get(timeout=30)
     assert isinstance(replayed, TrainReply) and replayed.job_id == original.job_id
-    (job,) = site.services.jobs.list()
+    job = ended_job(site)
     assert job.job_id == original.job_id and job.outcome == "succeeded"
 
 

@@ -42,6 +42,7 @@ from fedward.node.handlers import NodeContext
 from fedward.node.jobs.path_masks import mask_paths
 from fedward.node.request_log import RequestLog
 from fedward.node.services.heartbeat import HeartbeatThread, NodeHeartbeat
+from fedward.node.update_uploads import AnnouncedReply
 from fedward.protocol import topics
 from fedward.protocol.codec import decode_presence, decode_request, encode, encode_presence
 from fedward.transport.channel import Channel, Will
@@ -51,7 +52,7 @@ log = logging.getLogger("fedward.node")
 ChannelFactory = Callable[[str, Will], Channel]
 """(client_id, will) -> a connected channel."""
 
-Handler = Callable[[NodeContext, str, Any], Reply]
+Handler = Callable[[NodeContext, str, Any], Reply | AnnouncedReply]
 
 _HANDLERS: dict[type[Message], Handler] = {
     PingRequest: handlers.handle_ping,
@@ -204,8 +205,13 @@ class NodeDaemon:
 
     def _handle(self, researcher_id: str, request: Request) -> None:
         handler = _HANDLERS[type(request)]
+        finish: Callable[[], ErrorReply | None] | None = None
         try:
-            reply = handler(self._ctx, researcher_id, request)
+            answer = handler(self._ctx, researcher_id, request)
+            if isinstance(answer, AnnouncedReply):  # sent first, its work ends after
+                reply, finish = answer.reply, answer.finish
+            else:
+                reply = answer
         except FedwardError as exc:
             log.info("request %s from %s refused: %s", request.request_id, researcher_id, exc)
             reply = ErrorReply(
@@ -222,6 +228,11 @@ class NodeDaemon:
             reply = msgspec.structs.replace(reply, message=self._masked(reply.message))
         self._requests.answered(researcher_id, request.request_id, reply)
         self._reply(researcher_id, reply)
+        if finish is not None and (failed := finish()) is not None:
+            # What the reply announced failed: a copy of the request delivered again
+            # hears that, not the first reply.
+            failed = msgspec.structs.replace(failed, message=self._masked(failed.message))
+            self._requests.answered(researcher_id, request.request_id, failed)
 
     def _masked(self, message: str) -> str:
         """No error leaves with the node's own paths in it (a full disk names its folder)."""

@@ -119,6 +119,13 @@ class RoundJobs:
                 del self._jobs[ticket.key]
         job.done.set()
 
+    def forget(self, ticket: Ticket) -> None:
+        """A kept outcome that did not hold (its update's upload failed after the reply
+        announced it): a repeat of the request runs the job again."""
+        with self._lock:
+            if self._jobs.get(ticket.key) is ticket.job:
+                del self._jobs[ticket.key]
+
     def outcome(self, ticket: Ticket, request_id: str, timeout_s: float) -> Reply:
         """The job's outcome, addressed to ``request_id``; an ``ErrorReply`` (code
         ``timeout``) if it does not end within ``timeout_s``."""

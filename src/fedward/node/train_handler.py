@@ -21,10 +21,13 @@ used.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedward.core.messages import (
     ErrorReply,
@@ -46,7 +49,8 @@ from fedward.node.jobs.failures import outcome_of
 from fedward.node.jobs.job_folder import JobFolder, result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.results import ALLOWED_EXTRAS, ResultCheck, checked_layout
-from fedward.node.round_jobs import RoundKey, request_fingerprint
+from fedward.node.round_jobs import RoundKey, Ticket, request_fingerprint
+from fedward.node.update_uploads import AnnouncedReply, UpdateUploads
 from fedward.protocol.params_writer import ParamsFile
 from fedward.storage.node_records import DatasetRecord, JobOutcome
 
@@ -85,7 +89,9 @@ def job_deadline_s(request_deadline_s: float, elapsed_s: float) -> float:
     return max(_MIN_JOB_S, request_deadline_s - margin - elapsed_s)
 
 
-def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) -> Reply:
+def handle_train(
+    ctx: NodeContext, researcher_id: str, request: TrainRequest
+) -> Reply | AnnouncedReply:
     """Run the request's job, or, for a repeat of a round's request (a researcher that
     resumed), answer with the outcome of the job it started (``round_jobs``)."""
     received = time.monotonic()
@@ -101,15 +107,27 @@ def handle_train(ctx: NodeContext, researcher_id: str, request: TrainRequest) ->
         )
         wait_s = job_deadline_s(request.deadline_s, time.monotonic() - received)
         return ctx.round_jobs.outcome(ticket, request.request_id, wait_s)
-    reply: Reply | None = None
+    reply: Reply | AnnouncedReply | None = None
     try:
         reply = _train(ctx, researcher_id, request, received)
+        if isinstance(reply, AnnouncedReply):
+            return AnnouncedReply(reply.reply, functools.partial(_finish, ctx, ticket, reply))
         return reply
     except FedwardError as exc:  # refused before a job started: repeats hear the same
         reply = ErrorReply(request_id=request.request_id, code=exc.code, message=str(exc))
         raise
     finally:
-        ctx.round_jobs.finish(ticket, reply or _INTERNAL_ERROR)
+        sent = reply.reply if isinstance(reply, AnnouncedReply) else reply
+        ctx.round_jobs.finish(ticket, sent or _INTERNAL_ERROR)
+
+
+def _finish(ctx: NodeContext, ticket: Ticket, announced: AnnouncedReply) -> ErrorReply | None:
+    """Once the reply is out: a job whose uploads failed after all is forgotten, so that
+    a repeated request runs it again."""
+    failed = announced.finish()
+    if failed is not None:
+        ctx.round_jobs.forget(ticket)
+    return failed
 
 
 _INTERNAL_ERROR = ErrorReply(
@@ -119,7 +137,9 @@ _INTERNAL_ERROR = ErrorReply(
 )
 
 
-def _train(ctx: NodeContext, researcher_id: str, request: TrainRequest, received: float) -> Reply:
+def _train(
+    ctx: NodeContext, researcher_id: str, request: TrainRequest, received: float
+) -> Reply | AnnouncedReply:
     dataset = ctx.services.datasets.checked(request.dataset_id)
     plan = fetch_plan(ctx, request.plan_blob)
     check_approved(
@@ -142,7 +162,7 @@ def _train(ctx: NodeContext, researcher_id: str, request: TrainRequest, received
     )
     job = _Job(job_id, folder, dataset, plan_path, plan_sha256, device, received)
     try:
-        reply = _run(ctx, researcher_id, request, job)
+        ran = _run(ctx, researcher_id, request, job)
     except FedwardError as exc:
         places = node_places(dataset.path, folder.root, (ctx.config.state_dir, "<node>"))
         message = mask_paths(str(exc), places)
@@ -166,8 +186,47 @@ def _train(ctx: NodeContext, researcher_id: str, request: TrainRequest, received
             message="internal error on the node; the node's log has the details",
             job_id=job_id,
         )
-    ctx.services.jobs.finish(job_id, "succeeded", metrics=reply.metrics)
-    return reply
+    if isinstance(ran, _Uploading):
+        return AnnouncedReply(ran.reply, functools.partial(_end_uploads, ctx, ran))
+    ctx.services.jobs.finish(job_id, "succeeded", metrics=ran.metrics)
+    return ran
+
+
+def _end_uploads(ctx: NodeContext, uploading: _Uploading) -> ErrorReply | None:
+    """After the reply went out: the job succeeded once its uploads are stored. Never
+    raises (``AnnouncedReply``)."""
+    reply = uploading.reply
+    job_id = reply.job_id
+    try:
+        try:
+            uploading.uploads.wait()
+        finally:
+            uploading.remove_scratch()
+    except Exception as exc:
+        message = f"the update's upload failed after the reply announced it: {exc}"
+        log.warning("job %s: %s", job_id, message)
+        code = exc.code if isinstance(exc, FedwardError) else "internal"
+        failed = ErrorReply(request_id=reply.request_id, code=code, message=message, job_id=job_id)
+        _record_end(ctx, job_id, "failed", message=message)
+        return failed
+    _record_end(ctx, job_id, "succeeded", metrics=reply.metrics)
+    return None
+
+
+def _record_end(ctx: NodeContext, job_id: str, outcome: JobOutcome, **details: Any) -> None:
+    try:
+        ctx.services.jobs.finish(job_id, outcome, **details)
+    except Exception:  # the job log is the node's; its failure must not stop the daemon
+        log.exception("could not record the end of job %s", job_id)
+
+
+@dataclass(frozen=True)
+class _Uploading:
+    """A job's reply, and its update's uploads, registered but maybe not yet stored."""
+
+    reply: TrainReply
+    uploads: UpdateUploads
+    remove_scratch: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -183,8 +242,9 @@ class _Job:
 
 def _run(
     ctx: NodeContext, researcher_id: str, request: TrainRequest, job: _Job
-) -> TrainReply | SecAggReadyReply:
-    """Download the inputs, run the job, check and upload what it returned."""
+) -> _Uploading | SecAggReadyReply:
+    """Download the inputs, run the job, check what it returned and start uploading it:
+    the reply may go out once the uploads are registered (``update_uploads``)."""
     folder, dataset, job_id = job.folder, job.dataset, job.job_id
     params_in = folder.inputs / f"{job_id}.params.safetensors"
     extras_in: dict[str, str] = {}
@@ -193,7 +253,15 @@ def _run(
         result_name(job_id, "encoded"),
         *(result_name(job_id, n) for n in ALLOWED_EXTRAS),
     ]
+
+    def remove_scratch() -> None:
+        for path in [params_in, *map(Path, extras_in.values())]:
+            path.unlink(missing_ok=True)
+        folder.discard(*produced)
+
     cap = ctx.config.jobs.disk_mb << 20
+    uploads = UpdateUploads(ctx.blobs, researcher_id)
+    handed_over = False
     try:
         # Inputs are scratch: deleted when the job ends, fetched again if it is repeated.
         ctx.blobs.get_file(request.params_blob, params_in, max_bytes=cap, durable=False)
@@ -272,27 +340,28 @@ def _run(
         # Unless central DP rewrote it or a codec encoded it, its hash is known already.
         plain = upload == out_path and not privacy_policy.rewrites_update(request)
         known = collected.sha256 if plain else None
-        out_blob = ctx.blobs.put_file(upload, readers=[researcher_id], blob_id=known)
+        out_blob = uploads.start(upload, known)
         extra_blobs = {  # hashed when collected, and left as they were
-            name: ctx.blobs.put_file(extra.path, readers=[researcher_id], blob_id=extra.sha256)
-            for name, extra in extras_out.items()
+            name: uploads.start(extra.path, extra.sha256) for name, extra in extras_out.items()
         }
+        reply = TrainReply(
+            request_id=request.request_id,
+            experiment_id=request.experiment_id,
+            round_index=request.round_index,
+            params_blob=out_blob,
+            sample_count=weight,
+            metrics=result.metrics,
+            timings={str(k): v for k, v in result.timings.items()},
+            extra_blobs=extra_blobs,
+            job_id=job_id,
+            threads=result.threads,
+        )
+        handed_over = True
+        return _Uploading(reply, uploads, remove_scratch)
     finally:
-        for path in [params_in, *map(Path, extras_in.values())]:
-            path.unlink(missing_ok=True)
-        folder.discard(*produced)
-    return TrainReply(
-        request_id=request.request_id,
-        experiment_id=request.experiment_id,
-        round_index=request.round_index,
-        params_blob=out_blob,
-        sample_count=weight,
-        metrics=result.metrics,
-        timings={str(k): v for k, v in result.timings.items()},
-        extra_blobs=extra_blobs,
-        job_id=job_id,
-        threads=result.threads,
-    )
+        if not handed_over:
+            uploads.abandon()
+            remove_scratch()
 
 
 def _outcome(error: FedwardError) -> JobOutcome:

@@ -22,6 +22,7 @@ A blob's id is the lowercase hex sha256 of its bytes. Implementations MUST:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -65,3 +66,16 @@ def _size_text(size: int) -> str:
     if size >= 1 << 20:
         return f"{size / (1 << 20):g} MiB ({size} bytes)"
     return f"{size} bytes"
+
+
+_HASH_CHUNK_BYTES = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """The blob id of a file's content (read once, through one reused buffer)."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(_HASH_CHUNK_BYTES))
+    with open(path, "rb", buffering=0) as handle:
+        while got := handle.readinto(buffer):
+            digest.update(buffer[:got])
+    return digest.hexdigest()

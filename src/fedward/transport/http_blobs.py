@@ -42,7 +42,7 @@ from fedward.errors import (
     ValidationError,
 )
 from fedward.storage.atomic import atomic_writer
-from fedward.transport.blobs import blob_too_large, check_max_bytes
+from fedward.transport.blobs import blob_too_large, check_max_bytes, file_sha256
 from fedward.transport.http_pool import HttpConnections, Lease
 
 CHUNK_BYTES = 1024 * 1024
@@ -97,7 +97,7 @@ class HttpBlobStore:
         once the upload is stored."""
         path = Path(path)
         if blob_id is None:
-            blob_id = _file_sha256(path)
+            blob_id = file_sha256(path)
         else:
             validate_sha256(blob_id)
         size = path.stat().st_size
@@ -352,15 +352,6 @@ def _read_small(response: http.client.HTTPResponse) -> bytes:
     """An answer's body that must be small (JSON); a longer one is cut, and the
     connection not reused."""
     return response.read(MAX_ERROR_BODY_BYTES)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    buffer = memoryview(bytearray(CHUNK_BYTES))
-    with open(path, "rb", buffering=0) as handle:
-        while got := handle.readinto(buffer):
-            digest.update(buffer[:got])
-    return digest.hexdigest()
 
 
 def _check_digest(blob_id: str, actual: str) -> None:
