@@ -13,6 +13,7 @@ from fedward.errors import ProtocolError, ValidationError
 from fedward.protocol.params_wire import (
     MAX_ABS_VALUE,
     load_params,
+    map_params,
     open_params,
     open_update,
     params_file_bound,
@@ -193,6 +194,29 @@ def test_a_bfloat16_tensor_numpy_cannot_hold_is_a_protocol_error(tmp_path: Path)
     path.write_bytes(data)
     with pytest.raises(ProtocolError), open_params(path) as lazy:
         dict(lazy)
+
+
+def test_mapped_parameters_equal_the_read_ones_and_writing_them_leaves_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.safetensors"
+    save_params(sample_params(), path)
+    mapped = map_params(path)
+    assert_same(sample_params(), mapped)
+    mapped["conv.weight"] += 1  # copy-on-write: the job's own pages
+    mapped["steps"][0] = 99
+    assert_same(sample_params(), load_params(path))
+    path.unlink()  # the node removes its scratch input; the job's arrays stay valid
+    assert int(mapped["steps"][0]) == 99
+    np.testing.assert_array_equal(mapped["counts"], [1, 2, 3])
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00" * 8, safetensors_blob({"w": []}, b"")])
+def test_mapping_a_malformed_file_is_a_protocol_error(data: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(ProtocolError):
+        map_params(path)
 
 
 def test_opening_a_missing_file_is_a_protocol_error(tmp_path: Path) -> None:

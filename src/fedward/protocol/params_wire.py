@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from fedward.errors import ProtocolError
 from fedward.protocol.params_writer import params_to_bytes as params_to_bytes
 from fedward.protocol.params_writer import save_params as save_params
 from fedward.protocol.params_writer import write_params as write_params
-from fedward.protocol.safetensors_header import invalid, read_header
+from fedward.protocol.safetensors_header import TensorEntry, invalid, read_header
 
 #: The largest magnitude an update may hold. Beyond it a value only serves to overflow
 #: the aggregation: sample weights go up to 2**53, and 2**60 * 2**53 summed over
@@ -50,6 +51,27 @@ def params_from_bytes(data: bytes) -> Params:
 def load_params(path: Path) -> Params:
     with open_params(path) as lazy:
         return {name: lazy[name] for name in lazy}
+
+
+def map_params(path: Path) -> Params:
+    """The tensors of a safetensors file as copy-on-write views of a private mapping:
+    nothing is read or copied up front, each page comes from the page cache when touched,
+    and writing to an array copies only that page (the file never changes). For the job
+    worker, whose input was just written by the node: reading it into fresh arrays cost
+    a copy plus a first touch of every page (~4 us per 4 KiB page on a VM). The header
+    is checked as ``open_params`` checks it; the mapping lives as long as any array."""
+    with open_params(path) as lazy:
+        entries = lazy.entries
+        if not entries:
+            return {}
+        # The arrays keep the mapping (not the file descriptor) alive.
+        whole = np.frombuffer(mmap.mmap(lazy.fileno(), 0, flags=mmap.MAP_PRIVATE), np.uint8)
+    return {
+        name: whole[entry.offset : entry.offset + entry.nbytes]
+        .view(entry.dtype)
+        .reshape(entry.shape)
+        for name, entry in entries.items()
+    }
 
 
 class LazyParams(Mapping[str, np.ndarray]):
@@ -88,6 +110,14 @@ class LazyParams(Mapping[str, np.ndarray]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
+
+    @property
+    def entries(self) -> Mapping[str, TensorEntry]:
+        """Where each tensor lies in the file (checked against the file's size)."""
+        return self._entries
+
+    def fileno(self) -> int:
+        return self._fd
 
     def check_values(self, max_abs: int = MAX_ABS_VALUE) -> None:
         """ProtocolError naming the first tensor with a NaN, an infinity or a value past

@@ -27,7 +27,7 @@ from fedward.node.jobs import wire
 from fedward.node.jobs.job_folder import result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.sandbox import SelfSandbox, apply_sandbox
-from fedward.protocol.params_wire import load_params, save_params
+from fedward.protocol.params_wire import map_params, save_params
 
 log = logging.getLogger("fedward.worker")
 
@@ -76,9 +76,10 @@ class Worker:
         plan.assigned_device = spec.device
         plan.node_id = spec.node_id
         plan.round_index = spec.round_index
-        # Tensors some aggregators send along (SCAFFOLD's control variates).
-        plan.received_extras = {name: load_params(Path(p)) for name, p in spec.extras_in.items()}
-        params = load_params(Path(spec.params_in))
+        # Tensors some aggregators send along (SCAFFOLD's control variates). Mapped, not
+        # read: the node wrote them a moment ago, so their pages are in the page cache.
+        plan.received_extras = {name: map_params(Path(p)) for name, p in spec.extras_in.items()}
+        params = map_params(Path(spec.params_in))
         loaded = time.perf_counter()
         dataset = DatasetView(
             dataset_id=spec.dataset_id,
