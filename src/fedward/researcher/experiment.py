@@ -50,10 +50,10 @@ from fedward.researcher.experiment_round import round_journal, run_round
 from fedward.researcher.fedbiomed_names import ExperimentType, experiment_attribute
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
+from fedward.researcher.history_log import HistoryLog
 from fedward.researcher.monitor import Observers, RoundObserver
 from fedward.researcher.privacy_settings import DPSettings, SecAgg
 from fedward.researcher.progress import ProgressDisplay
-from fedward.researcher.round_journal import RoundJournal
 from fedward.researcher.selection import (
     NodeSelection,
     SelectionRule,
@@ -158,6 +158,7 @@ class Experiment(metaclass=ExperimentType):
         self.progress = progress
         self.extra_observers = list(observers)
         self.history: list[RoundRecord] = []
+        self.history_log = HistoryLog()  # the history as checkpoints write it
         self.checkpoint_saver = CheckpointSaver()
         self._on_round = on_round
         self._federation = federation
@@ -299,7 +300,7 @@ class Experiment(metaclass=ExperimentType):
         self._global = self.aggregator.finish()
         self.privacy.account(record)
         self.history.append(record)
-        self._save_checkpoint(journal)
+        experiment_state.save_round(self, journal)
         observers.round_finished(record)
         if self._on_round is not None:
             self._on_round(record)
@@ -355,17 +356,6 @@ class Experiment(metaclass=ExperimentType):
         self.checkpoint_saver.wait()
         return self.checkpoint_saver.last
 
-    @last_checkpoint.setter
-    def last_checkpoint(self, path: Path | None) -> None:
-        self.checkpoint_saver.last = path
-
-    def _save_checkpoint(self, journal: RoundJournal | None) -> None:
-        """Checkpoint the round just finished, if checkpoints are on (its journal, which
-        exists then, is removed once the checkpoint is complete)."""
-        directory = self.checkpoint_dir()
-        if directory is not None and journal is not None:
-            experiment_state.save(self, directory, rng_state(self._rng), journal.remove)
-
     @classmethod
     def load_checkpoint(
         cls,
@@ -395,19 +385,6 @@ class Experiment(metaclass=ExperimentType):
             node_selection=node_selection,
             settings=settings,
         )
-
-    def _restore(
-        self,
-        params: Params,
-        history: list[RoundRecord],
-        datasets: dict[str, DatasetSummary],
-        rng: Mapping[str, Any],
-    ) -> None:
-        self._global = params
-        self.history = history
-        self._datasets = datasets
-        self._rng = rng_from_state(rng)
-        self.privacy.replay(history)
 
     # --- steps --------------------------------------------------------------------------
 
