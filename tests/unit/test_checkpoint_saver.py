@@ -60,3 +60,16 @@ def test_a_journal_stays_until_its_checkpoint_is_complete(tmp_path: Path) -> Non
     remove_stale_journals(tmp_path, round_index=2)
     assert not journal_path(tmp_path, 0).exists()
     assert journal_path(tmp_path, 1).exists()  # round-0002 is not complete yet
+
+
+def test_after_a_synchronous_save_the_next_round_uploads_the_complete_checkpoints_file(
+    tmp_path: Path,
+) -> None:
+    saver = CheckpointSaver()
+    saver.save(tmp_path, 2, PARAMS, {}, {}, None, lambda: None, background=False)
+    complete = saver.global_file(2)
+    assert complete is not None and saver.global_file(1) is None
+    assert complete.path == tmp_path / "round-0002" / "params.safetensors"
+    assert hashlib.sha256(complete.path.read_bytes()).hexdigest() == complete.sha256
+    complete.path.write_bytes(b"changed behind the saver's back")
+    assert saver.global_file(2) is None

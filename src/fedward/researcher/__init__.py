@@ -7,13 +7,15 @@
                         trimmed mean, Krum
 - ``discovery``         which dataset of which node, found by tags
 - ``selection``         which nodes train in a round (all, a random fraction, a callable)
-- ``experiment_round``  one round of an experiment: observers, journal, enough updates?
+- ``experiment_round``  one round of an experiment: node draw, observers, journal, enough
+                        updates?, aggregation, record, checkpoint
 - ``rounds``            one round: requests out, updates folded in node order, drop-outs
 - ``secure_rounds``     one round under secure aggregation (``privacy_settings.SecAgg``)
 - ``experiment_privacy`` DP settings on requests, epsilon per round, ``max_epsilon``
 - ``train_requests``    what a round sends each node: the plan's upload, the request
 - ``round_journal``     a round in progress, so that a crash inside it can be resumed
-- ``history``           per-round, per-node records of an experiment
+- ``history``           per-round, per-node records of an experiment; ``history_log``
+                        each record encoded once for the checkpoints
 - ``checkpoint``        checkpoint files; ``experiment_state`` the experiment in them
 - ``monitor``           observer interface; ``progress`` (live line), ``tensorboard``
                         (+ ``tfevents``, the event-file format), ``plot`` (PNG)

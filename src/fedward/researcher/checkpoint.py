@@ -7,6 +7,7 @@ Layout, under the researcher's state folder::
         aggregator/<group>.safetensors         aggregator / server-optimiser tensors
         state.json                             settings, aggregator and selection state,
                                                selection RNG state, history
+                                               (spliced in encoded: ``history_log``)
 
 A checkpoint is written into a hidden ``.round-NNNN.partial-*`` folder, every file
 fsynced, then renamed into place (one atomic rename) and the parent folder fsynced: a
@@ -32,6 +33,7 @@ from fedward.core.params import Params
 from fedward.errors import NotFound, ValidationError
 from fedward.protocol.params_wire import load_params, params_to_bytes
 from fedward.protocol.params_writer import ParamsFile
+from fedward.researcher.history_log import dumps_state
 from fedward.storage.atomic import fsync_dir, fsync_path
 
 FORMAT = "fedward-experiment-checkpoint"
@@ -137,7 +139,7 @@ def finish_checkpoint(
             "params_sha256": staged.params.sha256,
             **state,
         }
-        _write_synced(partial / "state.json", json.dumps(document, indent=1).encode("utf-8"))
+        _write_synced(partial / "state.json", dumps_state(document).encode("utf-8"))
         fsync_dir(partial / "aggregator")
         fsync_dir(partial)
         if final.exists():  # the same round saved again (a rerun): replace it whole

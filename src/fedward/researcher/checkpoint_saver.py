@@ -25,6 +25,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,10 @@ class CheckpointSaver:
         self.last: Path | None = None  # the newest complete checkpoint
         self._rounds_staged = -1
         self._upload: ParamsFile | None = None
+        # The newest complete checkpoint's parameters where the rename put them, and its
+        # round: what a round after a synchronous save uploads (no staged link then), known
+        # without reading its state.json, which holds the whole history.
+        self._finished: tuple[int, ParamsFile] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         _savers.add(self)
@@ -75,7 +80,9 @@ class CheckpointSaver:
 
         def finish() -> None:
             try:
-                self.last = finish_checkpoint(staged, aggregator_tensors, state, keep)
+                final = finish_checkpoint(staged, aggregator_tensors, state, keep)
+                moved = replace(staged.params, path=final / staged.params.path.name)
+                self._finished, self.last = (rounds_done, moved), final
                 then()
             except BaseException as exc:  # raised again by ``wait``
                 log.error("the checkpoint of round %d was not saved: %s", rounds_done, exc)
@@ -89,10 +96,14 @@ class CheckpointSaver:
         self._thread.start()
 
     def global_file(self, rounds_done: int) -> ParamsFile | None:
-        """The staged parameters of the checkpoint after ``rounds_done`` rounds, to upload
-        as they are (None: not staged here, or changed since)."""
-        upload = self._upload
-        if rounds_done != self._rounds_staged or upload is None or not upload.unchanged():
+        """The parameters of the checkpoint after ``rounds_done`` rounds, to upload as they
+        are: staged (being finished in the background) or complete (None: not saved here,
+        or changed since)."""
+        upload = self._upload if rounds_done == self._rounds_staged else None
+        finished = self._finished
+        if upload is None and finished is not None and finished[0] == rounds_done:
+            upload = finished[1]
+        if upload is None or not upload.unchanged():
             return None
         return upload
 

@@ -1,11 +1,12 @@
 """``Experiment``: rounds of federated training across the nodes that hold matching data.
 
-Each round: pick the nodes (``selection``), send each a ``TrainRequest`` and fold the
-updates in as they come (``rounds``), aggregate, save a checkpoint (``checkpoint``), tell
-the observers (progress line, TensorBoard). Nodes that fail, go offline or are late are
-dropped from that round and named in the history; the experiment goes on while at least
-``min_replies`` nodes answer, and stops with a ``FederationError`` that says who failed
-and why when they do not.
+Each round (``experiment_round``): pick the nodes (``selection``), send each a
+``TrainRequest`` and fold the updates in as they come (``rounds``), aggregate, save a
+checkpoint (``experiment_state``, ``checkpoint``), tell the observers (progress line,
+TensorBoard). Nodes that fail, go offline or are late are dropped from that round and
+named in the history; the experiment goes on while at least ``min_replies`` nodes
+answer, and stops with a ``FederationError`` that says who failed and why when they do
+not.
 
 ``Experiment.load_checkpoint("latest")`` rebuilds an experiment from its last checkpoint
 (parameters, aggregator state, selection RNG, history) and ``run()`` carries on: the
@@ -19,23 +20,15 @@ job the first request started; a round that cannot end as it would have raises
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fedward.core.ids import new_id, validate_id
-from fedward.core.messages import (
-    DatasetSummary,
-)
+from fedward.core.messages import DatasetSummary
 from fedward.core.params import Params
 from fedward.core.plan_digest import plan_digest
-from fedward.errors import (
-    FederationError,
-    PrivacyBudgetExhausted,
-    RoundNotResumable,
-    ValidationError,
-)
+from fedward.errors import PrivacyBudgetExhausted, ValidationError
 from fedward.learning.fedbiomed_plans import check_plan_class
 from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
@@ -46,20 +39,18 @@ from fedward.researcher.checkpoint import experiment_dir
 from fedward.researcher.checkpoint_saver import CheckpointSaver
 from fedward.researcher.discovery import find_datasets
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
-from fedward.researcher.experiment_round import round_journal, run_round
+from fedward.researcher.experiment_round import run_next_round
 from fedward.researcher.fedbiomed_names import ExperimentType, experiment_attribute
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import NodeRound, RoundRecord
+from fedward.researcher.history_log import HistoryLog
 from fedward.researcher.monitor import Observers, RoundObserver
 from fedward.researcher.privacy_settings import DPSettings, SecAgg
 from fedward.researcher.progress import ProgressDisplay
-from fedward.researcher.round_journal import RoundJournal
 from fedward.researcher.selection import (
     NodeSelection,
     SelectionRule,
     as_selection,
-    rng_from_state,
-    rng_state,
     selection_rng,
 )
 from fedward.researcher.tensorboard import TensorBoardLog
@@ -158,6 +149,7 @@ class Experiment(metaclass=ExperimentType):
         self.progress = progress
         self.extra_observers = list(observers)
         self.history: list[RoundRecord] = []
+        self.history_log = HistoryLog()  # the history as checkpoints write it
         self.checkpoint_saver = CheckpointSaver()
         self._on_round = on_round
         self._federation = federation
@@ -261,49 +253,7 @@ class Experiment(metaclass=ExperimentType):
         resumed: same nodes, same inputs, the answers it already had kept, and the nodes
         that were still training asked again (``round_journal``); if one of them cannot
         deliver now, ``RoundNotResumable`` rather than a round with fewer nodes."""
-        round_index = self.round_index
-        started = time.monotonic()
-        observers = self.observer_set()
-        datasets = self.nodes()
-        journal = round_journal(self.checkpoint_dir(), round_index)
-        if journal is not None:  # nodes are asked once the checkpoint before is complete
-            journal.barrier = self.checkpoint_saver.wait
-        if journal is not None and journal.start is not None:
-            offline = set(journal.start.offline)  # as the round saw them when it began
-        else:
-            offline = set(self.federation.offline_nodes()) & set(datasets)
-        candidates = [n for n in sorted(datasets) if n not in offline]
-        rng_before = rng_state(self._rng)
-        selected = self.selection.select(candidates, round_index, self._rng) if candidates else []
-        try:
-            if len(selected) < self.min_replies:
-                raise FederationError(
-                    f"round {round_index + 1} can ask only {len(selected)} node(s), fewer than the "
-                    f"minimum of {self.min_replies} (offline: {sorted(offline) or 'none'})",
-                    hint="start the missing nodes or lower min_replies",
-                )
-            self.privacy.check_next_round(round_index, selected)
-            record = run_round(self, datasets, selected, sorted(offline), started, journal)
-        except RoundNotResumable:
-            self._rng = rng_from_state(rng_before)
-            raise
-        except FederationError:
-            # Failed as an uninterrupted run would have: a retry is a fresh round.
-            self._rng = rng_from_state(rng_before)
-            if journal is not None:
-                journal.remove()
-            raise
-        except BaseException:
-            self._rng = rng_from_state(rng_before)  # a retried round draws the same nodes
-            raise
-        self._global = self.aggregator.finish()
-        self.privacy.account(record)
-        self.history.append(record)
-        self._save_checkpoint(journal)
-        observers.round_finished(record)
-        if self._on_round is not None:
-            self._on_round(record)
-        return record
+        return run_next_round(self)
 
     def plot(
         self,
@@ -355,17 +305,6 @@ class Experiment(metaclass=ExperimentType):
         self.checkpoint_saver.wait()
         return self.checkpoint_saver.last
 
-    @last_checkpoint.setter
-    def last_checkpoint(self, path: Path | None) -> None:
-        self.checkpoint_saver.last = path
-
-    def _save_checkpoint(self, journal: RoundJournal | None) -> None:
-        """Checkpoint the round just finished, if checkpoints are on (its journal, which
-        exists then, is removed once the checkpoint is complete)."""
-        directory = self.checkpoint_dir()
-        if directory is not None and journal is not None:
-            experiment_state.save(self, directory, rng_state(self._rng), journal.remove)
-
     @classmethod
     def load_checkpoint(
         cls,
@@ -395,19 +334,6 @@ class Experiment(metaclass=ExperimentType):
             node_selection=node_selection,
             settings=settings,
         )
-
-    def _restore(
-        self,
-        params: Params,
-        history: list[RoundRecord],
-        datasets: dict[str, DatasetSummary],
-        rng: Mapping[str, Any],
-    ) -> None:
-        self._global = params
-        self.history = history
-        self._datasets = datasets
-        self._rng = rng_from_state(rng)
-        self.privacy.replay(history)
 
     # --- steps --------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
-"""One round of an experiment, from the nodes it selected to the round's record.
+"""One round of an experiment: its nodes drawn, asked, aggregated, recorded, checkpointed.
 
 ``rounds.RoundRunner`` sends the requests and folds the updates in; around it, this
 module tells the observers, forwards the nodes' progress scalars, keeps the round's
 journal (``round_journal``) and its resume rules, records the nodes that were offline,
-and decides whether the round had enough updates. ``Experiment.run_once`` owns what
-happens before (the selection) and after (aggregation, checkpoint).
+and decides whether the round had enough updates. ``run_next_round`` (what
+``Experiment.run_once`` does) wraps it: the node draw before, and after it the
+aggregation, the privacy accounting, the history and the checkpoint.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from fedward.core.messages import DatasetSummary, LogEvent, ScalarEvent, TrainRequest
-from fedward.errors import FederationError
+from fedward.errors import FederationError, RoundNotResumable
 from fedward.protocol.params_writer import ParamsFile
+from fedward.researcher import experiment_state
 from fedward.researcher.checkpoint import checkpoint_params
 from fedward.researcher.history import NodeRound, RoundRecord
 from fedward.researcher.round_journal import RoundJournal, journal_path, remove_stale_journals
 from fedward.researcher.rounds import RoundRunner
+from fedward.researcher.selection import rng_from_state, rng_state
 from fedward.researcher.train_requests import train_request
 
 if TYPE_CHECKING:
@@ -35,6 +38,57 @@ def round_journal(checkpoints: Path | None, round_index: int) -> RoundJournal | 
         return None
     remove_stale_journals(checkpoints, round_index)
     return RoundJournal.open(journal_path(checkpoints, round_index))
+
+
+def run_next_round(experiment: Experiment) -> RoundRecord:
+    """``Experiment.run_once``: draw the round's nodes (the selection RNG put back if the
+    round fails, so a retry draws the same), run it, aggregate, account for privacy,
+    record and checkpoint it, and tell the observers and ``on_round``."""
+    round_index = experiment.round_index
+    started = time.monotonic()
+    observers = experiment.observer_set()
+    datasets = experiment.nodes()
+    journal = round_journal(experiment.checkpoint_dir(), round_index)
+    if journal is not None:  # nodes are asked once the checkpoint before is complete
+        journal.barrier = experiment.checkpoint_saver.wait
+    if journal is not None and journal.start is not None:
+        offline = set(journal.start.offline)  # as the round saw them when it began
+    else:
+        offline = set(experiment.federation.offline_nodes()) & set(datasets)
+    candidates = [n for n in sorted(datasets) if n not in offline]
+    rng_before = rng_state(experiment._rng)
+    selected = (
+        experiment.selection.select(candidates, round_index, experiment._rng) if candidates else []
+    )
+    try:
+        if len(selected) < experiment.min_replies:
+            raise FederationError(
+                f"round {round_index + 1} can ask only {len(selected)} node(s), fewer than the "
+                f"minimum of {experiment.min_replies} (offline: {sorted(offline) or 'none'})",
+                hint="start the missing nodes or lower min_replies",
+            )
+        experiment.privacy.check_next_round(round_index, selected)
+        record = run_round(experiment, datasets, selected, sorted(offline), started, journal)
+    except RoundNotResumable:
+        experiment._rng = rng_from_state(rng_before)
+        raise
+    except FederationError:
+        # Failed as an uninterrupted run would have: a retry is a fresh round.
+        experiment._rng = rng_from_state(rng_before)
+        if journal is not None:
+            journal.remove()
+        raise
+    except BaseException:
+        experiment._rng = rng_from_state(rng_before)  # a retried round draws the same nodes
+        raise
+    experiment._global = experiment.aggregator.finish()
+    experiment.privacy.account(record)
+    experiment.history.append(record)
+    experiment_state.save_round(experiment, journal)
+    observers.round_finished(record)
+    if experiment._on_round is not None:
+        experiment._on_round(record)
+    return record
 
 
 def run_round(

@@ -3,9 +3,10 @@
 Saved: the settings (tags, plan module/class/digest, model and training args, rounds,
 seed, deadline, minimum replies, privacy), the aggregator's name, config and state, the node
 selection's name and config, the selection RNG state, the nodes and datasets chosen in
-the first round, and the history. The plan is found again by importing its module,
-which must be importable (a plan defined in a notebook is passed back in instead); the
-plan's digest must match, so a resumed experiment never trains different code unnoticed.
+the first round, and the history (each record encoded once: ``history_log``). The plan is
+found again by importing its module, which must be importable (a plan defined in a
+notebook is passed back in instead); the plan's digest must match, so a resumed
+experiment never trains different code unnoticed.
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ from fedward.learning.plan import TrainingPlan
 from fedward.learning.plan_source import plan_source
 from fedward.learning.setting_names import closest
 from fedward.researcher.aggregators import Aggregator, aggregator_from_config
-from fedward.researcher.checkpoint import locate_checkpoint, read_checkpoint
+from fedward.researcher.checkpoint import Checkpoint, locate_checkpoint, read_checkpoint
 from fedward.researcher.checkpoint_saver import wait_for_all_checkpoints
 from fedward.researcher.experiment_privacy import ExperimentPrivacy
 from fedward.researcher.federation import Federation
 from fedward.researcher.history import RoundRecord
-from fedward.researcher.selection import NodeSelection, SelectionRule, selection_from_config
+from fedward.researcher.round_journal import RoundJournal
+from fedward.researcher.selection import (
+    NodeSelection,
+    SelectionRule,
+    rng_from_state,
+    rng_state,
+    selection_from_config,
+)
 
 if TYPE_CHECKING:
     from fedward.researcher.experiment import Experiment
@@ -54,6 +62,14 @@ _RESTORABLE_SETTINGS = frozenset(
 
 def to_json(
     experiment: Experiment, aggregator_data: dict[str, Any], rng: dict[str, Any]
+) -> dict[str, Any]:
+    """The experiment's state as ``state.json`` holds it (what ``save`` writes)."""
+    history = [record.to_json() for record in experiment.history]
+    return _state(experiment, aggregator_data, rng, history)
+
+
+def _state(
+    experiment: Experiment, aggregator_data: dict[str, Any], rng: dict[str, Any], history: Any
 ) -> dict[str, Any]:
     plan = experiment.training_plan
     return {
@@ -80,9 +96,17 @@ def to_json(
         "selection": {"name": experiment.selection.name, "config": experiment.selection.config()},
         "selection_rng": rng,
         "datasets": {n: msgspec.to_builtins(d) for n, d in experiment.nodes().items()},
-        "history": [record.to_json() for record in experiment.history],
+        "history": history,
         "privacy": experiment.privacy.config(),
     }
+
+
+def save_round(experiment: Experiment, journal: RoundJournal | None) -> None:
+    """Checkpoint the round just finished, if checkpoints are on (its journal, which
+    exists then, is removed once the checkpoint is complete)."""
+    directory = experiment.checkpoint_dir()
+    if directory is not None and journal is not None:
+        save(experiment, directory, rng_state(experiment._rng), journal.remove)
 
 
 def save(
@@ -95,8 +119,12 @@ def save(
     crash before it is complete would leave none to resume from): those are saved before
     the next round starts."""
     tensors, aggregator_data = experiment.aggregator.state()
-    # A snapshot: the thread writes it while the researcher's own dicts may change.
-    state = copy.deepcopy(to_json(experiment, aggregator_data, rng))
+    # A snapshot: the thread writes it while the researcher's own dicts may change. The
+    # history, which grows with every round, is not copied: its records are final and
+    # the log keeps them encoded (``history_log``), so a checkpoint costs the same at
+    # round 1000 as at round 1.
+    state = copy.deepcopy(_state(experiment, aggregator_data, rng, []))
+    state["history"] = experiment.history_log.sync(experiment.history)
     saver, rounds_done, codec = (
         experiment.checkpoint_saver,
         len(experiment.history),
@@ -209,11 +237,19 @@ def load(
     aggregator.load_state(checkpoint.aggregator_tensors, state["aggregator"]["state"])
     if experiment.codec_rounds is not None:
         experiment.codec_rounds.restore(checkpoint.path.parent, checkpoint.rounds_done)
-    experiment._restore(
-        checkpoint.params,
-        [RoundRecord.from_json(r) for r in state["history"]],
-        {n: msgspec.convert(d, DatasetSummary) for n, d in state["datasets"].items()},
-        state["selection_rng"],
-    )
-    experiment.last_checkpoint = checkpoint.path
+    _restore(experiment, checkpoint, state)
     return experiment
+
+
+def _restore(experiment: Experiment, checkpoint: Checkpoint, state: Mapping[str, Any]) -> None:
+    """Where the checkpointed experiment stood: parameters, history, datasets, RNG."""
+    history = [RoundRecord.from_json(r) for r in state["history"]]
+    experiment._global = checkpoint.params
+    experiment.history = history
+    experiment.history_log.sync(history)  # encoded now, not on the next round's path
+    experiment._datasets = {
+        n: msgspec.convert(d, DatasetSummary) for n, d in state["datasets"].items()
+    }
+    experiment._rng = rng_from_state(state["selection_rng"])
+    experiment.privacy.replay(history)
+    experiment.checkpoint_saver.last = checkpoint.path
