@@ -278,8 +278,7 @@ def _threads(value: Any) -> int | None:
         else:
             hint = "for example threads = 2, or threads = 'auto'"
         raise ConfigError(
-            f"[jobs] threads must be a whole number of at least 1, or 'auto', "
-            f"got {_shown(value)}",
+            f"[jobs] threads must be a whole number of at least 1, or 'auto', got {_shown(value)}",
             hint=hint,
         )
     if isinstance(value, int) and not isinstance(value, bool):
