@@ -26,7 +26,7 @@ from fedward.config.model import JobLimits, max_job_threads
 from fedward.node.jobs.cgroups import CGROUP_ROOT
 
 # What the libraries a plan uses read for their pool sizes: OpenMP (and torch's intra-op
-# pool, which reads OMP_NUM_THREADS, then MKL_NUM_THREADS, when it starts), MKL, OpenBLAS
+# pool, which reads OMP_NUM_THREADS and MKL_NUM_THREADS when it starts), MKL, OpenBLAS
 # and numexpr. Set in every worker, overriding the node's own environment.
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
