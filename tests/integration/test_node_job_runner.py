@@ -27,6 +27,7 @@ from fedward.node.jobs.exchange import WorkerKey
 from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.jobs.job_folder import result_name
 from fedward.node.jobs.runner import JobRunner
+from fedward.node.jobs.threads import usable_cpus
 from fedward.protocol.params_wire import load_params, save_params
 from tests.node_job_plans import probes
 from tests.node_job_plans.expectations import WORKER_ENV
@@ -122,6 +123,38 @@ def test_worker_with_torch_imported_starts_under_the_default_memory_limit(
 ) -> None:
     result = make_jobs().run(probes.TorchImportPlan)
     assert result.sample_count == 1 and result.metrics["loss"] >= 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_job_runs_with_the_nodes_thread_budget(
+    make_jobs: Callable[..., Jobs], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")  # the node's own is overridden
+    jobs = make_jobs(threads=threads)
+    result = jobs.run(probes.ThreadsPlan)
+    assert result.metrics["omp_num_threads"] == threads
+    assert result.metrics["torch_threads"] == threads
+    assert result.threads == threads  # what the worker reports in its reply
+
+
+def test_the_worker_holds_torch_to_the_budget_when_a_plan_changed_the_variable(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    # The plan sets OMP_NUM_THREADS=2 (and MKL's) and imports torch before the job starts;
+    # torch would take 2 (on a host with 2 CPUs or more) were the worker not to set its pool.
+    result = make_jobs(threads=1).run(probes.ThreadsPlan, {"set_first": 2})
+    assert result.metrics["omp_num_threads"] == 2
+    assert result.metrics["torch_threads"] == 1
+
+
+def test_the_default_budget_shares_the_cpus_among_parallel_jobs(
+    make_jobs: Callable[..., Jobs],
+) -> None:
+    jobs = make_jobs(max_parallel=1)
+    expected = jobs.runner.threads.threads
+    assert expected == usable_cpus()  # this host's CPUs, all for one job at a time
+    assert jobs.run(probes.ThreadsPlan).metrics["omp_num_threads"] == expected
+    assert any(line.startswith("threads") for line in jobs.runner.report_lines())
 
 
 def test_warm_worker_is_reused_across_rounds(make_jobs: Callable[..., Jobs]) -> None:

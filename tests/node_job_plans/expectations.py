@@ -16,6 +16,7 @@ WORKER_ENV = frozenset(
         "OMP_NUM_THREADS",
         "MKL_NUM_THREADS",
         "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
         "CUDA_VISIBLE_DEVICES",
         "LD_LIBRARY_PATH",  # GPU workers only: the node's absolute library folders
         "PYTHONHASHSEED",

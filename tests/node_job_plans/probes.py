@@ -169,6 +169,37 @@ class TorchImportPlan(TrainingPlan):
         return TrainOutcome(params, 1, {"loss": float(loss.item())})
 
 
+class ThreadsPlan(TrainingPlan):
+    """Reports the thread budget it runs under: ``omp_num_threads`` (the variable, 0 when
+    unset) and ``torch_threads`` (torch's intra-op pool). With ``model_args["set_first"]``
+    it sets OMP_NUM_THREADS and MKL_NUM_THREADS (torch reads both) itself and imports torch
+    while it is constructed, as a plan could, before the worker starts its job."""
+
+    def __init__(self, model_args: Mapping[str, Any] | None = None) -> None:
+        super().__init__(model_args)
+        if "set_first" in self.model_args:
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[name] = str(self.model_args["set_first"])
+            import torch  # noqa: F401
+
+    def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
+        return {"w": np.zeros(2)}
+
+    def train(
+        self,
+        params: dict[str, np.ndarray],
+        dataset: DatasetView,
+        training_args: Mapping[str, Any],
+        progress: Progress,
+    ) -> TrainOutcome:
+        omp = float(os.environ.get("OMP_NUM_THREADS", "0"))
+        import torch
+
+        threads = float(torch.get_num_threads())
+        torch.ones(64, 64) @ torch.ones(64, 64)  # the pool at work, sized as reported
+        return TrainOutcome(params, 1, {"omp_num_threads": omp, "torch_threads": threads})
+
+
 class SnoopPlan(TrainingPlan):
     """Tries what a hostile plan would: read the files in ``model_args["paths"]`` (label ->
     path; a folder is listed and its files read), connect to ``model_args["connect"]``

@@ -39,3 +39,15 @@ def test_check_with_a_token_prints_the_settings(
     code, output, _ = _check(tmp_path)
     assert code == 0, output
     assert "node id:       n1" in output
+
+
+def test_check_names_the_thread_budget_of_each_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text("t" * 43)
+    monkeypatch.setenv("FEDWARD_UPLOADS_TOKEN_FILE", str(tmp_path / "token"))
+    config = tmp_path / "node.toml"
+    config.write_text(f'node_id = "n1"\nstate_dir = "{tmp_path}"\n[jobs]\nthreads = 3\n')
+    code, output, _ = _check(tmp_path, "--config", str(config))
+    assert code == 0, output
+    assert "job threads:   3 threads per job (set in [jobs] threads)" in output

@@ -205,6 +205,7 @@ def load_node_config(
             "disk_mb",
             "pids_max",
             "max_parallel",
+            "threads",
             "sandbox",
             "require",
         },
@@ -257,10 +258,33 @@ def _job_limits(jobs: Mapping[str, Any], env: Mapping[str, str]) -> JobLimits:
         disk_mb=_int(jobs.get("disk_mb", defaults.disk_mb), "disk_mb"),
         pids_max=_int(jobs.get("pids_max", defaults.pids_max), "pids_max"),
         max_parallel=_int(jobs.get("max_parallel", defaults.max_parallel), "max_parallel"),
+        threads=_threads(jobs.get("threads", "auto")),
         sandbox=_text(  # type: ignore[arg-type]
             env.get("FEDWARD_JOB_SANDBOX") or jobs.get("sandbox", defaults.sandbox), "sandbox"
         ),
         require=tuple(require),
+    )
+
+
+def _threads(value: Any) -> int | None:
+    """``[jobs] threads``: a number, or "auto" (the default: CPUs / max_parallel)."""
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return None
+        if value.strip().isdigit():
+            hint = f"write the number without quotes: threads = {value.strip()}"
+        elif difflib.get_close_matches(value.strip().lower(), ["auto"], n=1, cutoff=0.5):
+            hint = "did you mean 'auto'?"
+        else:
+            hint = "for example threads = 2, or threads = 'auto'"
+        raise ConfigError(
+            f"[jobs] threads must be a whole number of at least 1, or 'auto', got {_shown(value)}",
+            hint=hint,
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # JobLimits checks the range
+    raise ConfigError(
+        f"[jobs] threads must be a whole number of at least 1, or 'auto', got {_shown(value)}"
     )
 
 

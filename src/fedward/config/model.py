@@ -116,6 +116,8 @@ class JobLimits:
     disk_mb: int = 4096  # what a job may write in its work folder (and per file)
     pids_max: int = 256  # processes and threads of one job tree
     max_parallel: int = 4  # jobs running at once; more requests wait their turn
+    # CPU threads per job (OpenMP, BLAS, torch); None: the node's CPUs / max_parallel
+    threads: int | None = None
     sandbox: SandboxMode = "auto"  # auto: strongest available; basic: no namespaces
     require: tuple[str, ...] = ("no_network", "no_secrets")  # or no job runs
 
@@ -125,6 +127,8 @@ class JobLimits:
                 raise ConfigError(f"[jobs] {name} must be at least 1, got {getattr(self, name)}")
         if self.pids_max < 16:
             raise ConfigError("[jobs] pids_max must be at least 16 (Python and BLAS use threads)")
+        if self.threads is not None:
+            _check_threads(self.threads, self.pids_max)
         if self.sandbox not in SANDBOX_MODES:
             raise ConfigError(
                 f"[jobs] sandbox must be one of {', '.join(SANDBOX_MODES)}, got {self.sandbox!r}"
@@ -138,6 +142,25 @@ class JobLimits:
                     if close
                     else "choose among " + ", ".join(JOB_GUARANTEES),
                 )
+
+
+def max_job_threads(pids_max: int) -> int:
+    """The most threads a job may be given: each counts against ``pids_max``, and a BLAS
+    library may start a pool of its own beside torch's, so half of it."""
+    return max(1, pids_max // 2)
+
+
+def _check_threads(threads: int, pids_max: int) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(
+            f"[jobs] threads must be a whole number of at least 1, or 'auto', got {threads!r}"
+        )
+    if threads > max_job_threads(pids_max):
+        raise ConfigError(
+            f"[jobs] threads = {threads} leaves no room in pids_max = {pids_max} "
+            "(every thread counts as a process)",
+            hint=f"at most {max_job_threads(pids_max)} threads, or raise pids_max",
+        )
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ def job_isolation(config: NodeConfig) -> Outcome:
     """The isolation row: the layers this host gives the node's job workers, and whether
     the guarantees the node requires (``[jobs] require``) hold — else it runs no plan."""
     from fedward.node.jobs.isolation import WorkerIsolation
+    from fedward.node.jobs.threads import ThreadBudget
 
     # raises ConfigError with its own hint (sandbox = 'bubblewrap' where it cannot run)
     isolation = WorkerIsolation.for_host(config.jobs.sandbox, config.jobs.require)
@@ -125,7 +126,8 @@ def job_isolation(config: NodeConfig) -> Outcome:
     if refusal is not None:
         return failed(f"layers: {active}; {refusal}", refusal.split("(", 1)[-1].rstrip(")"))
     held = ", ".join(sorted(isolation.guarantees()))
-    return passed(f"layers: {active}; guarantees: {held}")
+    threads = ThreadBudget.for_limits(config.jobs).describe()
+    return passed(f"layers: {active}; guarantees: {held}; {threads}")
 
 
 # -- GPU -----------------------------------------------------------------------------------

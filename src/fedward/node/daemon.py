@@ -111,8 +111,9 @@ class NodeDaemon:
         return self._node_id
 
     def isolation_lines(self) -> list[str]:
-        """The job workers' isolation layers and guarantees, as the runner applies them."""
-        return self._ctx.runner.isolation.report_lines()
+        """The job workers' isolation layers, thread budget and guarantees, as the runner
+        applies them."""
+        return self._ctx.runner.report_lines()
 
     def start(self, presence_wait_s: float = 10.0) -> None:
         """Connect, refuse to run if the same node id is already online, announce presence."""
@@ -172,7 +173,7 @@ class NodeDaemon:
         # The GUI (another process) tells from this file whether the daemon runs, and how
         # its jobs are isolated.
         self._heartbeat = NodeHeartbeat(self._ctx.config.state_dir).start(
-            self._ctx.runner.isolation.report_lines()
+            self._ctx.runner.report_lines()
         )
         log.info("node %s online", self._node_id)
 

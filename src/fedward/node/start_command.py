@@ -141,6 +141,8 @@ def with_gpu_flags(config: NodeConfig, gpu_mode: str | None, gpu_num: int | None
 
 
 def describe_settings(config: NodeConfig, isolation: WorkerIsolation) -> str:
+    from fedward.node.jobs.threads import ThreadBudget
+
     gpu = {"off": "off (CPU only)", "allowed": "when the researcher asks", "only": "always"}
     rows = [
         ("node id", config.node_id),
@@ -157,6 +159,7 @@ def describe_settings(config: NodeConfig, isolation: WorkerIsolation) -> str:
         ("job disk", f"{config.jobs.disk_mb} MiB per job"),
         ("job processes", f"{config.jobs.pids_max} per job"),
         ("parallel jobs", str(config.jobs.max_parallel)),
+        ("job threads", ThreadBudget.for_limits(config.jobs).describe()),
         ("sandbox", config.jobs.sandbox),
     ]
     text = "\n".join(f"{key + ':':<15}{value}" for key, value in rows)

@@ -80,7 +80,7 @@ def build_node_daemon(
         node_id=config.node_id,
         hidden=secret_folders(config),
     )
-    for line in runner.isolation.report_lines():
+    for line in runner.report_lines():
         log.info("job isolation: %s", line)
     refusal = runner.isolation.refusal()
     if refusal is not None:

@@ -49,6 +49,7 @@ from fedward.node.jobs.sandbox import (
     library_paths,
     python_paths,
 )
+from fedward.node.jobs.threads import ThreadBudget
 
 log = logging.getLogger("fedward.jobs")
 
@@ -80,12 +81,22 @@ class JobRunner:
             if self._cgroups is None:
                 isolation = isolation.without_cgroups(reason)
         self.isolation = isolation
+        # Read before any worker starts (the v2 daemon's own group is set by now: a quota
+        # of the group it came from still counts, as an ancestor's).
+        self.threads = ThreadBudget.for_limits(limits)
         self._hidden = [jobs_dir.parent, *hidden]
         self._workers: dict[WorkerKey, WorkerProcess] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap_idle, name="job-reaper", daemon=True)
         self._reaper.start()
+
+    def report_lines(self) -> list[str]:
+        """How workers run here: the isolation's layers, the thread budget, then the
+        isolation's guarantees and notes (``node start``, the log, the heartbeat)."""
+        lines = self.isolation.report_lines()
+        layers = len(self.isolation.layers())
+        return [*lines[:layers], f"{'threads':<13}{self.threads.describe()}", *lines[layers:]]
 
     def folder(self, experiment_id: str) -> JobFolder:
         """The experiment's job folder (``job_folder``), created on first use."""
@@ -175,6 +186,7 @@ class JobRunner:
             cpu_lifetime_s=limits.cpu_s * _LIFETIME_JOBS if isolation.enabled else None,
             file_mb=limits.disk_mb if isolation.enabled else None,
             processes=limits.pids_max if isolation.enabled and cgroup is None else None,
+            threads=self.threads.threads,
         )
         argv = [sys.executable, "-I", "-B", "-m", "fedward.node.jobs.worker", *asked.argv()]
         if isolation.bubblewrap is not None:
@@ -201,7 +213,9 @@ class JobRunner:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 cwd=folder.work,
-                env=clean_environment(os.environ, folder.work, gpu=gpu),
+                env=clean_environment(
+                    os.environ, folder.work, gpu=gpu, threads=self.threads.environment()
+                ),
                 start_new_session=True,  # its own process group: killed as a whole
                 close_fds=True,
                 user=run_as[0] if run_as else None,

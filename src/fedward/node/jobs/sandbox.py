@@ -75,9 +75,16 @@ _GPU_DEVICE_PREFIX = "nvidia"
 
 
 def clean_environment(
-    source: Mapping[str, str], home: Path, *, gpu: bool = False
+    source: Mapping[str, str],
+    home: Path,
+    *,
+    gpu: bool = False,
+    threads: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """``threads``: the thread-pool variables of the job's budget (``threads``), which
+    override the node's own."""
     env = {key: source[key] for key in _ENV_ALLOWED if key in source}
+    env.update(threads or {})
     folders = library_paths(source) if gpu else []
     if folders:
         env["LD_LIBRARY_PATH"] = ":".join(map(str, folders))
@@ -144,6 +151,7 @@ class SelfSandbox:
     cpu_lifetime_s: int | None = None
     file_mb: int | None = None
     processes: int | None = None  # at most this many more processes of this user
+    threads: int | None = None  # torch's intra-op pool, set again before each job
 
     def argv(self) -> list[str]:
         out: list[str] = []
@@ -155,7 +163,7 @@ class SelfSandbox:
         out += [f"--write={p}" for p in self.write]
         if self.gpu:
             out.append("--gpu")
-        for name in ("memory_mb", "cpu_lifetime_s", "file_mb", "processes"):
+        for name in ("memory_mb", "cpu_lifetime_s", "file_mb", "processes", "threads"):
             value = getattr(self, name)
             if value is not None:
                 out.append(f"--{name.replace('_', '-')}={value}")
@@ -182,6 +190,7 @@ class SelfSandbox:
             cpu_lifetime_s=number("cpu-lifetime-s"),
             file_mb=number("file-mb"),
             processes=number("processes"),
+            threads=number("threads"),
         )
 
 

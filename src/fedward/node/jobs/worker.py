@@ -53,8 +53,9 @@ def _send(out: IO[bytes], message: wire.FromWorker) -> None:
 
 
 class Worker:
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], threads: int | None = None) -> None:
         self._out = out
+        self._threads = threads
         self._classes: dict[str, type[TrainingPlan]] = {}
 
     def _plan_class(self, spec: wire.JobSpec) -> type[TrainingPlan]:
@@ -80,6 +81,8 @@ class Worker:
         # read: the node wrote them a moment ago, so their pages are in the page cache.
         plan.received_extras = {name: map_params(Path(p)) for name, p in spec.extras_in.items()}
         params = map_params(Path(spec.params_in))
+        if self._threads is not None:
+            _limit_torch_threads(self._threads)
         loaded = time.perf_counter()
         dataset = DatasetView(
             dataset_id=spec.dataset_id,
@@ -124,6 +127,18 @@ def _threads() -> int:
     except ImportError:
         return 0
     return max((int(info.get("num_threads", 0)) for info in threadpool_info()), default=0)
+
+
+def _limit_torch_threads(threads: int) -> None:
+    """Hold torch's intra-op pool to the node's budget once the plan imported torch.
+
+    The environment the runner set (OMP_NUM_THREADS...) is what torch reads when it
+    starts; this covers a plan that changed it before importing torch, or that resized the
+    pool in an earlier job of this warm worker. A plan that imports torch only inside
+    ``train`` reads the environment. Cheap: a no-op when the size is already right."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _limit_cpu(seconds: int) -> None:
@@ -204,12 +219,13 @@ def main() -> None:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(message)s"
     )
     try:
-        applied = apply_sandbox(SelfSandbox.from_argv(sys.argv[1:]))
+        asked = SelfSandbox.from_argv(sys.argv[1:])
+        applied = apply_sandbox(asked)
     except (OSError, ValueError) as exc:
         log.error("job worker %s could not sandbox itself: %s", os.getpid(), exc)
         sys.exit(3)
-    log.info("job worker %s: %s", os.getpid(), applied)
-    worker = Worker(protocol_out)
+    log.info("job worker %s: %s; %s threads", os.getpid(), applied, asked.threads or "default")
+    worker = Worker(protocol_out, asked.threads)
     for line in sys.stdin.buffer:
         try:
             message = wire.to_worker_decoder.decode(line)
