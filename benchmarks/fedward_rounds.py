@@ -27,7 +27,7 @@ from typing import Any
 from benchmarks.noop_plan import NoOpPlan
 from benchmarks.stats import summary
 from fedward.demo.local_federation import LocalFederation
-from fedward.researcher import Experiment, FedAvg
+from fedward.researcher import Experiment, FedAvg, experiment_state
 from fedward.transport.blobs import BlobStore
 
 TAGS = ["fedward-bench"]
@@ -176,59 +176,60 @@ def measure_cell(
     timed = TimedBlobStore(federation.blobs)
     federation.blobs = timed
     try:
-        experiment = Experiment(
-            tags=TAGS,
-            training_plan=NoOpPlan,
-            model_args={"num_params": num_params},
-            rounds=rounds + 1,
-            aggregator=FedAvg(),
-            nodes=list(node_ids),
-            round_timeout_s=round_timeout_s,
-            min_replies=len(node_ids),
-            federation=federation,
-            progress=False,
-            keep_checkpoints=2,  # checkpoints stay on, as by default; only two kept on disk
-        )
-        checkpoint_s = _time_checkpoints(experiment)
-        if sorted(experiment.nodes()) != sorted(node_ids):  # the search, outside the clock
-            raise RuntimeError(f"expected nodes {sorted(node_ids)}, found {experiment.nodes()}")
-        samples: list[RoundSample] = []
-        for _ in range(rounds + 1):
-            timed.reset()
-            checkpoint_s[0] = 0.0
-            if around_round is not None:
-                around_round(len(samples), True)
-            started = time.perf_counter()
-            record = experiment.run_once()
-            wall_s = time.perf_counter() - started
-            if around_round is not None:
-                around_round(len(samples), False)
-            ok = [record.nodes[n] for n in record.succeeded]
-            samples.append(
-                RoundSample(
-                    wall_s=wall_s,
-                    compute_s=max(r.timings.get("train_s", 0.0) for r in ok),
-                    node_load_s=max(r.timings.get("load_s", 0.0) for r in ok),
-                    node_save_s=max(r.timings.get("save_s", 0.0) for r in ok),
-                    researcher_upload_s=timed.upload_s,
-                    researcher_download_s=timed.download_s,
-                    checkpoint_s=checkpoint_s[0],
-                    replies=len(ok),
-                )
+        with _timed_checkpoints() as checkpoint_s:
+            experiment = Experiment(
+                tags=TAGS,
+                training_plan=NoOpPlan,
+                model_args={"num_params": num_params},
+                rounds=rounds + 1,
+                aggregator=FedAvg(),
+                nodes=list(node_ids),
+                round_timeout_s=round_timeout_s,
+                min_replies=len(node_ids),
+                federation=federation,
+                progress=False,
+                keep_checkpoints=2,  # checkpoints stay on, as by default; only two kept on disk
             )
-            remove_parameter_blobs(fed)
+            if sorted(experiment.nodes()) != sorted(node_ids):  # the search, outside the clock
+                raise RuntimeError(f"expected nodes {sorted(node_ids)}, found {experiment.nodes()}")
+            samples: list[RoundSample] = []
+            for _ in range(rounds + 1):
+                timed.reset()
+                checkpoint_s[0] = 0.0
+                if around_round is not None:
+                    around_round(len(samples), True)
+                started = time.perf_counter()
+                record = experiment.run_once()
+                wall_s = time.perf_counter() - started
+                if around_round is not None:
+                    around_round(len(samples), False)
+                ok = [record.nodes[n] for n in record.succeeded]
+                samples.append(
+                    RoundSample(
+                        wall_s=wall_s,
+                        compute_s=max(r.timings.get("train_s", 0.0) for r in ok),
+                        node_load_s=max(r.timings.get("load_s", 0.0) for r in ok),
+                        node_save_s=max(r.timings.get("save_s", 0.0) for r in ok),
+                        researcher_upload_s=timed.upload_s,
+                        researcher_download_s=timed.download_s,
+                        checkpoint_s=checkpoint_s[0],
+                        replies=len(ok),
+                    )
+                )
+                remove_parameter_blobs(fed)
     finally:
         federation.blobs = timed.inner
     return CellResult(num_params, len(node_ids), samples[0], samples[1:])
 
 
-def _time_checkpoints(experiment: Experiment) -> list[float]:
-    """Time the experiment's end-of-round checkpoint by wrapping the instance's own
-    ``_save_checkpoint`` (benchmark-only instrumentation; fedward's code is unchanged).
-    What it times is the part on the round's path: writing the parameters; the rest of
-    the checkpoint is finished on a thread beside the next round (``checkpoint_saver``)."""
+@contextmanager
+def _timed_checkpoints() -> Iterator[list[float]]:
+    """Time the end-of-round checkpoint by wrapping ``experiment_state.save_round`` while
+    the block runs (benchmark-only instrumentation; fedward's code is unchanged). What it
+    times is the part on the round's path: writing the parameters; the rest of the
+    checkpoint is finished on a thread beside the next round (``checkpoint_saver``)."""
     spent = [0.0]
-    save = experiment._save_checkpoint
+    save = experiment_state.save_round
 
     def timed_save(*args: Any, **kwargs: Any) -> None:
         started = time.perf_counter()
@@ -237,8 +238,11 @@ def _time_checkpoints(experiment: Experiment) -> list[float]:
         finally:
             spent[0] += time.perf_counter() - started
 
-    setattr(experiment, "_save_checkpoint", timed_save)  # noqa: B010 - instance override
-    return spent
+    experiment_state.save_round = timed_save
+    try:
+        yield spent
+    finally:
+        experiment_state.save_round = save
 
 
 def remove_parameter_blobs(fed: LocalFederation) -> None:
