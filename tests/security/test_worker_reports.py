@@ -12,6 +12,7 @@ import pytest
 from fedward.core.messages import ScalarEvent, TrainReply
 from tests.security import attack_plans
 from tests.security.conftest import AttackedNode
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -110,5 +111,10 @@ def test_a_job_leaves_no_result_behind(node: AttackedNode, attack: str) -> None:
     request, replies = node.send(attack_plans.ResultPlan, {"attack": attack})
     replies.get(timeout=90)
     folder = node.state_dir / "jobs" / request.experiment_id
-    leftovers = [p for p in folder.glob("*/*.safetensors") if p.parent.name != "inputs"]
-    assert leftovers == [], leftovers
+
+    def leftovers() -> list[Path]:
+        return [p for p in folder.glob("*/*.safetensors") if p.parent.name != "inputs"]
+
+    # A reply may come while the update still uploads (``node.update_uploads``); the
+    # node removes its copy once the upload ends.
+    wait_for(lambda: not leftovers(), f"the job's results to go (left: {leftovers()})")
