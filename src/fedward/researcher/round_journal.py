@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,16 @@ class RoundJournal:
         self.late.add(node_id)
         self._append({"node_id": node_id, "late": True})
 
+    @property
+    def updates_dir(self) -> Path:
+        """Where the round keeps the updates it downloaded until its checkpoint is
+        complete: a resumed round folds them again from here, whatever the upload server
+        deleted meanwhile (it drops a blob soon after its readers fetched it)."""
+        return self.path.with_suffix(".updates")
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        shutil.rmtree(self.updates_dir, ignore_errors=True)
 
     def _append(self, entry: dict[str, Any]) -> None:
         with self.path.open("ab") as handle:
@@ -179,10 +188,13 @@ def remove_stale_journals(experiment_dir: Path, round_index: int) -> None:
     written (``checkpoint_saver``) stays: that save removes it when it is done."""
     saved = [int(p.name.removeprefix("round-")) for p in round_dirs(experiment_dir)]
     newest = min(max(saved, default=0), round_index)
-    for path in experiment_dir.glob("round-*.journal"):
-        number = path.name.removeprefix("round-").removesuffix(".journal")
+    for path in [*experiment_dir.glob("round-*.journal"), *experiment_dir.glob("round-*.updates")]:
+        number = path.name.removeprefix("round-").removesuffix(path.suffix)
         if number.isdigit() and int(number) <= newest:
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _start_json(start: RoundStart) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import functools
 import itertools
 import logging
 import queue
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +50,7 @@ from fedward.researcher.history import NodeRound, NodeStatus
 from fedward.researcher.monitor import RoundObserver
 from fedward.researcher.round_arrivals import Arrival, OrderedFold
 from fedward.researcher.round_journal import RoundJournal, RoundStart
+from fedward.researcher.round_scratch import fetch_once, round_scratch
 from fedward.transport.upload_in_flight import StreamedPuts, UploadInFlight
 
 log = logging.getLogger("fedward.researcher")
@@ -80,6 +80,7 @@ class RoundRunner:
         self._extras: dict[str, Layout] = {}  # the extras the aggregator asks for
         self._update_cap = 0  # download caps in bytes, from the layouts
         self._extra_caps: dict[str, int] = {}
+        self._keep_updates = False  # a journaled round keeps its downloads (``round_scratch``)
         # Update codecs (``update_codecs.CodecRounds``) replace these two steps: how the
         # round's model is uploaded (its id goes to the journal and the requests), and
         # how an update file becomes the full parameters the aggregator folds.
@@ -104,7 +105,8 @@ class RoundRunner:
         ``global_file``: the global parameters already written (the last checkpoint's),
         uploaded as they are while unchanged."""
         started = time.monotonic()
-        with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as self._uploads:
+        self._keep_updates = journal is not None  # kept until the checkpoint: round_scratch
+        with round_scratch(journal) as scratch, contextlib.ExitStack() as self._uploads:
             return self._run(
                 experiment_id,
                 round_index,
@@ -260,18 +262,14 @@ class RoundRunner:
 
     def _download(self, arrival: Arrival) -> Arrival:
         """Fetch an update and the extras the aggregator reads, each with its cap."""
-        blobs, reply, scratch = self.federation.blobs, arrival.reply, arrival.params_path.parent
+        reply, scratch = arrival.reply, arrival.params_path.parent
         try:
-            blobs.get_file(
-                reply.params_blob, arrival.params_path, max_bytes=self._update_cap, durable=False
-            )
+            fetch = functools.partial(fetch_once, self.federation.blobs, reuse=self._keep_updates)
+            fetch(reply.params_blob, arrival.params_path, self._update_cap)
             for name in sorted(set(reply.extra_blobs) & set(self._extras)):
-                arrival.extras_paths[name] = blobs.get_file(
-                    reply.extra_blobs[name],
-                    scratch / f"{arrival.node_id}-{name}.safetensors",
-                    max_bytes=self._extra_caps[name],
-                    durable=False,
-                )
+                path = scratch / f"{arrival.node_id}-{name}.safetensors"
+                fetch(reply.extra_blobs[name], path, self._extra_caps[name])
+                arrival.extras_paths[name] = path
         except BaseException:
             arrival.discard()
             raise
@@ -346,7 +344,8 @@ class RoundRunner:
                 exc.code,
             )
         finally:
-            arrival.discard()
+            if not self._keep_updates:  # else kept for a resume (``round_scratch``)
+                arrival.discard()
         self.observer.node_changed(round_index, node_id, status)
         if status != "ok":
             return NodeRound(

@@ -6,8 +6,9 @@ store for good: a 100M-parameter, 10-node experiment wrote 4.4 GB per round. Two
 - **Served.** A parameters file is a message for one round: once every reader other
   than its uploader has fetched it whole, it is deleted ``keep_fetched_s`` later. The
   delay leaves room for a reader whose connection broke at the last byte to fetch it
-  again, and for clocks that disagree. A new upload of the same content starts a new
-  use, so a resumed experiment that sends the same parameters again is served again.
+  again; a resumed researcher does not need it (it keeps its round's downloads). A new
+  upload of the same content starts a new use, so a resumed experiment that sends the
+  same parameters again is served again.
 - **Idle.** Any blob nobody uploaded or fetched for ``keep_idle_s`` is deleted. This is
   how plans go (nodes read a plan again after a restart, so it is kept while in use)
   and parameters some reader never fetched (a node that went offline).
@@ -33,9 +34,14 @@ from fedward.uploads.blob_space import BlobRecord, DiskBlobSpace
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEEP_FETCHED_S = 10.0
+# A reader that lost its connection at the last byte fetches again at once (its client
+# retries), and a researcher that resumes after a crash folds the updates it kept beside
+# its round journal (``researcher.round_scratch``), not the server's copies. Longer kept
+# the store holding more rounds than it serves once rounds took seconds: at 2.7 s a
+# 25M x 5 round, 10 s kept 4-6 rounds' worth (benchmarks/results/retention.md).
+DEFAULT_KEEP_FETCHED_S = 2.0
 DEFAULT_KEEP_IDLE_S = 7 * 24 * 3600.0
-DEFAULT_INTERVAL_S = 5.0
+DEFAULT_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
