@@ -6,9 +6,11 @@ store for good: a 100M-parameter, 10-node experiment wrote 4.4 GB per round. Two
 - **Served.** A parameters file is a message for one round: once every reader other
   than its uploader has fetched it whole, it is deleted ``keep_fetched_s`` later. The
   delay leaves room for a reader whose connection broke at the last byte to fetch it
-  again; a resumed researcher does not need it (it keeps its round's downloads). A new
-  upload of the same content starts a new use, so a resumed experiment that sends the
-  same parameters again is served again.
+  again, and for a researcher that resumes at once after a crash that came between the
+  server counting its fetch and the researcher keeping the file (a researcher keeps its
+  round's downloads, ``researcher.round_scratch``). A new upload of the same content
+  starts a new use, so a resumed experiment that sends the same parameters again is
+  served again.
 - **Idle.** Any blob nobody uploaded or fetched for ``keep_idle_s`` is deleted. This is
   how plans go (nodes read a plan again after a restart, so it is kept while in use)
   and parameters some reader never fetched (a node that went offline).
@@ -34,14 +36,14 @@ from fedward.uploads.blob_space import BlobRecord, DiskBlobSpace
 
 log = logging.getLogger(__name__)
 
-# A reader that lost its connection at the last byte fetches again at once (its client
-# retries), and a researcher that resumes after a crash folds the updates it kept beside
-# its round journal (``researcher.round_scratch``), not the server's copies. Longer kept
-# the store holding more rounds than it serves once rounds took seconds: at 2.7 s a
-# 25M x 5 round, 10 s kept 4-6 rounds' worth (benchmarks/results/retention.md).
-DEFAULT_KEEP_FETCHED_S = 2.0
+# Room for a reader that lost its connection at the last byte, and for a researcher
+# killed after the server counted its fetch but before it kept the file (it then
+# downloads the update again when it resumes, see ``researcher.round_scratch``). With
+# rounds of a few seconds this holds several rounds' worth (retention.md): the fix is a
+# reader that confirms what it kept, not a shorter delay (2 s failed make chaos).
+DEFAULT_KEEP_FETCHED_S = 10.0
 DEFAULT_KEEP_IDLE_S = 7 * 24 * 3600.0
-DEFAULT_INTERVAL_S = 1.0
+DEFAULT_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
