@@ -127,15 +127,21 @@ def slow_uploads_once_the_inputs_are_in(site: Site) -> None:
     site.proxy.faults.bytes_per_s = UPLOAD_BYTES_PER_S
 
 
-def test_the_reply_comes_while_the_update_uploads_and_the_update_streams_from_then(
-    site: Site,
-) -> None:
-    request = train_request(site)
+def ask_on_a_slow_upload_link(site: Site, request: TrainRequest) -> TrainReply:
+    """The node's reply to ``request``, its link capped once its inputs are in."""
     capped = threading.Thread(target=slow_uploads_once_the_inputs_are_in, args=(site,))
     capped.start()
     reply = ask(site, request)
     capped.join()
     assert isinstance(reply, TrainReply), reply
+    return reply
+
+
+def test_the_reply_comes_while_the_update_uploads_and_the_update_streams_from_then(
+    site: Site,
+) -> None:
+    request = train_request(site)
+    reply = ask_on_a_slow_upload_link(site, request)
     uploaded_so_far = site.proxy.stats.bytes_up
     (job,) = site.jobs()
     assert job.outcome == "running"  # its update is still on its way
@@ -150,11 +156,7 @@ def test_an_upload_that_fails_after_the_reply_fails_the_job_and_a_repeat_trains_
     site: Site,
 ) -> None:
     request = train_request(site)
-    capped = threading.Thread(target=slow_uploads_once_the_inputs_are_in, args=(site,))
-    capped.start()
-    reply = ask(site, request)
-    capped.join()
-    assert isinstance(reply, TrainReply), reply
+    reply = ask_on_a_slow_upload_link(site, request)
     wait_for(lambda: site.proxy.stats.bytes_up > 1_000_000, "the upload under way")
 
     def cut_while_running() -> bool:
