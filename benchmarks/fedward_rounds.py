@@ -108,6 +108,12 @@ class TimedBlobStore:
         finally:
             self.download_s += time.perf_counter() - started
 
+    def confirm_kept(self, blob_id: str) -> None:
+        self.inner.confirm_kept(blob_id)
+
+    def offer_again(self, blob_id: str) -> bool:
+        return self.inner.offer_again(blob_id)
+
 
 @dataclass
 class RoundSample:

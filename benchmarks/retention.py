@@ -111,7 +111,7 @@ def main() -> int:
         f"`python -m benchmarks.retention`: {options.rounds} rounds of a "
         f"{options.params / 1e6:g}M-parameter model (NoOpPlan, float32) on {options.nodes} "
         f"nodes, `fedward uploads serve` with its defaults (parameters deleted "
-        f"{DEFAULT_KEEP_FETCHED_S:g} s after every reader fetched them, checked every "
+        f"{DEFAULT_KEEP_FETCHED_S:g} s after every reader confirmed it kept them, checked every "
         f"{DEFAULT_INTERVAL_S:g} s). A round's worth = global parameters + {options.nodes} "
         f"updates = {round_bytes / 1e6:.0f} MB. {options.rounds} rounds without retention: "
         f"{options.rounds * round_bytes / 1e9:.1f} GB. Run took {elapsed:.0f} s "

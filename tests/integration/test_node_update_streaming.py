@@ -5,7 +5,8 @@ the chaos proxy (slowed, then cut), a real node daemon with real job workers and
 on an in-memory broker. What must hold: the researcher can stream the update from the
 moment it reads the reply; the job counts as succeeded only once the upload is stored;
 an upload that fails after the reply fails the job, a copy of the same request hears
-that, and a repeated request (a resumed researcher) trains again.
+that, and a repeated request (a resumed researcher) trains again. A repeat of a job
+that succeeded is answered from it only while its update is still on the server.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fedward.storage.node_records import JobRecord
 from fedward.transport.channel import Channel, Will
 from fedward.transport.http_blobs import HttpBlobStore
 from fedward.transport.memory import MemoryBroker
+from fedward.uploads.retention import RetentionPolicy, collect
 from fedward.uploads.server import UploadServer
 from fedward.uploads.tokens import set_token
 from tests.chaos.proxy import ChaosProxy
@@ -44,6 +46,7 @@ RESEARCHER = "researcher-1"
 TOKENS = {NODE: "node-token-0123456789ab", RESEARCHER: "researcher-token-012345"}
 TAGS = ["streaming-test"]
 PARAMS = {"w": np.zeros(500_000)}  # 4 MB: at the proxy's pace, an upload of ~2 s
+PARAMS_BYTES = params_to_bytes(PARAMS)  # once: safetensors' header order varies
 UPLOAD_BYTES_PER_S = 2e6
 
 
@@ -53,6 +56,7 @@ class Site:
     services: NodeServices
     federation: Federation
     proxy: ChaosProxy
+    uploads: UploadServer
 
     def jobs(self) -> list[JobRecord]:
         return self.services.jobs.list()
@@ -84,7 +88,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         researcher_blobs = HttpBlobStore(server.url, TOKENS[RESEARCHER], retry_s=0)
         federation = Federation(RESEARCHER, broker.connect("researcher"), researcher_blobs)
         try:
-            yield Site(daemon, services, federation, proxy)
+            yield Site(daemon, services, federation, proxy, server)
         finally:
             daemon.stop()
             proxy.stop()
@@ -103,7 +107,7 @@ def train_request(site: Site) -> TrainRequest:
         plan_blob=federation.blobs.put_bytes(source.encode(), readers=[NODE]),
         plan_digest=plan_digest(source),
         plan_class="NapPlan",
-        params_blob=federation.blobs.put_bytes(params_to_bytes(PARAMS), readers=[NODE]),
+        params_blob=federation.blobs.put_bytes(PARAMS_BYTES, readers=[NODE]),
         training_args={"nap_s": 0.5},
         deadline_s=60.0,
     )
@@ -183,3 +187,35 @@ def test_an_upload_that_fails_after_the_reply_fails_the_job_and_a_repeat_trains_
     update = params_from_bytes(site.federation.blobs.get_bytes(retrained.params_blob))
     np.testing.assert_array_equal(update["w"], PARAMS["w"] + 1)
     wait_for(lambda: [j.outcome for j in site.jobs()].count("succeeded") == 1, "the new job")
+
+
+def test_a_repeat_is_answered_from_the_job_while_its_update_is_there_else_trains_again(
+    site: Site, tmp_path: Path
+) -> None:
+    request = train_request(site)
+    first = ask(site, request)
+    assert isinstance(first, TrainReply), first
+    wait_for(lambda: site.jobs()[0].outcome == "succeeded", "the upload stored")
+    space = site.uploads._app.space
+    site.federation.blobs.get_file(first.params_blob, tmp_path / "update.safetensors")
+    assert RESEARCHER in space.record_of(first.params_blob).fetched_by  # confirmed kept
+
+    # A repeat (a researcher that retried the round): the same job, its update offered
+    # anew, so the retention waits for the researcher to fetch it again.
+    repeat = msgspec.structs.replace(request, request_id=site.federation.new_request_id())
+    reattached = ask(site, repeat)
+    assert isinstance(reattached, TrainReply) and reattached.job_id == first.job_id
+    assert space.record_of(first.params_blob).fetched_by == frozenset()
+
+    # Fetched, confirmed and deleted: a repeat now trains again instead of naming it.
+    # (The researcher's retry uploads the round's parameters again, as a round does.)
+    site.federation.blobs.get_file(first.params_blob, tmp_path / "update.safetensors")
+    eager = RetentionPolicy(keep_fetched_s=0, keep_idle_s=3600)
+    assert collect(space, eager).blobs >= 1 and not space.has(first.params_blob)
+    assert site.federation.blobs.put_bytes(PARAMS_BYTES, [NODE]) == request.params_blob
+    late = msgspec.structs.replace(request, request_id=site.federation.new_request_id())
+    retrained = ask(site, late)
+    assert isinstance(retrained, TrainReply), retrained
+    assert retrained.job_id != first.job_id
+    update = params_from_bytes(site.federation.blobs.get_bytes(retrained.params_blob))
+    np.testing.assert_array_equal(update["w"], PARAMS["w"] + 1)

@@ -67,6 +67,12 @@ class RecordingBlobs:
         self.downloaded[blob_id] = path.read_bytes()
         return path
 
+    def confirm_kept(self, blob_id: str) -> None:
+        self._inner.confirm_kept(blob_id)
+
+    def offer_again(self, blob_id: str) -> bool:
+        return self._inner.offer_again(blob_id)
+
 
 @dataclass
 class PrivateSites:

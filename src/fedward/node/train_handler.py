@@ -11,7 +11,8 @@ the id its reply carries; every refused request is in the audit log.
 
 A round's request is idempotent (``round_jobs``): a researcher that resumed after a
 crash sends it again, and the repeat gets the outcome of the job the first one started,
-running or finished, instead of a refusal or a second job.
+running or finished, instead of a refusal or a second job, as long as the upload server
+still holds the update that outcome names (``_offered_again``).
 
 When a job fails, the reply says what the plan raised and where, in the plan's own lines
 (``PlanLine``: numbers in its canonical text, each line's text from the node's copy of
@@ -96,7 +97,8 @@ def handle_train(
     resumed), answer with the outcome of the job it started (``round_jobs``)."""
     received = time.monotonic()
     key = RoundKey(researcher_id, request.experiment_id, request.round_index)
-    ticket = ctx.round_jobs.enter(key, request_fingerprint(request))
+    fingerprint = request_fingerprint(request)
+    ticket = ctx.round_jobs.enter(key, fingerprint)
     if not ticket.owner:
         log.info(
             "request %s from %s repeats round %d of %s: answered with that job's outcome",
@@ -106,7 +108,14 @@ def handle_train(
             request.experiment_id,
         )
         wait_s = job_deadline_s(request.deadline_s, time.monotonic() - received)
-        return ctx.round_jobs.outcome(ticket, request.request_id, wait_s)
+        outcome = ctx.round_jobs.outcome(ticket, request.request_id, wait_s)
+        if not isinstance(outcome, TrainReply) or _offered_again(ctx, outcome):
+            return outcome
+        log.info("the update of that job is gone from the upload server: training again")
+        ctx.round_jobs.forget(ticket)
+        ticket = ctx.round_jobs.enter(key, fingerprint)
+        if not ticket.owner:  # another repeat started it again first
+            return ctx.round_jobs.outcome(ticket, request.request_id, wait_s)
     reply: Reply | AnnouncedReply | None = None
     try:
         reply = _train(ctx, researcher_id, request, received)
@@ -119,6 +128,15 @@ def handle_train(
     finally:
         sent = reply.reply if isinstance(reply, AnnouncedReply) else reply
         ctx.round_jobs.finish(ticket, sent or _INTERNAL_ERROR)
+
+
+def _offered_again(ctx: NodeContext, reply: TrainReply) -> bool:
+    """Whether the upload server still holds the blobs a kept outcome names, offered
+    anew to the researcher. The researcher that fetched them may have confirmed them
+    kept (a round run before, then retried from scratch), and the server then deletes
+    them soon: the job must run again rather than announce blobs that are gone."""
+    blobs = [reply.params_blob, *reply.extra_blobs.values()]
+    return all(ctx.blobs.offer_again(blob_id) for blob_id in blobs)
 
 
 def _finish(ctx: NodeContext, ticket: Ticket, announced: AnnouncedReply) -> ErrorReply | None:

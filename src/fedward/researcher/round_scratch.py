@@ -46,5 +46,6 @@ def fetch_once(blobs: BlobStore, blob_id: str, path: Path, cap: int, *, reuse: b
     """Download ``blob_id`` to ``path`` with its cap, unless ``reuse`` and a resumed
     round's download of it is there already."""
     if reuse and holds_blob(path, blob_id, cap):
+        blobs.confirm_kept(blob_id)  # in case the crash came before get_file confirmed it
         return
     blobs.get_file(blob_id, path, max_bytes=cap, durable=False)

@@ -14,6 +14,12 @@ A blob's id is the lowercase hex sha256 of its bytes. Implementations MUST:
   downloads (at the latest once it is stored; the upload server streams an upload in
   progress to them), possibly again if the upload is retried;
 - ``get_file(..., durable=False)``: a scratch file, not fsynced;
+- ``get_file`` confirms the blob kept once ``dest`` is in place, and ``confirm_kept``
+  does it for a copy the caller had already: a store that deletes what its readers
+  fetched (the upload server, ``uploads.retention``) counts a reader only then, so a
+  reader killed between the last byte and the rename can fetch the blob again;
+- ``offer_again``: announce a blob the caller uploaded again, without sending it (its
+  readers must fetch it anew); False if the store no longer holds it;
 - with ``max_bytes``, refuse a blob larger than that with ``ValidationError`` (see
   ``blob_too_large``) without ever holding more than ``max_bytes`` of it plus one chunk,
   and leave no file behind: whoever sent the blob id may be hostile, and its size is
@@ -47,6 +53,10 @@ class BlobStore(Protocol):
     def get_file(
         self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
     ) -> Path: ...
+
+    def confirm_kept(self, blob_id: str) -> None: ...
+
+    def offer_again(self, blob_id: str) -> bool: ...
 
 
 def blob_too_large(blob_id: str, max_bytes: int) -> ValidationError:

@@ -120,15 +120,16 @@ class HttpBlobStore:
         self, blob_id: str, dest: Path, *, max_bytes: int | None = None, durable: bool = True
     ) -> Path:
         """Stream the blob into a temporary file beside ``dest`` while hashing it, then
-        rename it over ``dest``. On any failure nothing is left behind. ``durable=False``
-        for scratch files deleted soon after and never read after a restart: no fsync."""
+        rename it over ``dest`` and ``confirm_kept`` it. On any failure nothing is left
+        behind. ``durable=False`` for scratch files deleted soon after and never read
+        after a restart: no fsync."""
         dest = Path(dest)
         check_max_bytes(max_bytes)
 
         def attempt() -> Path:
             try:
                 with atomic_writer(dest, mode=0o600, durable=durable) as out:
-                    self._download(blob_id, out.write, max_bytes)
+                    self._download(blob_id, out.write, max_bytes, confirms=True)
             except TransportError:  # (a ConnectionError, hence an OSError too)
                 raise
             except OSError as exc:  # our disk, not the server: no use trying again
@@ -140,7 +141,50 @@ class HttpBlobStore:
                 ) from exc
             return dest
 
-        return self._retried(attempt, streamed=True)
+        kept = self._retried(attempt, streamed=True)
+        self.confirm_kept(blob_id)
+        return kept
+
+    def offer_again(self, blob_id: str) -> bool:
+        """Announce a blob this peer uploaded again, without sending it: its readers must
+        fetch it anew (``uploads.app``). False if the server no longer holds it."""
+        validate_sha256(blob_id)
+
+        def attempt() -> bool:
+            status, body = self._post(blob_id, "offer")
+            if status == 404:
+                return False
+            if status != 405:  # 405: a server older than offers, which deletes later
+                _raise_for_status(status, body, blob_id)
+            return True
+
+        return self._retried(attempt)
+
+    def confirm_kept(self, blob_id: str) -> None:
+        """Tell the server this peer holds ``blob_id`` in a file of its own, from when on
+        it counts as fetched (``uploads.app``). Bookkeeping only, tried once: when it is
+        lost the server keeps the blob until it has been idle for its retention time."""
+        validate_sha256(blob_id)
+        try:
+            status, body = self._post(blob_id, "kept")
+            # 405: a server older than confirmations, which counted the GET itself.
+            if status != 405:
+                _raise_for_status(status, body, blob_id)
+        except FedwardError as exc:
+            log.info("could not confirm blob %s as kept: %s", blob_id, exc)
+
+    def _post(self, blob_id: str, action: str) -> tuple[int, bytes]:
+        """``POST /blobs/<blob_id>/<action>`` without a body: the status and answer."""
+
+        def send(lease: Lease) -> http.client.HTTPResponse:
+            headers = {"Authorization": self._auth, "Content-Length": "0"}
+            _send_head(lease, "POST", f"/blobs/{blob_id}/{action}", headers)
+            return lease.conn.getresponse()
+
+        with self._translated(), self._answer(send) as (response, lease):
+            body = _read_small(response)
+            lease.reusable = not response.will_close
+            return response.status, body
 
     def _retried(self, attempt: Callable[[], T], *, streamed: bool = False) -> T:
         """``attempt()``, again after a pause while it fails with TransportError (the
@@ -224,15 +268,21 @@ class HttpBlobStore:
         if stored != blob_id:
             raise IntegrityError(f"upload server stored {stored!r} instead of blob {blob_id}")
 
-    def _download(self, blob_id: str, sink: Sink, max_bytes: int | None = None) -> None:
+    def _download(
+        self, blob_id: str, sink: Sink, max_bytes: int | None = None, *, confirms: bool = False
+    ) -> None:
         """Feed the blob's bytes to ``sink`` as they arrive (memoryviews of one buffer,
         valid only during the call); IntegrityError if they do not hash to ``blob_id``,
-        ValidationError past ``max_bytes`` (the caller then drops what it got)."""
+        ValidationError past ``max_bytes`` (the caller then drops what it got).
+        ``confirms``: the caller will ``confirm_kept`` it, the body's end is no fetch."""
         validate_sha256(blob_id)
         check_max_bytes(max_bytes)
+        headers = {"Authorization": self._auth}
+        if confirms:
+            headers["X-Fedward-Confirms"] = "kept"
 
         def send(lease: Lease) -> http.client.HTTPResponse:
-            _send_head(lease, "GET", f"/blobs/{blob_id}", {"Authorization": self._auth})
+            _send_head(lease, "GET", f"/blobs/{blob_id}", headers)
             return lease.conn.getresponse()
 
         digest = hashlib.sha256()

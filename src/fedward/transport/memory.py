@@ -162,5 +162,13 @@ class MemoryBlobClient:
         atomic_write_bytes(dest, self.get_bytes(blob_id, max_bytes=max_bytes), durable=durable)
         return dest
 
+    def confirm_kept(self, blob_id: str) -> None:
+        """Nothing to count: this store deletes nothing."""
+
+    def offer_again(self, blob_id: str) -> bool:
+        with self._space._lock:
+            entry = self._space._blobs.get(blob_id)
+        return entry is not None and self.peer_id in entry[1]
+
     def deny(self) -> None:  # pragma: no cover - symmetry with the HTTP client's errors
         raise AccessDenied("no credentials")

@@ -1,8 +1,10 @@
 """The upload server's routes: three of them, bearer tokens, streamed bodies.
 
-    GET  /health            {"status": "ok"}, no token needed
-    PUT  /blobs/{sha256}    store the body; header ``X-Fedward-Readers: peer1,peer2``
-    GET  /blobs/{sha256}    the content, if the caller is one of its readers
+    GET  /health                 {"status": "ok"}, no token needed
+    PUT  /blobs/{sha256}         store the body; header ``X-Fedward-Readers: peer1,peer2``
+    GET  /blobs/{sha256}         the content, if the caller is one of its readers
+    POST /blobs/{sha256}/kept    the caller (a reader) has kept the content: it is served
+    POST /blobs/{sha256}/offer   the caller (its uploader) offers it again: a new use
 
 There is deliberately no way for a peer to list, replace or delete blobs. A blob that
 is missing and a blob the caller may not read both answer 404, so ids reveal nothing.
@@ -16,6 +18,15 @@ bytes arrive, if the caller is one of the readers it declares (``upload_streams`
 last byte only once the content is verified, a cut connection otherwise). An upload that
 sends ``Expect: 100-continue`` hears ``100 Continue`` once it is registered, so it can
 tell its readers to start before its body is sent.
+
+When a reader has fetched a blob is what ``retention`` deletes on, and the end of a
+response body is not it: a reader killed after its last byte arrived but before it
+kept the file would need the content again. A GET that sends ``X-Fedward-Confirms:
+kept`` is therefore not counted when its body ends; its reader confirms with ``POST
+.../kept`` once the file is in place. (A GET without it is counted at its end.) An
+uploader that announces a blob again without sending it (a node answering a repeated
+request from a job it kept) ``POST .../offer``s it: its readers must fetch it anew, as
+after a new upload of the same content; 404 if it is gone.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import errno
 import functools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,9 +59,11 @@ from fedward.uploads.upload_streams import StreamCut, UploadStream, UploadStream
 log = logging.getLogger(__name__)
 
 READERS_HEADER = "x-fedward-readers"
+CONFIRMS_HEADER = "x-fedward-confirms"
 MAX_READERS = 256
 
 _BLOBS_PREFIX = "/blobs/"
+_ACTIONS = ("kept", "offer")  # POST /blobs/{sha256}/<action>
 _STATUS_OF_ERROR: tuple[tuple[type[FedwardError], int], ...] = (
     (AccessDenied, 401),
     (NotFound, 404),
@@ -107,6 +120,18 @@ class UploadApp:
         if not path.startswith(_BLOBS_PREFIX):
             send_error(exchange, 404, NotFound.code, "no such endpoint")
             return
+        target, _, action = path[len(_BLOBS_PREFIX) :].rpartition("/")
+        if action in _ACTIONS:
+            if method != "POST":
+                _method_not_allowed(exchange, "POST")
+                return
+            peer_id = self._authenticate(request)
+            blob_id = _blob_id_from(target)
+            if action == "kept":
+                self._confirm_kept(exchange, peer_id, blob_id)
+            else:
+                self._offer_again(exchange, peer_id, blob_id)
+            return
         if method not in ("GET", "PUT"):
             _method_not_allowed(exchange, "GET, PUT")
             return
@@ -115,7 +140,8 @@ class UploadApp:
         if method == "PUT":
             self._upload(request, exchange, peer_id, blob_id)
         else:
-            self._download(exchange, peer_id, blob_id)
+            confirms = (request.header(CONFIRMS_HEADER) or "").strip().lower() == "kept"
+            self._download(exchange, peer_id, blob_id, counted=not confirms)
 
     def _authenticate(self, request: RequestHead) -> str:
         header = request.header("authorization")
@@ -187,7 +213,9 @@ class UploadApp:
         except NotFound:
             return None
 
-    def _download(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
+    def _download(self, exchange: Exchange, peer_id: str, blob_id: str, *, counted: bool) -> None:
+        """Send the blob; ``counted``: the whole body counts as this reader's fetch (else
+        its reader confirms what it kept, ``_confirm_kept``)."""
         fields = [
             ("content-type", "application/octet-stream"),
             ("etag", f'"{blob_id}"'),
@@ -207,9 +235,8 @@ class UploadApp:
                     except StreamCut as cut:
                         log.info("download of blob %s by %s cut: %s", blob_id, peer_id, cut)
                         raise ClientGone from cut
-                    # Sent whole: counted as served once the content is stored.
-                    record = functools.partial(self._space.record_fetch, blob_id, peer_id)
-                    stream.after_stored(record)
+                    if counted:  # sent whole: served, once the content is stored
+                        stream.after_stored(self._fetch_recorder(blob_id, peer_id))
                     return
             if streaming is None:
                 stored = self._space.open_for(blob_id, peer_id)  # NotFound: unknown to it
@@ -217,8 +244,31 @@ class UploadApp:
             handle, size = stored
             with handle:
                 exchange.send_file(200, fields, handle, size)
-        # Sent whole: retention counts this reader as served.
-        self._space.record_fetch(blob_id, peer_id)
+        if counted:  # sent whole: retention counts this reader as served
+            self._space.record_fetch(blob_id, peer_id)
+
+    def _confirm_kept(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
+        """A reader kept the blob: its fetch counts, once the content is stored (a reader
+        of an upload in progress may confirm before the upload's record is written)."""
+        stream = self._streams.read_by(blob_id, peer_id)
+        if stream is not None:
+            stream.after_stored(self._fetch_recorder(blob_id, peer_id))
+        elif peer_id in self._space.readers_of(blob_id):
+            self._space.record_fetch(blob_id, peer_id)
+        else:
+            raise NotFound(f"blob {blob_id} not found")
+        send_json(exchange, 200, {"blob_id": blob_id, "kept": True})
+
+    def _offer_again(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
+        """Its uploader announces the blob again: every reader must fetch it anew. An
+        upload of it in progress is one (its record starts a new use once stored)."""
+        streaming = self._streams.read_by(blob_id, peer_id) is not None
+        if not streaming and not self._space.offer_again(blob_id, peer_id):
+            raise NotFound(f"blob {blob_id} not found")
+        send_json(exchange, 200, {"blob_id": blob_id, "offered": True})
+
+    def _fetch_recorder(self, blob_id: str, peer_id: str) -> Callable[[], None]:
+        return functools.partial(self._space.record_fetch, blob_id, peer_id)
 
     def _too_large(self) -> MessageTooLarge:
         limit_mb = self._max_blob_bytes / (1024 * 1024)

@@ -240,6 +240,18 @@ class DiskBlobSpace:
                 durable=False,
             )
 
+    def offer_again(self, blob_id: str, uploader: str) -> bool:
+        """``uploader`` announces the blob again: a new use, as an upload of the same
+        content starts (no reader has fetched it since). False if it is gone, or if
+        ``uploader`` never uploaded it."""
+        with self._lock:
+            record = self.record_of(blob_id) if self.has(blob_id) else None
+            if record is None or uploader not in record.uploaders:
+                return False
+            renewed = replace(record, fetched_by=frozenset(), spent_at=None, last_used=time.time())
+            self._write_record(blob_id, renewed, durable=False)
+            return True
+
     def readers_of(self, blob_id: str) -> frozenset[str]:
         record = self.record_of(blob_id)
         return record.readers if record is not None else frozenset()

@@ -63,7 +63,8 @@ def uploads() -> None:
     default=DEFAULT_KEEP_FETCHED_S,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Delete a parameters blob this long after every reader fetched it.",
+    help="Delete a parameters blob this long after every reader fetched it (a download "
+    "to a file counts once its reader confirms it kept it).",
 )
 @click.option(
     "--keep-idle-h",

@@ -4,11 +4,14 @@ Without this, every round adds its global parameters and every node's update to 
 store for good: a 100M-parameter, 10-node experiment wrote 4.4 GB per round. Two rules:
 
 - **Served.** A parameters file is a message for one round: once every reader other
-  than its uploader has fetched it whole, it is deleted ``keep_fetched_s`` later. The
-  delay leaves room for a reader whose connection broke at the last byte to fetch it
-  again, and for a researcher that resumes at once after a crash that came between the
-  server counting its fetch and the researcher keeping the file (a researcher keeps its
-  round's downloads, ``researcher.round_scratch``). A new upload of the same content
+  than its uploader has fetched it, it is deleted ``keep_fetched_s`` later. A reader
+  that downloads to a file has fetched it once it *confirms* the file kept (``app``:
+  ``POST /blobs/<id>/kept`` after its rename), so a reader killed between the last byte
+  and keeping the file finds the blob again; nodes and the researcher keep what they
+  confirmed for as long as they need it (a researcher keeps its round's downloads until
+  the round's checkpoint, ``researcher.round_scratch``). The short delay is for readers
+  that do not confirm (a download into memory is counted at its last byte): room for
+  one whose connection broke there to fetch it again. A new upload of the same content
   starts a new use, so a resumed experiment that sends the same parameters again is
   served again.
 - **Idle.** Any blob nobody uploaded or fetched for ``keep_idle_s`` is deleted. This is
@@ -36,14 +39,12 @@ from fedward.uploads.blob_space import BlobRecord, DiskBlobSpace
 
 log = logging.getLogger(__name__)
 
-# Room for a reader that lost its connection at the last byte, and for a researcher
-# killed after the server counted its fetch but before it kept the file (it then
-# downloads the update again when it resumes, see ``researcher.round_scratch``). With
-# rounds of a few seconds this holds several rounds' worth (retention.md): the fix is a
-# reader that confirms what it kept, not a shorter delay (2 s failed make chaos).
-DEFAULT_KEEP_FETCHED_S = 10.0
+# Readers confirm what they kept, so the delay after the last fetch only covers one that
+# does not and lost its connection at the last byte. Rounds take a few seconds: every
+# second a spent blob stays is a fraction of a round's bytes on disk (retention.md).
+DEFAULT_KEEP_FETCHED_S = 2.0
 DEFAULT_KEEP_IDLE_S = 7 * 24 * 3600.0
-DEFAULT_INTERVAL_S = 5.0
+DEFAULT_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)

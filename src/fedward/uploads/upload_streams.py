@@ -170,6 +170,11 @@ class UploadStreams:
                 self._streams.pop(stream.blob_id, None)
             stream._close()
 
+    def read_by(self, blob_id: str, reader: str) -> UploadStream | None:
+        """The upload of ``blob_id`` in progress that names ``reader``, if there is one."""
+        with self._lock:
+            return next((s for s in self._streams.get(blob_id, []) if reader in s.readers), None)
+
     @contextlib.contextmanager
     def reading(self, blob_id: str, reader: str) -> Iterator[tuple[UploadStream, BinaryIO] | None]:
         """The upload of ``blob_id`` that ``reader`` may stream, with a file of its own to
