@@ -97,6 +97,13 @@ def _requests() -> list[bytes]:
         b"PUT /blobs/" + blob_id + b" HTTP/1.1\r\n" + auth + b"\r\ncontent-length: 5\r\n"
         b"x-fedward-readers: node1," + FUZZ_PEER.encode() + b"\r\n\r\n" + body,
         b"GET /blobs/" + blob_id + b" HTTP/1.1\r\n" + auth + b"\r\n\r\n",
+        b"GET /blobs/"
+        + blob_id
+        + b" HTTP/1.1\r\n"
+        + auth
+        + b"\r\nx-fedward-confirms: kept\r\n\r\n",
+        b"POST /blobs/" + blob_id + b"/kept HTTP/1.1\r\n" + auth + b"\r\ncontent-length: 0\r\n\r\n",
+        b"POST /blobs/" + blob_id + b"/offer HTTP/1.1\r\n" + auth + b"\r\n\r\n",
         b"DELETE /blobs/" + blob_id + b" HTTP/1.1\r\nauthorization: Basic eA==\r\n\r\n",
     ]
 

@@ -172,9 +172,9 @@ def _upload_app() -> Any:
 def upload_request(data: bytes) -> int:
     """Bytes laid out like HTTP/1.1 requests, to the upload server's connection code
     (``uploads.http_connection`` with the ``uploads.app`` routes): request lines, methods,
-    paths, the Authorization, Content-Length and X-Fedward-Readers headers, blob ids,
-    bodies. Every request read gets a JSON answer with a status the server documents,
-    never a 500."""
+    paths (with the kept and offer actions), the Authorization, Content-Length,
+    X-Fedward-Readers and X-Fedward-Confirms headers, blob ids, bodies. Every request
+    read gets a JSON answer with a status the server documents, never a 500."""
     answers = exchange(_upload_app(), data)
     for status, fields, body in answers:
         if status not in _ANSWERED:

@@ -49,6 +49,14 @@ def record(server: UploadServer, blob_id: str) -> BlobRecord:
     return found
 
 
+def wait_fetched_by(server: UploadServer, blob_id: str, readers: set[str]) -> None:
+    """Confirmations go out on a thread of their own, after ``get_file`` returned."""
+    deadline = time.monotonic() + 10
+    while record(server, blob_id).fetched_by != readers:
+        assert time.monotonic() < deadline, "the confirmation never arrived"
+        time.sleep(0.01)
+
+
 def parameters(seed: int) -> bytes:
     return params_to_bytes({"w": np.full(1000, seed, dtype=np.float32)})
 
@@ -78,6 +86,7 @@ def test_get_file_counts_once_the_file_is_kept(server: UploadServer, tmp_path: P
     with store(server, "researcher") as researcher, store(server, "node1") as node:
         blob = researcher.put_bytes(parameters(1), ["node1"])
         node.get_file(blob, tmp_path / "in.safetensors")
+    # Closing the store waited for its confirmation.
     assert record(server, blob).fetched_by == {"node1"}
     assert collect(server._app.space, EAGER).blobs == 1
 
@@ -112,10 +121,7 @@ def test_a_download_into_memory_counts_at_its_last_byte(server: UploadServer) ->
     with store(server, "researcher") as researcher, store(server, "node1") as node:
         blob = researcher.put_bytes(parameters(4), ["node1"])
         node.get_bytes(blob)
-    deadline = time.monotonic() + 10  # recorded after the last byte went out
-    while record(server, blob).fetched_by != {"node1"}:
-        assert time.monotonic() < deadline, "the fetch was never recorded"
-        time.sleep(0.01)
+    wait_fetched_by(server, blob, {"node1"})  # recorded after the last byte went out
 
 
 def test_only_a_reader_can_confirm_and_only_for_itself(server: UploadServer) -> None:
@@ -195,10 +201,7 @@ def test_a_confirmation_during_the_upload_counts_once_it_is_stored(
         assert server._app.space.record_of(blob) is None
         uploading.sendall(data[-10:])
         assert status_of(uploading.recv(65536)) == 201
-    deadline = time.monotonic() + 10
-    while record(server, blob).fetched_by != {"node1"}:
-        assert time.monotonic() < deadline, "the confirmation was lost"
-        time.sleep(0.01)
+    wait_fetched_by(server, blob, {"node1"})
 
 
 def test_a_confirmation_lost_with_the_server_fails_nothing(tmp_path: Path) -> None:
@@ -225,6 +228,7 @@ def test_its_uploader_offers_a_blob_again_and_its_readers_must_fetch_it_anew(
     with store(server, "node1") as node, store(server, "researcher") as researcher:
         blob = node.put_bytes(parameters(10), ["researcher"])
         researcher.get_file(blob, tmp_path / "update.safetensors")
+        wait_fetched_by(server, blob, {"researcher"})
         assert record(server, blob).spent_at is not None
         assert node.offer_again(blob) is True
         assert record(server, blob).fetched_by == frozenset()
@@ -232,6 +236,7 @@ def test_its_uploader_offers_a_blob_again_and_its_readers_must_fetch_it_anew(
         assert collect(server._app.space, EAGER).blobs == 0
         # Deleted once fetched again: offering it now says it is gone.
         researcher.get_file(blob, tmp_path / "update.safetensors")
+        wait_fetched_by(server, blob, {"researcher"})
         assert collect(server._app.space, EAGER).blobs == 1
         assert node.offer_again(blob) is False
 

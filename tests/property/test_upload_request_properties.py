@@ -2,7 +2,8 @@
 
 Every request gets a JSON answer with a status the server documents (200, 201, 400,
 401, 404, 405, 408, 411, 413, 431, 501), never a 500, whatever its headers hold; a blob
-id in the path is taken only when it is exactly 64 lowercase hex digits;
+id in the path (also before ``/kept`` and ``/offer``) is taken only when it is exactly
+64 lowercase hex digits;
 ``X-Fedward-Readers`` becomes valid peer ids or a 400; a blob is stored only under the
 sha256 of its body.
 """
@@ -21,12 +22,27 @@ from fedward.uploads.http_wire import parse_head
 from tests.fuzz.targets import FUZZ_TOKEN, upload_request
 
 header_names = st.sampled_from(
-    [b"authorization", b"content-length", b"x-fedward-readers", b"content-type", b"x-other"]
+    [
+        b"authorization",
+        b"content-length",
+        b"x-fedward-readers",
+        b"x-fedward-confirms",
+        b"content-type",
+        b"x-other",
+    ]
 )
 header_values = st.one_of(
     st.binary(max_size=40),
     st.sampled_from(
-        [f"Bearer {FUZZ_TOKEN}".encode(), b"Bearer ", b"bearer x", b"5", b"-1", b"99999999999"]
+        [
+            f"Bearer {FUZZ_TOKEN}".encode(),
+            b"Bearer ",
+            b"bearer x",
+            b"5",
+            b"-1",
+            b"99999999999",
+            b"kept",
+        ]
     ),
     st.lists(st.from_regex(r"\A[A-Za-z0-9_,-]{0,70}\Z"), max_size=3).map(
         lambda ids: ",".join(ids).encode()
@@ -36,6 +52,9 @@ paths = st.one_of(
     st.just(b"/health"),
     st.binary(max_size=80).map(lambda b: b"/blobs/" + b),
     st.from_regex(r"\A[0-9a-fA-F]{60,66}\Z").map(lambda h: b"/blobs/" + h.encode()),
+    st.tuples(
+        st.from_regex(r"\A[0-9a-f]{63,65}\Z"), st.sampled_from(["kept", "offer", "x", ""])
+    ).map(lambda parts: f"/blobs/{parts[0]}/{parts[1]}".encode()),
     st.binary(max_size=20),
 )
 

@@ -44,8 +44,11 @@ from fedward.errors import (
 from fedward.storage.atomic import atomic_writer
 from fedward.transport.blobs import blob_too_large, check_max_bytes, file_sha256
 from fedward.transport.http_pool import HttpConnections, Lease
+from fedward.transport.kept_confirmations import KeptConfirmations
 
 CHUNK_BYTES = 1024 * 1024
+# How long ``close`` waits for the confirmations still queued (``KeptConfirmations``).
+CLOSE_WAIT_S = 2.0
 DEFAULT_RETRY_S = 60.0
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _MAX_INTERIM_BYTES = 4096
@@ -70,6 +73,7 @@ class HttpBlobStore:
         base_url = base_url.rstrip("/")
         self.base_url = base_url
         self._pool = HttpConnections(base_url, timeout_s)
+        self._confirmations = KeptConfirmations(self._send_kept)
         self._auth = f"Bearer {token}"
 
     def __repr__(self) -> str:  # never show the token
@@ -142,7 +146,7 @@ class HttpBlobStore:
             return dest
 
         kept = self._retried(attempt, streamed=True)
-        self.confirm_kept(blob_id)
+        self._confirmations.send(blob_id)
         return kept
 
     def offer_again(self, blob_id: str) -> bool:
@@ -162,9 +166,14 @@ class HttpBlobStore:
 
     def confirm_kept(self, blob_id: str) -> None:
         """Tell the server this peer holds ``blob_id`` in a file of its own, from when on
-        it counts as fetched (``uploads.app``). Bookkeeping only, tried once: when it is
-        lost the server keeps the blob until it has been idle for its retention time."""
+        it counts as fetched (``uploads.app``); sent on a thread of its own
+        (``KeptConfirmations``)."""
         validate_sha256(blob_id)
+        self._confirmations.send(blob_id)
+
+    def _send_kept(self, blob_id: str) -> None:
+        """Bookkeeping only, tried once: when it is lost the server keeps the blob until
+        it has been idle for its retention time."""
         try:
             status, body = self._post(blob_id, "kept")
             # 405: a server older than confirmations, which counted the GET itself.
@@ -209,6 +218,7 @@ class HttpBlobStore:
             pause = min(2 * pause, _MAX_PAUSE_S)
 
     def close(self) -> None:
+        self._confirmations.close(CLOSE_WAIT_S)
         self._pool.close()
 
     def __enter__(self) -> HttpBlobStore:

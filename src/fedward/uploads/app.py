@@ -1,4 +1,4 @@
-"""The upload server's routes: three of them, bearer tokens, streamed bodies.
+"""The upload server's routes: five of them, bearer tokens, streamed bodies.
 
     GET  /health                 {"status": "ok"}, no token needed
     PUT  /blobs/{sha256}         store the body; header ``X-Fedward-Readers: peer1,peer2``
