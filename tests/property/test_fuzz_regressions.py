@@ -20,10 +20,12 @@ The seeds of each target run too: a target must accept the honest files it start
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tests.fuzz.run import INSTRUMENTED
 from tests.fuzz.seeds import seeds
 from tests.fuzz.targets import TARGETS
 
@@ -45,3 +47,9 @@ def test_a_saved_crash_no_longer_crashes_its_parser(target: str, path: Path) -> 
 def test_every_seed_passes_its_target(target: str) -> None:
     for data in seeds(target):
         TARGETS[target](data)
+
+
+@pytest.mark.parametrize("module", INSTRUMENTED)
+def test_every_module_the_fuzzer_instruments_exists(module: str) -> None:
+    # A module renamed or removed would stop ``make fuzz`` before its first input.
+    assert importlib.util.find_spec(module) is not None, f"{module} is gone: update INSTRUMENTED"
