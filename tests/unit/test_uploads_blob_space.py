@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from fedward.errors import NotFound, ValidationError
+from fedward.uploads import blob_space
 from fedward.uploads.blob_space import DiskBlobSpace
 
 
@@ -147,3 +149,37 @@ def test_a_peer_that_may_not_read_a_blob_cannot_pin_it(tmp_path: Path) -> None:
         assert space.record_of(blob_id) == before
     finally:
         stranger.discard()
+
+
+def test_a_commit_waiting_for_the_disk_holds_up_no_other_upload_or_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = DiskBlobSpace(tmp_path)
+    served = store(space, b"already stored", ["node1"])
+    flushing, disk_done = threading.Event(), threading.Event()
+
+    def slow_fsync(path: Path) -> None:  # a disk that takes its time
+        flushing.set()
+        disk_done.wait(10)
+
+    monkeypatch.setattr(blob_space, "fsync_path", slow_fsync)
+    monkeypatch.setattr(blob_space, "fsync_dir", slow_fsync)
+    committing = threading.Thread(target=store, args=(space, b"new content", ["node2"]))
+    committing.start()
+    try:
+        assert flushing.wait(10)
+        # While that upload's files are flushed, the store answers everyone else.
+        others = threading.Thread(
+            target=lambda: (
+                space.record_fetch(served, "node1"),
+                space.begin_upload_of(served, "node1"),
+            )
+        )
+        others.start()
+        others.join(10)  # a guard only: they must end before the disk does
+        assert not others.is_alive() and committing.is_alive()
+    finally:
+        disk_done.set()
+        committing.join(10)
+    assert space.record_of(served).fetched_by == {"node1"}
+    assert space.readers_of(hashlib.sha256(b"new content").hexdigest()) == {"node2"}

@@ -14,8 +14,10 @@ Reader lists are small JSON sidecar files rather than an SQLite table because ea
 blob's metadata is independent, tiny and only ever grows: a sidecar is written with
 the same atomic-replace primitive as the content, needs no schema or migration, and a
 damaged one affects a single blob. The server is one process; a lock serialises reader
-updates. Content is committed before its sidecar, so a crash in between leaves a blob
-nobody can read (it fails closed) until its bytes are uploaded again with readers.
+updates. An upload's content and sidecar are renamed into place under the lock and
+flushed to disk after it (an upload waiting for the disk holds up nobody else), before
+its uploader hears it is stored; a crash in between leaves a blob without its content or
+its sidecar, which nobody can read (it fails closed) until it is uploaded again.
 
 The sidecar also records how the blob is used, for ``retention``: who uploaded it, which
 readers fetched it whole since its last upload, when it was last used, and whether its
@@ -41,7 +43,7 @@ from typing import BinaryIO, Literal
 
 from fedward.core.ids import SHA256_PATTERN, validate_sha256
 from fedward.errors import NotFound, StorageError
-from fedward.storage.atomic import atomic_write_text, fsync_dir
+from fedward.storage.atomic import atomic_write_text, fsync_dir, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,7 @@ class DiskBlobSpace:
         readers. A new upload of stored content starts a new use: no reader has fetched
         this upload yet."""
         blob_id = incoming.blob_id()
+        new_content = incoming.temp_path is not None
         if incoming.temp_path is not None:
             incoming.finish()
         with self._lock:
@@ -198,7 +201,6 @@ class DiskBlobSpace:
                 target.parent.mkdir(mode=0o700, exist_ok=True)
                 incoming.temp_path.replace(target)
                 incoming.temp_path = None
-                fsync_dir(target.parent)
             elif not target.is_file():
                 raise StorageError(
                     f"blob {blob_id} was deleted while it was uploaded again",
@@ -219,7 +221,23 @@ class DiskBlobSpace:
                     spent_at=None,
                     last_used=time.time(),
                 ),
+                durable=False,
             )
+        # Durable before the uploader hears that it is stored, but flushed outside the
+        # lock: other uploads and fetches need not wait for this one's disk. Either
+        # rename may reach the disk first; without its record or its content a blob
+        # reads as unknown (it fails closed) until it is uploaded again.
+        self._flush_commit(blob_id, target.parent if new_content else None)
+
+    def _flush_commit(self, blob_id: str, content_dir: Path | None) -> None:
+        record = self._readers_path(blob_id)
+        try:
+            fsync_path(record)
+            fsync_dir(record.parent)
+            if content_dir is not None:
+                fsync_dir(content_dir)
+        except FileNotFoundError:  # deleted meanwhile: nothing left to make durable
+            log.info("blob %s was deleted while it was being stored", blob_id)
 
     def record_fetch(self, blob_id: str, reader: str) -> None:
         """``reader`` downloaded the whole blob."""
