@@ -198,6 +198,9 @@ def test_a_confirmation_during_the_upload_counts_once_it_is_stored(
         assert confirm(server, blob, "node1") == 200
         # ... and someone the upload does not name cannot confirm it.
         assert confirm(server, blob, "node2") == 404
+        # Only its uploader may offer it again while it arrives (a no-op until stored).
+        assert offer(server, blob, "researcher") == 200
+        assert offer(server, blob, "node1") == offer(server, blob, "node2") == 404
         assert server._app.space.record_of(blob) is None
         uploading.sendall(data[-10:])
         assert status_of(uploading.recv(65536)) == 201

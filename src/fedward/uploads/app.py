@@ -164,7 +164,7 @@ class UploadApp:
             raise self._too_large()
         incoming = self._space.begin_upload_of(blob_id, peer_id)
         created = incoming.keeps_content
-        stream = self._streamable(incoming, blob_id, declared, frozenset(readers))
+        stream = self._streamable(incoming, blob_id, declared, frozenset(readers), peer_id)
         stored = False
         try:
             exchange.send_continue()  # registered: its readers may GET it from now on
@@ -195,7 +195,12 @@ class UploadApp:
         send_json(exchange, 201 if created else 200, {"blob_id": blob_id, "size": incoming.size})
 
     def _streamable(
-        self, incoming: IncomingBlob, blob_id: str, size: int, readers: frozenset[str]
+        self,
+        incoming: IncomingBlob,
+        blob_id: str,
+        size: int,
+        readers: frozenset[str],
+        uploader: str,
     ) -> UploadStream | None:
         """The upload registered for its readers to stream (``upload_streams``); None for
         an empty one (nothing to hold back until it is verified)."""
@@ -205,7 +210,7 @@ class UploadApp:
         if handle is None:  # stored content deleted meanwhile: the upload will say so
             return None
         with handle:
-            return self._streams.register(blob_id, size, readers, handle)
+            return self._streams.register(blob_id, size, readers, handle, uploader)
 
     def _stored_for(self, blob_id: str, peer_id: str) -> tuple[BinaryIO, int] | None:
         try:
@@ -262,7 +267,7 @@ class UploadApp:
     def _offer_again(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
         """Its uploader announces the blob again: every reader must fetch it anew. An
         upload of it in progress is one (its record starts a new use once stored)."""
-        streaming = self._streams.read_by(blob_id, peer_id) is not None
+        streaming = self._streams.uploaded_by(blob_id, peer_id)
         if not streaming and not self._space.offer_again(blob_id, peer_id):
             raise NotFound(f"blob {blob_id} not found")
         send_json(exchange, 200, {"blob_id": blob_id, "offered": True})

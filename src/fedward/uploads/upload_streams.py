@@ -65,10 +65,13 @@ class StreamCut(Exception):
 class UploadStream:
     """One upload in progress, as its readers see it."""
 
-    def __init__(self, blob_id: str, size: int, readers: frozenset[str], fd: int) -> None:
+    def __init__(
+        self, blob_id: str, size: int, readers: frozenset[str], fd: int, uploader: str = ""
+    ) -> None:
         self.blob_id = blob_id
         self.size = size  # the upload's declared length: the GET's Content-Length
         self.readers = readers
+        self.uploader = uploader
         self._fd = fd  # read-only, on the file the upload writes (or the stored one)
         self._cond = threading.Condition()
         self._written = 0
@@ -147,13 +150,18 @@ class UploadStreams:
         self._streams: dict[str, list[UploadStream]] = {}
 
     def register(
-        self, blob_id: str, size: int, readers: frozenset[str], handle: BinaryIO
+        self,
+        blob_id: str,
+        size: int,
+        readers: frozenset[str],
+        handle: BinaryIO,
+        uploader: str = "",
     ) -> UploadStream:
         """Make an upload streamable; ``handle``: the file its bytes land in, opened for
         reading (the stream keeps its own descriptor: the file may be renamed or removed
         while readers read it). Several uploads of one id may run at once (anyone may send
         any content); a reader streams the first one that names it."""
-        stream = UploadStream(blob_id, size, readers, os.dup(handle.fileno()))
+        stream = UploadStream(blob_id, size, readers, os.dup(handle.fileno()), uploader)
         with self._lock:
             self._streams.setdefault(blob_id, []).append(stream)
         return stream
@@ -174,6 +182,11 @@ class UploadStreams:
         """The upload of ``blob_id`` in progress that names ``reader``, if there is one."""
         with self._lock:
             return next((s for s in self._streams.get(blob_id, []) if reader in s.readers), None)
+
+    def uploaded_by(self, blob_id: str, peer: str) -> bool:
+        """Whether ``peer`` is sending an upload of ``blob_id`` now."""
+        with self._lock:
+            return any(s.uploader == peer for s in self._streams.get(blob_id, []))
 
     @contextlib.contextmanager
     def reading(self, blob_id: str, reader: str) -> Iterator[tuple[UploadStream, BinaryIO] | None]:
