@@ -141,6 +141,16 @@ def ask_on_a_slow_upload_link(site: Site, request: TrainRequest) -> TrainReply:
     return reply
 
 
+def assert_repeat_trains_anew(site: Site, request: TrainRequest, old_job_id: str) -> None:
+    """A repeat of ``request`` (a new request id) runs a new job, whose update is right."""
+    repeat = msgspec.structs.replace(request, request_id=site.federation.new_request_id())
+    retrained = ask(site, repeat)
+    assert isinstance(retrained, TrainReply), retrained
+    assert retrained.job_id != old_job_id
+    update = params_from_bytes(site.federation.blobs.get_bytes(retrained.params_blob))
+    np.testing.assert_array_equal(update["w"], PARAMS["w"] + 1)
+
+
 def test_the_reply_comes_while_the_update_uploads_and_the_update_streams_from_then(
     site: Site,
 ) -> None:
@@ -180,12 +190,7 @@ def test_an_upload_that_fails_after_the_reply_fails_the_job_and_a_repeat_trains_
     assert "failed after the reply" in again.message
     # A resumed researcher's repeat (a new request id) runs the job again.
     site.proxy.faults.bytes_per_s = None
-    repeat = msgspec.structs.replace(request, request_id=site.federation.new_request_id())
-    retrained = ask(site, repeat)
-    assert isinstance(retrained, TrainReply), retrained
-    assert retrained.job_id != reply.job_id
-    update = params_from_bytes(site.federation.blobs.get_bytes(retrained.params_blob))
-    np.testing.assert_array_equal(update["w"], PARAMS["w"] + 1)
+    assert_repeat_trains_anew(site, request, reply.job_id)
     wait_for(lambda: [j.outcome for j in site.jobs()].count("succeeded") == 1, "the new job")
 
 
@@ -218,9 +223,4 @@ def test_a_repeat_is_answered_from_the_job_while_its_update_is_there_else_trains
     eager = RetentionPolicy(keep_fetched_s=0, keep_idle_s=3600)
     assert collect(space, eager).blobs >= 1 and not space.has(first.params_blob)
     assert site.federation.blobs.put_bytes(PARAMS_BYTES, [NODE]) == request.params_blob
-    late = msgspec.structs.replace(request, request_id=site.federation.new_request_id())
-    retrained = ask(site, late)
-    assert isinstance(retrained, TrainReply), retrained
-    assert retrained.job_id != first.job_id
-    update = params_from_bytes(site.federation.blobs.get_bytes(retrained.params_blob))
-    np.testing.assert_array_equal(update["w"], PARAMS["w"] + 1)
+    assert_repeat_trains_anew(site, request, first.job_id)
