@@ -146,7 +146,7 @@ class HttpBlobStore:
             return dest
 
         kept = self._retried(attempt, streamed=True)
-        self._confirmations.send(blob_id)
+        self.confirm_kept(blob_id)
         return kept
 
     def offer_again(self, blob_id: str) -> bool:

@@ -193,7 +193,7 @@ class DiskBlobSpace:
         this upload yet."""
         blob_id = incoming.blob_id()
         new_content = incoming.temp_path is not None
-        if incoming.temp_path is not None:
+        if new_content:
             incoming.finish()
         with self._lock:
             target = self._object_path(blob_id)

@@ -181,7 +181,11 @@ class UploadStreams:
     def read_by(self, blob_id: str, reader: str) -> UploadStream | None:
         """The upload of ``blob_id`` in progress that names ``reader``, if there is one."""
         with self._lock:
-            return next((s for s in self._streams.get(blob_id, []) if reader in s.readers), None)
+            return self._naming(blob_id, reader)
+
+    def _naming(self, blob_id: str, reader: str) -> UploadStream | None:
+        """``read_by``, for a caller that holds the lock."""
+        return next((s for s in self._streams.get(blob_id, []) if reader in s.readers), None)
 
     def uploaded_by(self, blob_id: str, peer: str) -> bool:
         """Whether ``peer`` is sending an upload of ``blob_id`` now."""
@@ -194,7 +198,7 @@ class UploadStreams:
         read it from; None when there is none (the caller then answers as for any other
         blob). StorageError (503) past ``max_per_reader`` GETs of it at once."""
         with self._lock:
-            stream = next((s for s in self._streams.get(blob_id, []) if reader in s.readers), None)
+            stream = self._naming(blob_id, reader)
             if stream is None:
                 handle = None
             elif stream._active.get(reader, 0) >= self._max_per_reader:
