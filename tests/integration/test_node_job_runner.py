@@ -25,7 +25,6 @@ from fedward.learning.plan_source import plan_source, write_canonical_plan
 from fedward.node.jobs import wire
 from fedward.node.jobs.exchange import WorkerKey
 from fedward.node.jobs.isolation import WorkerIsolation
-from fedward.node.jobs.job_folder import result_name
 from fedward.node.jobs.runner import JobRunner
 from fedward.node.jobs.threads import usable_cpus
 from fedward.protocol.params_wire import load_params, save_params
@@ -48,6 +47,7 @@ class Jobs:
 
     isolation: WorkerIsolation | None = None
     job_id: str = ""
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list)  # the last result's
 
     def __post_init__(self) -> None:
         self.state_dir.mkdir(mode=0o700, exist_ok=True)
@@ -77,16 +77,20 @@ class Jobs:
             data_type="csv",
             dataset_path=str(self.dataset),
             params_in=str(folder.inputs / f"{self.job_id}.safetensors"),
-            results_dir=str(folder.work),
             cpu_seconds=self.limits.cpu_s,
         )
-        return self.runner.run(
+        result = self.runner.run(
             WorkerKey(experiment_id, sha, "dataset-1"),
             spec,
             dataset=self.dataset,
             deadline_s=deadline_s,
             on_scalar=self.scalars.append,
         )
+        try:  # the sealed files the result came with, read as the daemon would
+            self.outputs = [load_params(Path(f"/proc/self/fd/{fd}")) for fd in result.files]
+        finally:
+            result.close()
+        return result.report
 
 
 @pytest.fixture
@@ -302,6 +306,5 @@ def test_without_the_sandbox_the_same_probe_reads_the_secret(
 def test_result_parameters_are_written_by_the_worker(make_jobs: Callable[..., Jobs]) -> None:
     jobs = make_jobs()
     result = jobs.run(probes.PidPlan)
-    out = jobs.runner.folder("exp-1").work / result_name(jobs.job_id)
     assert result.sample_count == 1 and result.extras == []
-    np.testing.assert_array_equal(load_params(out)["w"], np.ones(2))
+    np.testing.assert_array_equal(jobs.outputs[0]["w"], np.ones(2))

@@ -7,7 +7,9 @@ comes back as metrics (1.0: it got through) when the job survives at all.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import inspect
+import json
 import os
 import signal
 import socket
@@ -129,14 +131,15 @@ class EscapePlan(TrainingPlan):
 
 
 class ForgeryPlan(TrainingPlan):
-    """Speaks the worker's protocol itself, or plants files where the daemon reads."""
+    """Speaks the worker's protocol itself: forged reports, and forged result files (the
+    descriptors a result report carries), or plants files where results once lay."""
 
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         return {"w": np.zeros(2)}
 
     @staticmethod
     def _worker_frame() -> Any:
-        """The worker's ``run`` frame: its ``spec`` (job id, folders) and its ``self._out``."""
+        """The worker's ``run`` frame: its ``spec`` (job id) and its ``self._out``."""
         for info in inspect.stack():
             if "spec" in info.frame.f_locals and hasattr(info.frame.f_locals["spec"], "job_id"):
                 return info.frame.f_locals
@@ -152,45 +155,83 @@ class ForgeryPlan(TrainingPlan):
         attack = str(self.model_args["attack"])
         frame = self._worker_frame()
         spec, out = frame["spec"], frame["self"]._out
-        result = Path(spec.results_dir) / f"{spec.job_id}.params.safetensors"
         target = self.model_args.get("target")
         honest = TrainOutcome({k: v + 1 for k, v in params.items()}, 1)
-        if attack in ("symlink", "hardlink", "fifo", "sparse"):
-            # Write the real result, then swap it for something else once the worker has
-            # reported: a thread outlives train() and acts between report and collection.
-            def swap() -> None:
-                time.sleep(0.2)
-                result.unlink(missing_ok=True)
-                if attack == "symlink":
-                    result.symlink_to(str(target))
-                elif attack == "hardlink":
-                    os.link(str(target), result)
-                elif attack == "fifo":
-                    os.mkfifo(result)
-                else:
-                    with open(result, "wb") as handle:
-                        handle.truncate(int(target))
-
-            threading.Thread(target=swap, daemon=True).start()
-            time.sleep(0.05)
+        if attack == "planted":
+            # Where results were read from before they came sealed: nothing reads there.
+            Path(f"{spec.job_id}.params.safetensors").symlink_to(str(target))
+            os.mkfifo(f"{spec.job_id}.scaffold_delta_control.safetensors")
             return honest
-        line = self._forged_line(attack, spec, target)
-        out.write(line)
-        out.flush()
-        time.sleep(30)  # the daemon must act on the forged line, not wait for this
+        sock = out._sock
+        if attack in self.FILE_ATTACKS:
+            files = self._forged_files(attack, honest.params, target)
+            line = self._forged_line("result", spec, target)
+            if attack == "files_with_a_scalar":
+                line = (
+                    json.dumps(
+                        {"type": "log", "job_id": spec.job_id, "level": "info", "message": "hi"}
+                    )
+                    + "\n"
+                ).encode()
+            socket.send_fds(sock, [line], files)
+        else:
+            sock.sendall(self._forged_line(attack, spec, target))
+        time.sleep(30)  # the daemon must act on the forged report, not wait for this
         return honest
+
+    FILE_ATTACKS = (
+        "unsealed_then_rewritten",
+        "dataset_file",
+        "pipe",
+        "sparse_sealed",
+        "no_file",
+        "two_files",
+        "files_with_a_scalar",
+    )
+
+    @staticmethod
+    def _forged_files(attack: str, params: dict[str, np.ndarray], target: Any) -> list[int]:
+        from fedward.protocol.params_writer import params_to_bytes
+
+        data = params_to_bytes(params)
+        memory = os.memfd_create("result", os.MFD_ALLOW_SEALING)
+        os.write(memory, data)
+        seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+        if attack == "unsealed_then_rewritten":
+            # Honest bytes when passed, then something else: read before or after, the
+            # daemon must not take a file that can change.
+            def rewrite() -> None:
+                time.sleep(0.01)
+                for _ in range(2000):
+                    os.pwrite(memory, b"\xff" * len(data), 0)
+                    time.sleep(0.001)
+
+            threading.Thread(target=rewrite, daemon=True).start()
+            return [memory]
+        if attack == "dataset_file":
+            return [os.open(str(target), os.O_RDONLY)]
+        if attack == "pipe":
+            read_end, write_end = os.pipe()
+            os.write(write_end, data)
+            return [read_end]
+        if attack == "sparse_sealed":
+            os.truncate(memory, int(target))
+        fcntl.fcntl(memory, fcntl.F_ADD_SEALS, seals)
+        if attack == "no_file":
+            return []
+        if attack in ("two_files", "files_with_a_scalar"):
+            return [memory] * 12 if attack == "files_with_a_scalar" else [memory, memory]
+        return [memory]
 
     @staticmethod
     def _forged_line(attack: str, spec: Any, target: Any) -> bytes:
-        import json
-
         base = {"type": "result", "job_id": spec.job_id, "sample_count": 1}
         base |= {"metrics": {}, "timings": {}}
         if attack == "extras_path":
             base["extras"] = [str(target)]
         elif attack == "old_extras_out":
             base["extras_out"] = {"scaffold_delta_control": str(target)}
-            Path(spec.results_dir, f"{spec.job_id}.params.safetensors").write_bytes(b"")
+            Path(f"{spec.job_id}.params.safetensors").write_bytes(b"")
         elif attack == "other_job":
             base["job_id"] = "job-someone-else"
         elif attack == "huge_sample_count":

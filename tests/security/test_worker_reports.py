@@ -24,33 +24,37 @@ def canary(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("attack", ["symlink", "fifo"])
-def test_a_result_swapped_for_a_link_or_fifo_is_not_read(
-    node: AttackedNode, canary: Path, attack: str
+def test_files_planted_where_results_once_lay_are_never_read(
+    node: AttackedNode, canary: Path
 ) -> None:
-    reply = node.attack(attack_plans.ForgeryPlan, {"attack": attack, "target": str(canary)})
-    if isinstance(reply, TrainReply):  # the daemon took the result before the swap
-        assert reply.sample_count == 1
-    else:
-        node.refused(reply)
+    # A link to a secret and a FIFO under the old fixed result names in work/: the
+    # result comes as a sealed file, and the daemon opens nothing in work/.
+    reply = node.attack(attack_plans.ForgeryPlan, {"attack": "planted", "target": str(canary)})
+    assert isinstance(reply, TrainReply), reply
+    assert reply.sample_count == 1
     assert canary.read_text() == "a secret of the hospital\n"
 
 
-def test_a_result_swapped_for_a_hard_link_to_the_dataset_is_not_uploaded(
-    node: AttackedNode,
-) -> None:
-    reply = node.attack(
-        attack_plans.ForgeryPlan, {"attack": "hardlink", "target": str(node.dataset_file)}
-    )
-    if not isinstance(reply, TrainReply):
-        node.refused(reply)
-    assert node.researcher.node_answers_ping()
-
-
-def test_a_sparse_giant_result_is_refused_without_being_read(node: AttackedNode) -> None:
-    reply = node.attack(attack_plans.ForgeryPlan, {"attack": "sparse", "target": 10 << 30})
-    if not isinstance(reply, TrainReply):
-        node.refused(reply)
+@pytest.mark.parametrize(
+    ("attack", "words"),
+    [
+        ("unsealed_then_rewritten", "not sealed against changes"),
+        ("dataset_file", "not sealed against changes"),
+        ("pipe", "are not a file"),
+        ("sparse_sealed", "larger than"),
+        ("no_file", "passed 0 files with a result of 1"),
+        ("two_files", "passed 2 files with a result of 1"),
+        ("files_with_a_scalar", "more files than a result holds"),
+    ],
+)
+def test_forged_result_files_are_refused(node: AttackedNode, attack: str, words: str) -> None:
+    # A sparse file past the result's cap (the model's size + 1 MiB), within the worker's
+    # own file-size limit.
+    target = str(node.dataset_file) if attack == "dataset_file" else str(64 << 20)
+    reply = node.attack(attack_plans.ForgeryPlan, {"attack": attack, "target": target})
+    error = node.refused(reply)
+    assert words in error.message, error
+    assert str(node.state_dir) not in error.message
 
 
 @pytest.mark.parametrize(

@@ -145,9 +145,11 @@ def protect_update(
     dataset_id: str,
     params_in: Path,
     update_path: Path,
+    protected_path: Path,
     sample_count: int,
 ) -> int:
-    """Apply central DP to the checked update in place; the update's aggregation weight.
+    """Apply central DP to the checked update, writing it to ``protected_path`` (the
+    update itself is a sealed file); the update's aggregation weight.
 
     Under central DP every node weighs 1: the sensitivity bound is per node, and the
     sample count would tell the researcher how much data the node has."""
@@ -164,7 +166,7 @@ def protect_update(
         std,
         frozen=[name for name in trained if is_buffer(name)],
     )
-    save_params(noised, update_path)
+    save_params(noised, protected_path)
     log.info(
         "experiment %s round %d: update norm %.3g clipped to %g, noise std %.3g",
         request.experiment_id,

@@ -3,9 +3,9 @@
 Order matters: the dataset and the plan are checked before anything runs; the plan's
 digest is computed by the node over the canonical text of what it downloaded (with a
 size cap), with its own algorithm, and that canonical text is what the worker imports
-(it checks its sha256 again before loading it). What the job returns is taken under
-fixed names, copied out of the worker's reach, and checked — the model's layout,
-finite values, a plausible sample count — before anything is uploaded
+(it checks its sha256 again before loading it). What the job returns comes as sealed
+memory files the worker can no longer change (``jobs.sealed_results``), checked — the
+model's layout, finite values, a plausible sample count — before anything is uploaded
 (``jobs.results``). Every job that starts is in the job log with its outcome, under
 the id its reply carries; every refused request is in the audit log.
 
@@ -49,10 +49,10 @@ from fedward.node.jobs.exchange import WorkerKey
 from fedward.node.jobs.failures import outcome_of
 from fedward.node.jobs.job_folder import JobFolder, result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
-from fedward.node.jobs.results import ALLOWED_EXTRAS, ResultCheck, checked_layout
+from fedward.node.jobs.results import checked_layout
+from fedward.node.jobs.sealed_results import TakenResult, take_result
 from fedward.node.round_jobs import RoundKey, Ticket, request_fingerprint
 from fedward.node.update_uploads import AnnouncedReply, UpdateUploads
-from fedward.protocol.params_writer import ParamsFile
 from fedward.storage.node_records import DatasetRecord, JobOutcome
 
 log = logging.getLogger("fedward.node")
@@ -266,16 +266,15 @@ def _run(
     folder, dataset, job_id = job.folder, job.dataset, job.job_id
     params_in = folder.inputs / f"{job_id}.params.safetensors"
     extras_in: dict[str, str] = {}
-    produced = [
-        result_name(job_id),
-        result_name(job_id, "encoded"),
-        *(result_name(job_id, n) for n in ALLOWED_EXTRAS),
-    ]
+    produced = [result_name(job_id, "encoded"), result_name(job_id, "protected")]
+    taken: list[TakenResult] = []
 
     def remove_scratch() -> None:
         for path in [params_in, *map(Path, extras_in.values())]:
             path.unlink(missing_ok=True)
         folder.discard(*produced)
+        for result in taken:
+            result.close()
 
     cap = ctx.config.jobs.disk_mb << 20
     uploads = UpdateUploads(ctx.blobs, researcher_id)
@@ -305,11 +304,12 @@ def _run(
             dataset_metadata=dict(dataset.options),
             params_in=str(params_in),
             extras_in=extras_in,
-            results_dir=str(folder.work),
             device=job.device,
             cpu_seconds=ctx.config.jobs.cpu_s,
         )
-        result = ctx.runner.run(
+        # The result has the model's layout, so its size is known: a few KiB of header more.
+        result_cap = params_in.stat().st_size + (1 << 20)
+        job_result = ctx.runner.run(
             WorkerKey(request.experiment_id, request.plan_blob, dataset.dataset_id),
             spec,
             dataset=dataset.path,
@@ -317,26 +317,22 @@ def _run(
             on_scalar=lambda scalar: _forward(ctx, researcher_id, request, scalar),
             gpu=job.device != "cpu",
         )
+        result = job_result.report
+        # Sealed files the worker can no longer change: read once, hashed and checked.
+        taken.append(take_result(job_result.files, result.extras, result_cap, layout))
         _check_sample_count(result.sample_count, dataset.sample_count)
-        # The result has the model's layout, so its size is known: a few KiB of header more.
-        result_cap = params_in.stat().st_size + (1 << 20)
-        # Checked while copied out of the worker's reach: one read of its bytes.
-        collected = folder.collect(
-            result_name(job_id), result_cap, "parameters", ResultCheck(layout, "parameters")
-        )
+        collected = taken[0].params
+        extras_out = taken[0].extras
         out_path = collected.path
-        extras_out: dict[str, ParamsFile] = {}
-        for name in result.extras:
-            if name not in ALLOWED_EXTRAS:
-                raise JobError(f"the job returned extra tensors {name!r}, which no aggregator uses")
-            check = ResultCheck(layout, f"extra tensors {name!r}", subset=True)
-            extras_out[name] = folder.collect(result_name(job_id, name), result_cap, name, check)
+        if privacy_policy.rewrites_update(request):
+            out_path = folder.outputs / result_name(job_id, "protected")
         weight = privacy_policy.protect_update(
             ctx,
             researcher_id,
             request,
             dataset.dataset_id,
             params_in,
+            collected.path,
             out_path,
             result.sample_count,
         )

@@ -76,20 +76,30 @@ def write_params(
     """Write ``params`` to ``path`` (replacing it) straight from the arrays' buffers;
     returns the file's sha256 (its blob id), computed on the way ("" when not
     ``hashed``). ``durable`` fsyncs."""
-    head, buffers = safetensors_parts(params)
-    digest = hashlib.sha256() if hashed else None
+    parts = safetensors_parts(params)  # before the file exists: it may refuse a dtype
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = os.open(path, flags, 0o644)
     try:
-        for piece in _pieces(head, buffers):
-            if digest is not None:
-                digest.update(piece)
-            while piece:
-                piece = piece[os.write(fd, piece) :]
+        sha256 = _write_parts(fd, *parts, hashed=hashed)
         if durable:
             os.fsync(fd)
     finally:
         os.close(fd)
+    return sha256
+
+
+def write_params_to(fd: int, params: Mapping[str, np.ndarray]) -> None:
+    """Write ``params`` at the position of the open file ``fd``."""
+    _write_parts(fd, *safetensors_parts(params), hashed=False)
+
+
+def _write_parts(fd: int, head: bytes, buffers: list[memoryview], *, hashed: bool) -> str:
+    digest = hashlib.sha256() if hashed else None
+    for piece in _pieces(head, buffers):
+        if digest is not None:
+            digest.update(piece)
+        while piece:
+            piece = piece[os.write(fd, piece) :]
     return digest.hexdigest() if digest is not None else ""
 
 

@@ -2,10 +2,15 @@
 
 The worker runs foreign code, so the exchange treats it as hostile: it reads reports with
 a size limit and a poll, never a blocking read, so a worker that stops talking, or a child
-that keeps the pipe open after the worker died, cannot hold a job past its deadline; it
+that keeps the socket open after the worker died, cannot hold a job past its deadline; it
 watches the job tree's CPU time, OOM kills and work-folder size while the job runs; and
 it says why a job ended from what the daemon observed (exit status, signal, cgroup
 counters), not from what the worker claims.
+
+Reports come on a Unix socket, so that a result's files can come with them as
+descriptors (``sealed_results``): at most one per file a result holds, taken only with
+the result report (its parameters, then its extras in the report's order); any other
+count ends the job, and every descriptor not taken is closed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -38,6 +44,8 @@ log = logging.getLogger("fedward.jobs")
 ScalarSink = Callable[[wire.ScalarOut], None]
 
 STOP_WAIT_S = 2.0
+#: A result's files: its parameters and at most ``wire.MAX_EXTRAS`` extras.
+MAX_RESULT_FILES = 1 + wire.MAX_EXTRAS
 _POLL_S = 0.2
 _DISK_CHECK_S = 1.0
 # Scalars forwarded to the researcher: a burst, then this many per second.
@@ -55,12 +63,20 @@ class WorkerKey:
 class WorkerProcess:
     key: WorkerKey
     process: subprocess.Popen[bytes]
+    channel: socket.socket  # the worker's reports, and its results' descriptors
     folder: JobFolder
     gpu: bool
     cgroup: JobCgroup | None
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False
     pending: bytearray = field(default_factory=bytearray)  # a report line not yet complete
+    received: list[int] = field(default_factory=list)  # descriptors not yet taken
+
+    def close_received(self) -> None:
+        for fd in self.received:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.received.clear()
 
     def kill(self) -> None:
         """SIGKILL the whole tree: bubblewrap (its namespace dies with it), the process
@@ -72,12 +88,28 @@ class WorkerProcess:
             self.cgroup.kill_all()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        self.channel.close()
+        self.close_received()
         if self.cgroup is not None:
             self.cgroup.remove()
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A job's result report and the descriptors of its files, not yet checked
+    (``sealed_results.take_sealed``): ``files[0]`` its parameters, then one per name in
+    ``report.extras``. The caller owns the descriptors."""
+
+    report: wire.ResultOut
+    files: list[int]
+
+    def close(self) -> None:
+        for fd in self.files:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class JobExchange:
@@ -101,25 +133,59 @@ class JobExchange:
         self._ooms_at_start = cgroup.oom_kills() if cgroup else 0
         self._next_disk_check = 0.0
 
-    def run(self, spec: wire.JobSpec) -> wire.ResultOut:
+    def run(self, spec: wire.JobSpec) -> JobResult:
+        # Descriptors a worker passed between jobs belong to no job.
+        self._worker.close_received()
+        try:
+            return self._run(spec)
+        except BaseException:
+            self._worker.close_received()
+            raise
+
+    def _run(self, spec: wire.JobSpec) -> JobResult:
         self._send(wire.encoder.encode(spec) + b"\n")
-        stdout = self._worker.process.stdout
-        assert stdout is not None
-        fd = stdout.fileno()
+        channel = self._worker.channel
         while True:
             self._check_limits()
-            ready, _, _ = select.select([fd], [], [], self._wait_s())
+            ready, _, _ = select.select([channel], [], [], self._wait_s())
             if ready:
-                chunk = _read_available(fd)
+                chunk = self._receive()
                 if chunk is None:  # end of file
                     break
-                result = self._take(chunk, spec.job_id)
-                if result is not None:
-                    return result
+                report = self._take(chunk, spec.job_id)
+                if report is not None:
+                    return self._result(report)
             elif self._worker.process.poll() is not None:
-                # The worker is gone; a child of it may still hold the pipe open.
+                # The worker is gone; a child of it may still hold the socket open.
                 break
         raise self._ended()
+
+    def _receive(self) -> bytes | None:
+        """What the worker sent (b"" when nothing yet, None at its end), keeping the
+        descriptors that came with it."""
+        worker = self._worker
+        try:
+            data, fds, flags, _ = socket.recv_fds(
+                worker.channel, wire.MAX_LINE_BYTES, MAX_RESULT_FILES, socket.MSG_CMSG_CLOEXEC
+            )
+        except BlockingIOError:
+            return b""
+        except OSError:  # ECONNRESET: the worker is gone
+            return None
+        worker.received.extend(fds)
+        if flags & socket.MSG_CTRUNC or len(worker.received) > MAX_RESULT_FILES:
+            raise JobWorkerDied("the job worker passed more files than a result holds")
+        return data or None
+
+    def _result(self, report: wire.ResultOut) -> JobResult:
+        files, self._worker.received = self._worker.received, []
+        if len(files) != 1 + len(report.extras):
+            JobResult(report, files).close()
+            raise JobWorkerDied(
+                f"the job worker passed {len(files)} files with a result of "
+                f"{1 + len(report.extras)}"
+            )
+        return JobResult(report, files)
 
     def _wait_s(self) -> float:
         return max(0.0, min(_POLL_S, self._deadline - time.monotonic()))
@@ -240,14 +306,6 @@ class _ScalarLimiter:
             log.info(
                 "job %s: %d progress scalars over the rate limit dropped", job_id, self.dropped
             )
-
-
-def _read_available(fd: int) -> bytes | None:
-    try:
-        data = os.read(fd, wire.MAX_LINE_BYTES)
-    except BlockingIOError:
-        return b""
-    return data or None
 
 
 def _failure_error(report: wire.FailureOut) -> JobError:

@@ -4,20 +4,17 @@
         inputs/                 the daemon writes: canonical plan, parameters, extras;
                                 the worker only reads (read-only mount, Landlock rule,
                                 or file modes)
-        work/                   the worker's only writable place: HOME, TMPDIR, results
-        outputs/                the daemon's private copies of results, never shown to
-                                the worker
+        work/                   the worker's only writable place: HOME, TMPDIR
+        outputs/                the daemon's own files made from results (an encoded or
+                                noised update), never shown to the worker
 
-The daemon takes nothing from ``work/`` by a name the worker chose: a result is opened
-under a fixed name (``result_name``), relative to the folder's descriptor, without
-following links, only if it is a regular file with one link and within its size cap,
-and copied to ``outputs/`` — checked as it is copied (``result_copy``), so the worker
-cannot change it between the check and the upload.
+The daemon reads nothing from ``work/``: a result comes as sealed memory files passed
+with the result report (``sealed_results``), so no name the worker can reach is ever
+opened, and nothing there can change the bytes the daemon checked.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -25,17 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedward.errors import JobError
-from fedward.node.jobs.result_copy import copy_checked
-from fedward.node.jobs.results import ResultCheck
-from fedward.protocol.params_writer import ParamsFile
 
 _OPEN_RESULT = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_WORK_ENTRIES = 100_000
 
 
-def result_name(job_id: str, part: str = "params") -> str:
-    """The fixed name of a job's result file in ``work/`` (``part``: params or an extra)."""
+def result_name(job_id: str, part: str) -> str:
+    """The name of a file the daemon makes from a job's result in ``outputs/``."""
     return f"{job_id}.{part}.safetensors"
 
 
@@ -77,46 +71,8 @@ class JobFolder:
                     parent.chmod(mode | 0o001)
         return folder
 
-    def collect(self, name: str, max_bytes: int, what: str, check: ResultCheck) -> ParamsFile:
-        """Copy the worker's result ``name`` out of ``work/`` into ``outputs/`` and remove
-        it from ``work/``; a ``JobError`` (naming ``what``) for anything but a plain file
-        of at most ``max_bytes``, or one that fails ``check``. The copy is hashed on the
-        way: its sha256 is its blob id while the daemon leaves it unchanged."""
-        private = self.outputs / name
-        folder_fd = os.open(self.work, _OPEN_FOLDER)
-        try:
-            try:
-                source = os.open(name, _OPEN_RESULT, dir_fd=folder_fd)
-            except FileNotFoundError:
-                raise JobError(f"the job wrote no {what}") from None
-            except OSError as exc:  # ELOOP: a symbolic link
-                raise JobError(f"the job's {what} is not a regular file") from exc
-            try:
-                info = os.fstat(source)
-                if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-                    raise JobError(f"the job's {what} is not a regular file")
-                if info.st_size > max_bytes:
-                    raise JobError(f"the job's {what} is larger than {max_bytes} bytes")
-                sha256 = copy_checked(source, info.st_size, private, check)
-            finally:
-                os.close(source)
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=folder_fd)
-        finally:
-            os.close(folder_fd)
-        copied = private.stat()
-        return ParamsFile(private, sha256, copied.st_size, copied.st_mtime_ns)
-
     def discard(self, *names: str) -> None:
-        """Remove results of a job that ended badly, from ``work/`` and ``outputs/``."""
-        with contextlib.suppress(OSError):
-            folder_fd = os.open(self.work, _OPEN_FOLDER)
-            try:
-                for name in names:
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=folder_fd)
-            finally:
-                os.close(folder_fd)
+        """Remove files made from a job's result from ``outputs/``."""
         for name in names:
             (self.outputs / name).unlink(missing_ok=True)
 

@@ -7,18 +7,20 @@ state), or when the daemon stops.
 
 A worker is started as ``[sh joining its cgroup] [bwrap ...] python -I -m
 fedward.node.jobs.worker [its own layers]`` (``isolation`` says which parts this host
-has). The runner treats it as hostile: it reads the worker's reports with a size limit
-and a poll, never a blocking read, so a worker that stops talking, or a child that keeps
-the pipe open after the worker died, cannot hold a job past its deadline; it watches the
-job tree's CPU time, memory events and work-folder size while the job runs; and on any
-failure it kills the whole tree (bubblewrap's PID namespace, the cgroup, the process
-group), so no process outlives its job.
+has). Jobs go to it on a pipe (its stdin), reports and result files come back on a Unix
+socket (its stdout). The runner treats it as hostile: it reads the worker's reports with
+a size limit and a poll, never a blocking read, so a worker that stops talking, or a
+child that keeps the socket open after the worker died, cannot hold a job past its
+deadline; it watches the job tree's CPU time, memory events and work-folder size while
+the job runs; and on any failure it kills the whole tree (bubblewrap's PID namespace,
+the cgroup, the process group), so no process outlives its job.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +38,7 @@ from fedward.node.jobs.cgroups import CgroupHost, join_command
 from fedward.node.jobs.exchange import (
     STOP_WAIT_S,
     JobExchange,
+    JobResult,
     ScalarSink,
     WorkerKey,
     WorkerProcess,
@@ -127,8 +130,9 @@ class JobRunner:
         deadline_s: float,
         on_scalar: ScalarSink,
         gpu: bool = False,
-    ) -> wire.ResultOut:
-        """Run one job to completion; a ``JobError`` when it fails, is killed or times out."""
+    ) -> JobResult:
+        """Run one job to completion; a ``JobError`` when it fails, is killed or times out.
+        The result's files are the caller's to check and close."""
         refusal = self.isolation.refusal()
         if refusal is not None:
             raise JobError(refusal)
@@ -206,11 +210,12 @@ class JobRunner:
                     os.chown(procs, *run_as)
             argv = join_command(cgroup.procs_files(), argv)
         stderr = (folder.root / "worker.log").open("ab")
+        channel, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdout=worker_end.fileno(),
                 stderr=stderr,
                 cwd=folder.work,
                 env=clean_environment(
@@ -223,16 +228,20 @@ class JobRunner:
                 extra_groups=[] if run_as else None,
             )
         except BaseException:
+            channel.close()
             if cgroup is not None:
                 cgroup.remove()
             raise
         finally:
             stderr.close()
-        assert process.stdout is not None and process.stdin is not None
-        os.set_blocking(process.stdout.fileno(), False)
+            worker_end.close()
+        assert process.stdin is not None
+        channel.setblocking(False)
         os.set_blocking(process.stdin.fileno(), False)
         log.info("started job worker pid %s for %s", process.pid, key.experiment_id)
-        return WorkerProcess(key=key, process=process, folder=folder, gpu=gpu, cgroup=cgroup)
+        return WorkerProcess(
+            key=key, process=process, channel=channel, folder=folder, gpu=gpu, cgroup=cgroup
+        )
 
     def _reap_idle(self) -> None:
         interval = min(5.0, max(0.1, self._limits.idle_worker_s / 2))

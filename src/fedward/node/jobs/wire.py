@@ -1,10 +1,11 @@
-"""Daemon <-> worker messages: one JSON object per line, on private pipes.
+"""Daemon <-> worker messages: one JSON object per line (jobs on a pipe to the worker,
+reports on a Unix socket from it).
 
 The worker runs foreign code, so everything it writes is decoded like bytes from the
 network: lines have a maximum length, every field a type, a length and a pattern, and
-the worker never names a file — results lie under fixed names in its work folder
-(``job_folder``), chosen by the daemon. What the daemon sends (paths included) is
-trusted by the worker.
+the worker never names a file — a result's files are sealed memory files whose
+descriptors travel with the result report (``sealed_results``). What the daemon sends
+(paths included) is trusted by the worker.
 
 A failure may carry what the plan said (its exception type, a bounded message) and where
 (line numbers of the plan's canonical text and function names, never file names): the
@@ -25,6 +26,7 @@ MAX_METRICS = 64
 #: A plan's own exception text: enough to act on, too little to carry a table of data.
 MAX_PLAN_MESSAGE = 500
 MAX_PLAN_FRAMES = 8
+MAX_EXTRAS = 8
 
 JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
 # Metric and scalar names: what a chart label or a table column can show as it is.
@@ -57,7 +59,6 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     dataset_metadata: dict[str, Any] = {}
     params_in: str
     extras_in: dict[str, str] = {}
-    results_dir: str  # the work folder; results go under ``job_folder`` names
     device: str = "cpu"
     cpu_seconds: int = 3600
 
@@ -84,7 +85,8 @@ class ResultOut(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
     sample_count: SampleCount
     metrics: Annotated[dict[MetricName, float], Meta(max_length=MAX_METRICS)]
     timings: Annotated[dict[Literal["load_s", "train_s", "save_s"], float], Meta(max_length=3)]
-    extras: Annotated[list[ExtraName], Meta(max_length=8)] = []
+    # Its files come as descriptors with this report: the parameters, then one per extra.
+    extras: Annotated[list[ExtraName], Meta(max_length=MAX_EXTRAS)] = []
     # Threads the job's arithmetic used (torch's intra-op, else BLAS): results depend on it.
     threads: Annotated[int, Meta(ge=0, le=4096)] = 0
 

@@ -4,56 +4,67 @@ It is started by ``runner.JobRunner`` (``python -I``, a scrubbed environment, in
 host's namespaces and cgroup). Before it reads its first job it applies the layers it
 was asked for (``sandbox.apply_sandbox``), then stays warm: it reads one ``JobSpec``
 per line on stdin, and writes progress and one result per job on a private copy of
-stdout. Results go to fixed names in its work folder (``job_folder.result_name``); it
-names no file in what it reports. Anything the plan prints goes to stderr (the node's
-job log), never into the protocol stream.
+stdout, a Unix socket. A result's parameters (and extras) go into sealed memory files
+whose descriptors travel with the result report (``sealed_results``); it names no file
+in what it reports. Anything the plan prints goes to stderr (the node's job log), never
+into the protocol stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
+import socket
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 from fedward.errors import FedwardError
 from fedward.learning.plan import DatasetView, TrainingPlan
 from fedward.learning.plan_source import load_plan_file
 from fedward.node.jobs import wire
-from fedward.node.jobs.job_folder import result_name
 from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.sandbox import SelfSandbox, apply_sandbox
-from fedward.protocol.params_wire import map_params, save_params
+from fedward.node.jobs.sealed_results import sealed_params
+from fedward.protocol.params_wire import map_params
 
 log = logging.getLogger("fedward.worker")
 
 
+class ReportChannel:
+    """The worker's end of the report socket: one line per report, and a result's file
+    descriptors with its line."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, message: wire.FromWorker, files: Sequence[int] = ()) -> None:
+        line = wire.encoder.encode(message) + b"\n"
+        sent = socket.send_fds(self._sock, [line], list(files)) if files else 0
+        self._sock.sendall(line[sent:])
+
+
 class PipeProgress:
-    def __init__(self, out: IO[bytes], job_id: str) -> None:
+    def __init__(self, out: ReportChannel, job_id: str) -> None:
         self._out = out
         self._job_id = job_id
 
     def scalar(self, name: str, value: float, step: int) -> None:
-        _send(
-            self._out, wire.ScalarOut(job_id=self._job_id, name=name, value=float(value), step=step)
+        self._out.send(
+            wire.ScalarOut(job_id=self._job_id, name=name, value=float(value), step=step)
         )
 
     def log(self, level: str, message: str) -> None:
         lvl = level if level in ("debug", "info", "warning", "error") else "info"
-        _send(self._out, wire.LogOut(job_id=self._job_id, level=lvl, message=message[:2000]))  # type: ignore[arg-type]
-
-
-def _send(out: IO[bytes], message: wire.FromWorker) -> None:
-    out.write(wire.encoder.encode(message) + b"\n")
-    out.flush()
+        self._out.send(wire.LogOut(job_id=self._job_id, level=lvl, message=message[:2000]))  # type: ignore[arg-type]
 
 
 class Worker:
-    def __init__(self, out: IO[bytes], threads: int | None = None) -> None:
+    def __init__(self, out: ReportChannel, threads: int | None = None) -> None:
         self._out = out
         self._threads = threads
         self._classes: dict[str, type[TrainingPlan]] = {}
@@ -94,14 +105,13 @@ class Worker:
             params, dataset, spec.training_args, PipeProgress(self._out, spec.job_id)
         )
         trained = time.perf_counter()
-        results = Path(spec.results_dir)
-        save_params(outcome.params, results / result_name(spec.job_id))
-        for name, extra in outcome.extras.items():
-            save_params(extra, results / result_name(spec.job_id, name))
-        done = time.perf_counter()
-        _send(
-            self._out,
-            wire.ResultOut(
+        extras = sorted(outcome.extras)
+        files: list[int] = []
+        try:
+            files.append(sealed_params(outcome.params, "params"))
+            files.extend(sealed_params(outcome.extras[name], name) for name in extras)
+            done = time.perf_counter()
+            report = wire.ResultOut(
                 job_id=spec.job_id,
                 sample_count=int(outcome.sample_count),
                 metrics={k: float(v) for k, v in outcome.metrics.items()},
@@ -110,10 +120,14 @@ class Worker:
                     "train_s": trained - loaded,
                     "save_s": done - trained,
                 },
-                extras=sorted(outcome.extras),
+                extras=extras,
                 threads=_threads(),
-            ),
-        )
+            )
+            self._out.send(report, files)
+        finally:
+            for fd in files:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _threads() -> int:
@@ -212,7 +226,7 @@ def _masked(text: str, spec: wire.JobSpec) -> str:
 def main() -> None:
     # Keep a private handle on the real stdout for the protocol, then point fd 1 at stderr
     # so that print() in plan code cannot corrupt it.
-    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    protocol_out = ReportChannel(socket.socket(fileno=os.dup(1)))
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     logging.basicConfig(
@@ -238,7 +252,7 @@ def main() -> None:
             worker.run(message)
         except BaseException as exc:
             traceback.print_exc()
-            _send(protocol_out, _failure(message, exc))
+            protocol_out.send(_failure(message, exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 return
 
