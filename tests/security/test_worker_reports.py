@@ -1,10 +1,11 @@
 """Class 2: the daemon trusts nothing a worker reports. Plan code runs inside the worker,
-so it can speak the worker's protocol itself and plant files where results are read; the
-daemon must upload nothing but a checked result, read or delete nothing else, and keep
-serving."""
+so it can speak the worker's protocol itself, pass any descriptor as its result's file,
+and plant files where results once lay; the daemon must upload nothing but a checked
+sealed result, read, keep or delete nothing else, and keep serving."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,23 @@ def test_forged_result_files_are_refused(node: AttackedNode, attack: str, words:
     error = node.refused(reply)
     assert words in error.message, error
     assert str(node.state_dir) not in error.message
+    # Every descriptor the worker passed is closed, refused or not.
+    held = str(node.dataset_file.resolve())
+    wait_for(
+        lambda: not [f for f in files_held_by(node.pid) if f.startswith("/memfd:") or f == held],
+        f"the node to close what the worker passed (holds: {files_held_by(node.pid)})",
+    )
+
+
+def files_held_by(pid: int) -> list[str]:
+    """What the process's descriptors point at (paths, ``/memfd:NAME (deleted)``, ...)."""
+    held = []
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held.append(os.readlink(link))
+        except OSError:  # closed meanwhile
+            continue
+    return held
 
 
 @pytest.mark.parametrize(
@@ -120,5 +138,9 @@ def test_a_job_leaves_no_result_behind(node: AttackedNode, attack: str) -> None:
         return [p for p in folder.glob("*/*.safetensors") if p.parent.name != "inputs"]
 
     # A reply may come while the update still uploads (``node.update_uploads``); the
-    # node removes its copy once the upload ends.
+    # node closes the sealed result once the upload ends.
     wait_for(lambda: not leftovers(), f"the job's results to go (left: {leftovers()})")
+    wait_for(
+        lambda: not [f for f in files_held_by(node.pid) if f.startswith("/memfd:")],
+        f"the node to close the job's sealed result (holds: {files_held_by(node.pid)})",
+    )
