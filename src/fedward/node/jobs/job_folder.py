@@ -23,8 +23,6 @@ from pathlib import Path
 
 from fedward.errors import JobError
 
-_OPEN_RESULT = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_WORK_ENTRIES = 100_000
 
 
