@@ -4,6 +4,7 @@ Real memory files and real descriptors; the worker is played by this process."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -17,12 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedward.config.model import JobLimits
 from fedward.core.aggregation import Layout
 from fedward.errors import JobError
+from fedward.node.jobs import wire
+from fedward.node.jobs.exchange import WorkerKey
+from fedward.node.jobs.isolation import WorkerIsolation
 from fedward.node.jobs.results import ResultCheck
+from fedward.node.jobs.runner import JobRunner
 from fedward.node.jobs.sealed_results import (
     REQUIRED_SEALS,
     sealed_params,
+    sealing_unavailable,
     take_result,
     take_sealed,
 )
@@ -237,3 +244,45 @@ def test_a_result_takes_its_files_in_order_and_closes_all_on_a_refusal(
     with pytest.raises(JobError, match="extra tensors 'spare', which no aggregator uses"):
         take_result(files, ["spare"], CAP, layout_of(params))
     assert all(closed(fd) for fd in files)
+
+
+def test_this_kernel_can_seal_memory_files() -> None:
+    assert sealing_unavailable() is None
+
+
+def test_a_kernel_without_memory_files_is_named_as_the_reason_no_plan_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def no_memfd(name: str, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", no_memfd)
+    reason = sealing_unavailable()
+    assert reason is not None
+    assert "memfd_create" in reason and "Linux 3.17" in reason
+    # The runner refuses every job with it, instead of a failure blamed on the plan.
+    runner = JobRunner(tmp_path / "jobs", JobLimits(), WorkerIsolation.none())
+    try:
+        assert runner.refusal() == reason
+        spec = wire.JobSpec(
+            job_id="job-1",
+            plan_path="p",
+            plan_sha256="0" * 64,
+            plan_class="P",
+            model_args={},
+            training_args={},
+            dataset_id="d",
+            data_type="csv",
+            dataset_path="d",
+            params_in="p",
+        )
+        with pytest.raises(JobError, match="cannot seal the memory files"):
+            runner.run(
+                WorkerKey("e", "0" * 64, "d"),
+                spec,
+                dataset=tmp_path,
+                deadline_s=5,
+                on_scalar=lambda scalar: None,
+            )
+    finally:
+        runner.close()

@@ -117,12 +117,13 @@ def job_isolation(config: NodeConfig) -> Outcome:
     """The isolation row: the layers this host gives the node's job workers, and whether
     the guarantees the node requires (``[jobs] require``) hold — else it runs no plan."""
     from fedward.node.jobs.isolation import WorkerIsolation
+    from fedward.node.jobs.sealed_results import sealing_unavailable
     from fedward.node.jobs.threads import ThreadBudget
 
     # raises ConfigError with its own hint (sandbox = 'bubblewrap' where it cannot run)
     isolation = WorkerIsolation.for_host(config.jobs.sandbox, config.jobs.require)
     active = ", ".join(name for name, on, _ in isolation.layers() if on) or "none"
-    refusal = isolation.refusal()
+    refusal = isolation.refusal() or sealing_unavailable()
     if refusal is not None:
         return failed(f"layers: {active}; {refusal}", refusal.split("(", 1)[-1].rstrip(")"))
     held = ", ".join(sorted(isolation.guarantees()))

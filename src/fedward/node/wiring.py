@@ -82,7 +82,7 @@ def build_node_daemon(
     )
     for line in runner.report_lines():
         log.info("job isolation: %s", line)
-    refusal = runner.isolation.refusal()
+    refusal = runner.refusal()
     if refusal is not None:
         warn(refusal)
     holder: list[NodeDaemon] = []

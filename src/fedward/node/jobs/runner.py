@@ -52,6 +52,7 @@ from fedward.node.jobs.sandbox import (
     library_paths,
     python_paths,
 )
+from fedward.node.jobs.sealed_results import sealing_unavailable
 from fedward.node.jobs.threads import ThreadBudget
 
 log = logging.getLogger("fedward.jobs")
@@ -84,6 +85,7 @@ class JobRunner:
             if self._cgroups is None:
                 isolation = isolation.without_cgroups(reason)
         self.isolation = isolation
+        self._sealing_unavailable = sealing_unavailable()
         # Read before any worker starts (the v2 daemon's own group is set by now: a quota
         # of the group it came from still counts, as an ancestor's).
         self.threads = ThreadBudget.for_limits(limits)
@@ -100,6 +102,11 @@ class JobRunner:
         lines = self.isolation.report_lines()
         layers = len(self.isolation.layers())
         return [*lines[:layers], f"{'threads':<13}{self.threads.describe()}", *lines[layers:]]
+
+    def refusal(self) -> str | None:
+        """Why this node runs no plan, with the fix: isolation it cannot enforce, or a
+        kernel without sealed memory files; None when it may."""
+        return self.isolation.refusal() or self._sealing_unavailable
 
     def folder(self, experiment_id: str) -> JobFolder:
         """The experiment's job folder (``job_folder``), created on first use."""
@@ -133,7 +140,7 @@ class JobRunner:
     ) -> JobResult:
         """Run one job to completion; a ``JobError`` when it fails, is killed or times out.
         The result's files are the caller's to check and close."""
-        refusal = self.isolation.refusal()
+        refusal = self.refusal()
         if refusal is not None:
             raise JobError(refusal)
         deadline = time.monotonic() + deadline_s

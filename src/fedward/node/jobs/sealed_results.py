@@ -44,6 +44,28 @@ REQUIRED_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
 _CHUNK = 1 << 20  # a chunk stays in the CPU's cache between the hash and the check
 
 
+def sealing_unavailable() -> str | None:
+    """Why this kernel cannot hand results over as sealed memory files (with the fix), or
+    None. ``memfd_create`` and file seals came in Linux 3.17; without them every job's
+    result would fail, which would read as the plan's fault."""
+    try:
+        fd = os.memfd_create("fedward-probe", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (OSError, AttributeError) as exc:
+        reason = f"memfd_create: {exc}"
+    else:
+        try:
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, REQUIRED_SEALS)
+            return None
+        except OSError as exc:
+            reason = f"file seals: {exc}"
+        finally:
+            os.close(fd)
+    return (
+        f"this node runs no training plans: its kernel cannot seal the memory files that "
+        f"carry job results ({reason}; fedward needs Linux 3.17 or later)"
+    )
+
+
 def sealed_params(params: Mapping[str, np.ndarray], name: str) -> int:
     """The worker's side: ``params`` as safetensors in a new memory file, sealed; its
     descriptor (the caller passes it on and closes it)."""
