@@ -38,6 +38,7 @@ from fedward.errors import (
 from fedward.node.jobs import wire
 from fedward.node.jobs.cgroups import JobCgroup
 from fedward.node.jobs.job_folder import JobFolder
+from fedward.node.jobs.sealed_results import close_descriptors
 
 log = logging.getLogger("fedward.jobs")
 
@@ -73,9 +74,7 @@ class WorkerProcess:
     received: list[int] = field(default_factory=list)  # descriptors not yet taken
 
     def close_received(self) -> None:
-        for fd in self.received:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_descriptors(self.received)
         self.received.clear()
 
     def kill(self) -> None:
@@ -107,9 +106,7 @@ class JobResult:
     files: list[int]
 
     def close(self) -> None:
-        for fd in self.files:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_descriptors(self.files)
 
 
 class JobExchange:

@@ -10,8 +10,10 @@ hashing them (the blob id) and checking their layout and values in the same pass
 uploads that same file: no copy out of the worker's reach, no file on disk.
 
 Before (a result file in ``work/``, copied to ``outputs/`` because a warm worker could
-rewrite it after reporting): 100 MB collected in ~240 ms on this 2-core VM (read, hash,
-write, check); now the read, hash and check alone.
+rewrite it after reporting), per 100 MB on this 2-core VM: the worker's write 24 ms, the
+node's copy, hash and check 95 ms. Now: the worker's write into shared memory 44 ms
+(its pages cost more to allocate here than ext4's page cache), the node's read, hash
+and check 84 ms (the hash is ~70). No faster here; no result touches the disk.
 
 The descriptor is hostile input like the report: it may be a pipe, a socket, the
 dataset's file, an unsealed or half-sealed memory file, or a sparse giant. Anything but
@@ -28,7 +30,7 @@ import fcntl
 import hashlib
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,7 @@ import numpy as np
 from fedward.core.aggregation import Layout
 from fedward.errors import JobError, ProtocolError
 from fedward.node.jobs.results import ALLOWED_EXTRAS, ResultCheck
-from fedward.protocol.params_writer import ParamsFile, write_params_to
+from fedward.protocol.params_writer import write_params_to
 from fedward.protocol.safetensors_header import read_header
 
 REQUIRED_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
@@ -79,6 +81,13 @@ def sealed_params(params: Mapping[str, np.ndarray], name: str) -> int:
     return fd
 
 
+def close_descriptors(fds: Iterable[int]) -> None:
+    """Close each of ``fds``, whatever it is (descriptors a worker passed, or made)."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 @dataclass
 class SealedResult:
     """A checked result: the daemon's descriptor of the sealed file, and its sha256."""
@@ -91,9 +100,6 @@ class SealedResult:
     def path(self) -> Path:
         """A path that opens this file, for code that reads by path, while it is open."""
         return Path(f"/proc/self/fd/{self.fd}")
-
-    def params_file(self) -> ParamsFile:
-        return ParamsFile(self.path, self.sha256, self.size, os.fstat(self.fd).st_mtime_ns)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -198,8 +204,6 @@ def take_result(files: list[int], extras: list[str], max_bytes: int, layout: Lay
     except BaseException:
         for result in taken:
             result.close()
-        for fd in pending:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_descriptors(pending)
         raise
     return TakenResult(taken[0], dict(zip(extras, taken[1:], strict=True)))

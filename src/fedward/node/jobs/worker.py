@@ -12,7 +12,6 @@ into the protocol stream.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import resource
@@ -29,7 +28,7 @@ from fedward.learning.plan_source import load_plan_file
 from fedward.node.jobs import wire
 from fedward.node.jobs.path_masks import mask_paths, node_places
 from fedward.node.jobs.sandbox import SelfSandbox, apply_sandbox
-from fedward.node.jobs.sealed_results import sealed_params
+from fedward.node.jobs.sealed_results import close_descriptors, sealed_params
 from fedward.protocol.params_wire import map_params
 
 log = logging.getLogger("fedward.worker")
@@ -125,9 +124,7 @@ class Worker:
             )
             self._out.send(report, files)
         finally:
-            for fd in files:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            close_descriptors(files)
 
 
 def _threads() -> int:
