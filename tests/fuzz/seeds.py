@@ -61,6 +61,32 @@ def _messages() -> list[bytes]:
     ]
 
 
+def _worker_reports() -> list[bytes]:
+    from fedward.node.jobs import wire
+
+    job = "job-1f2e3d4c"
+    reports = [
+        wire.ScalarOut(job_id=job, name="loss", value=0.25, step=3),
+        wire.LogOut(job_id=job, level="info", message="epoch 1\tdone"),
+        wire.ResultOut(
+            job_id=job,
+            sample_count=120,
+            metrics={"accuracy": 0.9},
+            timings={"load_s": 0.01, "train_s": 1.5, "save_s": 0.02},
+            extras=["control"],
+            threads=2,
+        ),
+        wire.FailureOut(
+            job_id=job,
+            code="plan_error",
+            message="ValueError: bad shape",
+            exception="ValueError",
+            frames=[wire.PlanFrameOut(line=12, function="train")],
+        ),
+    ]
+    return [wire.encoder.encode(report) for report in reports]
+
+
 def _safetensors() -> list[bytes]:
     from fedward.protocol.params_wire import params_to_bytes
 
@@ -157,6 +183,7 @@ def _nifti() -> list[bytes]:
 
 SEEDS = {
     "codec": _messages,
+    "worker_report": _worker_reports,
     "safetensors_header": _safetensors,
     "params_wire": _safetensors,
     "env_file": _env,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from functools import cache
@@ -78,6 +79,36 @@ def codec(data: bytes) -> None:
         return
     if wire.decode_presence(wire.encode_presence(presence)) != presence:
         raise AssertionError("presence changed in a round trip")
+
+
+def worker_report(data: bytes) -> None:
+    """A line from a job worker (``node.jobs.wire``): a plan that speaks the worker's
+    protocol writes whatever it likes on the report socket, so the node reads it as it
+    reads any peer's bytes. A report it accepts has finite numbers, names its job as
+    a job id is written, and encodes back to itself; its log text is one printable line."""
+    import math
+
+    from fedward.node.jobs import wire
+
+    try:
+        report = wire.decode_report(data)
+    except wire.UnreadableReport:
+        return
+    if wire.decode_report(wire.encoder.encode(report)) != report:
+        raise AssertionError(f"{type(report).__name__} changed in a round trip")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", report.job_id):
+        raise AssertionError(f"job id {report.job_id!r} accepted")
+    numbers: list[float] = []
+    if isinstance(report, wire.ScalarOut):
+        numbers = [report.value]
+    elif isinstance(report, wire.ResultOut):
+        numbers = [*report.metrics.values(), *report.timings.values()]
+    if not all(math.isfinite(n) for n in numbers):
+        raise AssertionError("a number that is not finite was accepted")
+    if isinstance(report, wire.LogOut | wire.FailureOut):
+        shown = wire.printable(report.message)
+        if not shown.isprintable() or len(shown) != len(report.message):
+            raise AssertionError("a worker's message is not one printable line")
 
 
 def safetensors_header(data: bytes) -> None:
@@ -263,6 +294,7 @@ def nifti_file(data: bytes) -> None:
 
 TARGETS: dict[str, Target] = {
     "codec": codec,
+    "worker_report": worker_report,
     "safetensors_header": safetensors_header,
     "params_wire": params_wire,
     "env_file": env_file,
