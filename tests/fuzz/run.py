@@ -39,6 +39,8 @@ INSTRUMENTED = (
     "fedward.node.jobs.wire",
     "fedward.protocol.safetensors_header",
     "fedward.protocol.params_wire",
+    "fedward.protocol.update_wire",
+    "fedward.core.update_codec",
     "fedward.vpn.envfile",
     "fedward.config.loader",
     "fedward.config.model",

@@ -97,6 +97,24 @@ def _safetensors() -> list[bytes]:
     ]
 
 
+def _encoded_updates() -> list[bytes]:
+    from fedward.core import update_codec
+    from fedward.core.aggregation import layout_of
+    from fedward.protocol.update_wire import encoded_bytes
+    from tests.fuzz.targets import CODEC_BASE, CODECS, codec_reference
+
+    reference = codec_reference()
+    trained = {
+        name: values + np.asarray(0.25, dtype=values.dtype) if values.dtype.kind == "f" else values
+        for name, values in reference.items()
+    }
+    delta = update_codec.delta_of(trained, reference)
+    return [
+        encoded_bytes(codec, update_codec.encode(codec, delta), CODEC_BASE, layout_of(reference))
+        for codec in CODECS
+    ]
+
+
 def _env() -> list[bytes]:
     return [
         b"# fedward peer\nVPN_IP=10.220.0.5\nMQTT_BROKER=10.220.0.2\n",
@@ -186,6 +204,7 @@ SEEDS = {
     "worker_report": _worker_reports,
     "safetensors_header": _safetensors,
     "params_wire": _safetensors,
+    "encoded_update": _encoded_updates,
     "env_file": _env,
     "toml_config": _toml,
     "upload_request": _requests,

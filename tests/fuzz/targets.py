@@ -158,6 +158,50 @@ def params_wire(data: bytes) -> None:
 _ENV_KEYS = ("VPN_IP", "VPN_SERVER_ENDPOINT", "MQTT_BROKER", "UPLOADS_URL")
 
 
+#: The model an encoded update is a delta against (``encoded_update``), and its id.
+CODEC_BASE = "c" * 64
+CODECS = ("float16", "bfloat16", "int8")
+
+
+@cache
+def codec_reference() -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        "dense.weight": np.linspace(-1.0, 1.0, 12, dtype=np.float32).reshape(4, 3),
+        "dense.bias": np.zeros(3, dtype=np.float32),
+        "steps": np.array([7], dtype=np.int64),
+    }
+
+
+def encoded_update(data: bytes) -> None:
+    """A node's update under an update codec, as the researcher decodes it before any
+    aggregator sees it (``protocol.update_wire.read_encoded``, ``core.update_codec``):
+    refused with ``ValidationError`` (or its ``ProtocolError``), or decoded into exactly
+    the reference model's layout with every value finite."""
+    import numpy as np
+
+    from fedward.core import update_codec
+    from fedward.core.aggregation import layout_of
+    from fedward.protocol.update_wire import check_decoded, read_encoded
+
+    reference = codec_reference()
+    layout = layout_of(reference)
+    path = Scratch.file("update.safetensors", data)
+    for codec in CODECS:
+        try:
+            delta = read_encoded(path, codec, CODEC_BASE, layout)
+            update = update_codec.apply_delta(reference, delta)
+            check_decoded(update)
+        except ValidationError:
+            continue
+        if layout_of(update) != layout:
+            raise AssertionError(f"{codec}: decoded into another layout")
+        for name, values in update.items():
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                raise AssertionError(f"{codec}: {name} decoded with values not finite")
+
+
 def env_file(data: bytes) -> None:
     """``config.env`` / ``fedward.env`` (``vpn.envfile``)."""
     from fedward.vpn.envfile import parse_env, render_env
@@ -297,6 +341,7 @@ TARGETS: dict[str, Target] = {
     "worker_report": worker_report,
     "safetensors_header": safetensors_header,
     "params_wire": params_wire,
+    "encoded_update": encoded_update,
     "env_file": env_file,
     "toml_config": toml_config,
     "upload_request": upload_request,
