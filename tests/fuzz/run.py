@@ -36,6 +36,7 @@ DEFAULT_MAX_LEN = 4096
 # instrumenting them slows every input and rewards paths that are not ours.
 INSTRUMENTED = (
     "fedward.protocol.codec",
+    "fedward.broker.packets",
     "fedward.node.jobs.wire",
     "fedward.protocol.safetensors_header",
     "fedward.protocol.params_wire",

@@ -87,6 +87,38 @@ def _worker_reports() -> list[bytes]:
     return [wire.encoder.encode(report) for report in reports]
 
 
+def _mqtt_streams() -> list[bytes]:
+    from fedward.broker.packets import PacketType, encode_packet, encode_publish
+
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("!H", len(raw)) + raw
+
+    connect = encode_packet(
+        PacketType.CONNECT,
+        0,
+        text("MQTT")
+        + bytes([4, 0x02 | 0x04 | 0x08 | 0x80 | 0x40])
+        + struct.pack("!H", 30)
+        + text("node1")
+        + text("fedward/v1/presence/node1")
+        + text("gone")
+        + text("node1")
+        + text("secret"),
+    )
+    subscribe = encode_packet(
+        PacketType.SUBSCRIBE, 0x02, struct.pack("!H", 1) + text("fedward/v1/node/+") + b"\x01"
+    )
+    unsubscribe = encode_packet(
+        PacketType.UNSUBSCRIBE, 0x02, struct.pack("!H", 2) + text("fedward/v1/#")
+    )
+    publish = encode_publish("fedward/v1/researcher/r/node1", b'{"type":"pong"}', 1, False, 3)
+    puback = encode_packet(PacketType.PUBACK, 0, struct.pack("!H", 3))
+    ping = encode_packet(PacketType.PINGREQ, 0, b"")
+    bye = encode_packet(PacketType.DISCONNECT, 0, b"")
+    return [connect, connect + subscribe + publish + puback + ping + unsubscribe + bye]
+
+
 def _safetensors() -> list[bytes]:
     from fedward.protocol.params_wire import params_to_bytes
 
@@ -202,6 +234,7 @@ def _nifti() -> list[bytes]:
 SEEDS = {
     "codec": _messages,
     "worker_report": _worker_reports,
+    "mqtt_packets": _mqtt_streams,
     "safetensors_header": _safetensors,
     "params_wire": _safetensors,
     "encoded_update": _encoded_updates,

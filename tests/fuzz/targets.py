@@ -111,6 +111,57 @@ def worker_report(data: bytes) -> None:
             raise AssertionError("a worker's message is not one printable line")
 
 
+@cache
+def _event_loop() -> Any:
+    import asyncio
+
+    return asyncio.new_event_loop()
+
+
+def mqtt_packets(data: bytes) -> None:
+    """A byte stream from an MQTT client to the embedded broker (``broker.packets``): the
+    demo's broker reads it before the client has authenticated. Every packet is read
+    off the stream, then parsed by its type, as a session does; a PUBLISH that parses
+    encodes back to the same packet."""
+    import asyncio
+
+    from fedward.broker import packets as mqtt
+    from fedward.errors import MalformedPacket
+
+    async def session() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        while True:
+            try:
+                kind, flags, body = await mqtt.read_packet(reader, 4096)
+            except (asyncio.IncompleteReadError, MalformedPacket):
+                return
+            with contextlib.suppress(MalformedPacket):
+                _parse_packet(mqtt, kind, flags, body)
+
+    _event_loop().run_until_complete(session())
+
+
+def _parse_packet(mqtt: Any, kind: Any, flags: int, body: bytes) -> None:
+    if kind == mqtt.PacketType.CONNECT:
+        mqtt.parse_connect(body)
+    elif kind == mqtt.PacketType.PUBLISH:
+        publish = mqtt.parse_publish(flags, body)
+        again = mqtt.encode_publish(
+            publish.topic, publish.payload, publish.qos, publish.retain, publish.packet_id or 0
+        )
+        flags_again = (publish.qos << 1) | int(publish.retain)  # DUP is not kept
+        if again != mqtt.encode_packet(mqtt.PacketType.PUBLISH, flags_again, body):
+            raise AssertionError("PUBLISH changed in a round trip")
+    elif kind == mqtt.PacketType.SUBSCRIBE:
+        mqtt.parse_subscribe(body)
+    elif kind == mqtt.PacketType.UNSUBSCRIBE:
+        mqtt.parse_unsubscribe(body)
+    elif kind in (mqtt.PacketType.PUBACK, mqtt.PacketType.PUBREC, mqtt.PacketType.PUBREL):
+        mqtt.parse_packet_id(body)
+
+
 def safetensors_header(data: bytes) -> None:
     """The safetensors header checks (``protocol.safetensors_header``)."""
     from fedward.protocol.safetensors_header import read_header
@@ -339,6 +390,7 @@ def nifti_file(data: bytes) -> None:
 TARGETS: dict[str, Target] = {
     "codec": codec,
     "worker_report": worker_report,
+    "mqtt_packets": mqtt_packets,
     "safetensors_header": safetensors_header,
     "params_wire": params_wire,
     "encoded_update": encoded_update,
