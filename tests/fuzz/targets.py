@@ -158,7 +158,12 @@ def _parse_packet(mqtt: Any, kind: Any, flags: int, body: bytes) -> None:
         mqtt.parse_subscribe(body)
     elif kind == mqtt.PacketType.UNSUBSCRIBE:
         mqtt.parse_unsubscribe(body)
-    elif kind in (mqtt.PacketType.PUBACK, mqtt.PacketType.PUBREC, mqtt.PacketType.PUBREL):
+    elif kind in (
+        mqtt.PacketType.PUBACK,
+        mqtt.PacketType.PUBREC,
+        mqtt.PacketType.PUBREL,
+        mqtt.PacketType.PUBCOMP,
+    ):
         mqtt.parse_packet_id(body)
 
 
