@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.fedward_rounds import bench_federation, measure_cell, node_names
-
-REPO = Path(__file__).resolve().parent.parent
+from benchmarks.profile_round import publish, scratch_folder, stop_all
 
 #: ``perf report --sort comm,dso`` shared objects, by what they do on a round's path.
 KINDS = (
@@ -187,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.params < 1 or args.nodes < 1 or args.rounds < 1:
         parser.error("--params, --nodes and --rounds must be at least 1")
     perf = None if args.no_perf else _perf()
-    (REPO / ".bench-work").mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="cpu-split-", dir=REPO / ".bench-work"))
+    workdir = scratch_folder("cpu-split-")
     samples = workdir / "perf.data"
     recorder: list[subprocess.Popen[bytes]] = []
     snapshots: dict[str, dict[int, tuple[str, float]]] = {}
@@ -248,15 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {kind} | {100 * share:.0f} % | {share * total:.1f} |")
             if args.syscalls:
                 lines += _syscall_table(perf, samples, split)
-        text = "\n".join(lines) + "\n"
-        target = REPO / "benchmarks" / "results" / f"cpu-split-{args.params}-{args.nodes}.md"
-        target.write_text(text)
-        print(text)
-        print(f"written to {target}", file=sys.stderr)
+        publish("\n".join(lines) + "\n", f"cpu-split-{args.params}-{args.nodes}.md")
     finally:
-        for process in recorder:
-            if process.poll() is None:
-                process.kill()
+        stop_all(recorder)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -33,6 +33,27 @@ REPO = Path(__file__).resolve().parent.parent
 TOP = 14
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A new folder under ``.bench-work/`` for one profiling run (the caller removes it)."""
+    (REPO / ".bench-work").mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=REPO / ".bench-work"))
+
+
+def publish(text: str, name: str) -> None:
+    """Print a report and write it to ``benchmarks/results/<name>``."""
+    target = REPO / "benchmarks" / "results" / name
+    target.write_text(text)
+    print(text)
+    print(f"written to {target}", file=sys.stderr)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Kill the samplers still running (a run that failed before stopping them)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+
+
 def _py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(found).exists():
@@ -97,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     py_spy = _py_spy()
-    (REPO / ".bench-work").mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="profile-", dir=REPO / ".bench-work"))
+    workdir = scratch_folder("profile-")
     outputs: dict[str, Path] = {}
     spies: list[subprocess.Popen[bytes]] = []
     profiler = cProfile.Profile()
@@ -166,14 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
         report = "\n".join(parts) + "\n"
         suffix = "-idle" if args.idle else ""
-        target = REPO / "benchmarks" / "results" / f"profile-{args.params}-{args.nodes}{suffix}.md"
-        target.write_text(report)
-        print(report)
-        print(f"written to {target}", file=sys.stderr)
+        publish(report, f"profile-{args.params}-{args.nodes}{suffix}.md")
     finally:
-        for spy in spies:
-            if spy.poll() is None:
-                spy.kill()
+        stop_all(spies)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
