@@ -42,6 +42,7 @@ INSTRUMENTED = (
     "fedward.protocol.params_wire",
     "fedward.protocol.update_wire",
     "fedward.core.update_codec",
+    "fedward.researcher.update_codecs",
     "fedward.vpn.envfile",
     "fedward.config.loader",
     "fedward.config.model",

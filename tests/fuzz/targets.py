@@ -232,23 +232,22 @@ def codec_reference() -> dict[str, Any]:
 
 def encoded_update(data: bytes) -> None:
     """A node's update under an update codec, as the researcher decodes it before any
-    aggregator sees it (``protocol.update_wire.read_encoded``, ``core.update_codec``):
-    refused with ``ValidationError`` (or its ``ProtocolError``), or decoded into exactly
-    the reference model's layout with every value finite."""
+    aggregator sees it (``researcher.update_codecs.CodecRounds.decode``): refused with
+    ``ValidationError`` (or its ``ProtocolError``), or decoded into exactly the
+    reference model's layout with every value finite."""
     import numpy as np
 
-    from fedward.core import update_codec
     from fedward.core.aggregation import layout_of
-    from fedward.protocol.update_wire import check_decoded, read_encoded
+    from fedward.researcher.update_codecs import CodecRounds
 
     reference = codec_reference()
     layout = layout_of(reference)
     path = Scratch.file("update.safetensors", data)
     for codec in CODECS:
+        rounds = CodecRounds(codec)  # as after a round that sent ``reference``
+        rounds.reference, rounds.reference_id = reference, CODEC_BASE
         try:
-            delta = read_encoded(path, codec, CODEC_BASE, layout)
-            update = update_codec.apply_delta(reference, delta)
-            check_decoded(update)
+            update = rounds.decode("node1", path)
         except ValidationError:
             continue
         if layout_of(update) != layout:
