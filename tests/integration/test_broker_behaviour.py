@@ -8,6 +8,8 @@ import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from fedward.broker.packets import PacketType, encode_packet
 from fedward.broker.peers import BrokerPeer
 from fedward.broker.render import render_broker_config
@@ -88,8 +90,16 @@ def test_garbage_bytes_drop_that_client_and_the_broker_keeps_serving(
         assert_still_serving(mqtt_testbed, f"alive{index}".encode())
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        b"\x82\x04\x00\x01\x00\x00",  # SUBSCRIBE with an empty filter and no QoS
+        b"\xa2\x09\x00\x02\x00\x05a/#/b",  # UNSUBSCRIBE with '#' before the last level
+    ],
+    ids=["subscribe-empty-filter", "unsubscribe-invalid-filter"],
+)
 def test_malformed_packet_after_connect_drops_the_client_and_publishes_its_will(
-    mqtt_testbed: MqttTestbed,
+    mqtt_testbed: MqttTestbed, malformed: bytes
 ) -> None:
     presence = topics.presence_topic("node2")
     inbox = Inbox()
@@ -97,7 +107,7 @@ def test_malformed_packet_after_connect_drops_the_client_and_publishes_its_will(
     with open_raw(mqtt_testbed) as sock:
         sock.sendall(raw_connect("node2-raw", "node2", "pw-node2", will=(presence, b"gone")))
         assert sock.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
-        sock.sendall(b"\x82\x04\x00\x01\x00\x00")  # SUBSCRIBE with an empty filter and no QoS
+        sock.sendall(malformed)
         assert closed_by_peer(sock)
     assert inbox.wait_for_payload(b"gone")
     assert_still_serving(mqtt_testbed, b"after-malformed")

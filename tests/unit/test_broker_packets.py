@@ -118,6 +118,20 @@ def test_malformed_subscribe_raises(body: bytes) -> None:
         parse_subscribe(body)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00\x08",
+        b"\x00\x08" + text("a/#/b"),
+        b"\x00\x08" + text("a") + text("b+"),
+        b"\x00\x08" + text(""),
+    ],
+)
+def test_malformed_unsubscribe_raises(body: bytes) -> None:
+    with pytest.raises(MalformedPacket):
+        parse_unsubscribe(body)
+
+
 @pytest.mark.parametrize("topic_filter", ["a/#/b", "a#", "a/b+", "", "+a"])
 def test_invalid_topic_filters_raise(topic_filter: str) -> None:
     with pytest.raises(MalformedPacket):

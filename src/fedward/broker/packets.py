@@ -197,7 +197,9 @@ def parse_unsubscribe(body: bytes) -> tuple[int, list[str]]:
     packet_id = data.uint16()
     filters = []
     while not data.exhausted:
-        filters.append(data.text())
+        topic_filter = data.text()
+        check_topic_filter(topic_filter)  # as SUBSCRIBE: Mosquitto too closes the connection
+        filters.append(topic_filter)
     if not filters:
         raise MalformedPacket("UNSUBSCRIBE without a topic filter")
     return packet_id, filters
