@@ -479,6 +479,30 @@ def test_hostile_scaffold_control_delta_is_refused(case: str) -> None:
         assert np.all(np.isfinite(value))
 
 
+def poisoned_buffer_claiming(count: int) -> Attack:
+    """A plausible update whose buffer is far off, sent with ``count`` claimed samples."""
+
+    def attack(params: Params, controls: Params | None) -> Crafted:
+        update = trained(params, 1.0)
+        update["buffer:count"] = np.full_like(update["buffer:count"], 10**15)
+        return Crafted(params_to_bytes(update), sample_count=count)
+
+    return attack
+
+
+@pytest.mark.parametrize("aggregator", ["median", "trimmed_mean", "krum"])
+def test_a_huge_sample_count_gives_no_node_more_say_under_a_robust_rule(aggregator: str) -> None:
+    # 2**53 is the largest count a reply may claim; FedAvg weighs by it (that is its
+    # definition), but a robust rule promises to treat the nodes alike, buffers included.
+    modest = run_experiment(aggregator, poisoned_buffer_claiming(10)).aggregated_params()
+    huge = run_experiment(aggregator, poisoned_buffer_claiming(2**53)).aggregated_params()
+    for name in modest:
+        np.testing.assert_array_equal(huge[name], modest[name], err_msg=name)
+    if aggregator == "median":  # (trimmed mean: 0.2 of 4 nodes trims nothing; Krum may
+        # pick node2 itself, whose trained weights lie amid the honest ones)
+        assert huge["buffer:count"][0] < 10, huge["buffer:count"]
+
+
 # --- through the real processes -------------------------------------------------------------
 
 

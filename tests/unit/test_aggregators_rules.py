@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fedward.core.params import Params
 from fedward.errors import ValidationError
 from fedward.learning.plan import (
     SCAFFOLD_DELTA_CONTROL,
@@ -15,6 +17,7 @@ from fedward.learning.plan import (
 )
 from fedward.researcher.aggregators import (
     AGGREGATORS,
+    Aggregator,
     CoordinateMedian,
     FedAdagrad,
     FedAdam,
@@ -289,6 +292,49 @@ def test_large_updates_spill_to_disk_and_give_the_same_median(tmp_path: Path) ->
     np.testing.assert_array_equal(result["w"], np.median(np.stack(list(rows.values())), axis=0))
     aggregator.close()
     assert not any(tmp_path.iterdir())
+
+
+def robust_buffers(aggregator: Aggregator, weights: dict[str, float]) -> Params:
+    """Buffers (float and integer) after one round where node ``c`` poisons them."""
+    aggregator.begin_round({"w": vec(0), "buffer:m": vec(0), "steps": np.array([0])}, 0)
+    rows = {"a": (1.0, 2), "b": (2.0, 4), "c": (1e6, 10**9), "d": (3.0, 5)}
+    for node_id, (mean, steps) in rows.items():
+        update = {"w": vec(mean), "buffer:m": vec(mean), "steps": np.array([steps])}
+        aggregator.add(node_id, update, weights[node_id])
+    result = aggregator.finish()
+    aggregator.close()
+    return {name: result[name] for name in ("buffer:m", "steps")}
+
+
+@pytest.mark.parametrize(
+    ("aggregator", "buffer", "steps"),
+    [
+        (CoordinateMedian, 2.5, 4),  # medians of (1, 2, 3, 1e6) and (2, 4, 5, 1e9), 4.5 -> 4
+        (lambda: TrimmedMean(trim_ratio=0.25), 2.5, 4),  # one cut each side: same middles
+        # Krum picks a (a, b, d tie at squared distance 1; node order), buffers and all.
+        (lambda: Krum(byzantine=1), 1.0, 2),
+    ],
+)
+def test_robust_rules_combine_buffers_by_their_rule_whatever_weight_a_node_claims(
+    aggregator: Callable[[], Aggregator], buffer: float, steps: int
+) -> None:
+    honest = robust_buffers(aggregator(), dict.fromkeys("abcd", 10.0))
+    claimed = robust_buffers(aggregator(), {**dict.fromkeys("abd", 10.0), "c": 2.0**53})
+    for result in (honest, claimed):
+        np.testing.assert_array_equal(result["buffer:m"], [buffer])
+        np.testing.assert_array_equal(result["steps"], [steps])
+        assert result["steps"].dtype == np.int64
+
+
+def test_a_robust_rule_that_refuses_an_update_keeps_no_part_of_it() -> None:
+    aggregator = CoordinateMedian()
+    aggregator.begin_round({"w": vec(0), "buffer:m": vec(0)}, 0)
+    with pytest.raises(ValidationError, match="NaN"):
+        aggregator.add("a", {"w": vec(np.nan), "buffer:m": vec(1e9)}, 1.0)
+    aggregator.add("b", {"w": vec(1), "buffer:m": vec(3)}, 1.0)
+    result = aggregator.finish()
+    np.testing.assert_array_equal(result["buffer:m"], [3])  # not the median of 1e9 and 3
+    aggregator.close()
 
 
 def test_robust_rules_do_not_stream_and_the_others_do() -> None:

@@ -19,7 +19,8 @@ through checkpoints; ``config`` gives the constructor arguments as JSON.
 
 Parameters named ``buffer:<name>`` (data statistics, see ``fedward.learning.plan``) and
 non-floating parameters are never stepped by a server rule: they take the plain
-sample-weighted mean (``is_stepped``).
+sample-weighted mean (``is_stepped``), except under the robust rules, which weigh no
+node by its claimed sample count and combine them with their own rule.
 """
 
 from __future__ import annotations

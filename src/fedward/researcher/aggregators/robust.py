@@ -5,8 +5,11 @@ not linear in the updates, so they cannot stream: each needs every update of the
 at once. They hold them in an ``UpdateSpool`` (memory while small, a memory-mapped file
 beyond ``memory_limit_mb``) and work a slice of coordinates at a time.
 
-All three treat the nodes alike (no sample weighting: a weight is only a node's claim).
-Buffers and integer parameters take the sample-weighted mean, as everywhere.
+All three treat the nodes alike: a sample count is only a node's claim, and one node
+claiming 2**53 samples must not outweigh the others. That holds for buffers and integer
+parameters too (which other rules average by sample count): they go through the same
+rule, in a spool of their own so that Krum's distances stay those of the trained weights
+(Krum averages the buffers of the updates it selected); integers are rounded back.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fedward.core.aggregation import Layout, WeightedMean, check_layout, layout_of
+from fedward.core.aggregation import Layout, check_layout, layout_of
 from fedward.core.params import Params
 from fedward.errors import ValidationError
 from fedward.researcher.aggregators.base import (
@@ -40,7 +43,7 @@ class SpooledAggregator(Aggregator):
         self._layout: Layout = {}
         self._stepped: Layout = {}
         self._spool: UpdateSpool | None = None
-        self._others = WeightedMean()
+        self._others: UpdateSpool | None = None
         self._order: list[str] = []
 
     def begin_round(
@@ -49,12 +52,10 @@ class SpooledAggregator(Aggregator):
         self.close()
         self._layout = layout_of(global_params)
         self._stepped = stepped_layout(self._layout)
-        self._spool = UpdateSpool(
-            self._stepped,
-            memory_limit_bytes=int(self.memory_limit_mb * (1 << 20)),
-            directory=self.spool_dir,
-        )
-        self._others = WeightedMean()
+        limit = int(self.memory_limit_mb * (1 << 20))
+        self._spool = UpdateSpool(self._stepped, memory_limit_bytes=limit, directory=self.spool_dir)
+        others = {n: spec for n, spec in self._layout.items() if n not in self._stepped}
+        self._others = UpdateSpool(others, memory_limit_bytes=limit, directory=self.spool_dir)
         self._order = list(global_params)
 
     def add(
@@ -65,23 +66,26 @@ class SpooledAggregator(Aggregator):
         layout: Layout | None = None,
         extras: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> None:
-        if self._spool is None:
+        if self._spool is None or self._others is None:
             raise ValidationError("begin_round must come before add")
         if not np.isfinite(weight) or weight <= 0:
             raise ValidationError(f"aggregation weight must be positive, got {weight}")
         check_layout(self._layout, layout_or_infer(update, layout))
-        self._spool.add(node_id, update)
-        others = {n: dt for n, dt in self._layout.items() if n not in self._stepped}
-        self._others.add({n: update[n] for n in others}, weight, others)
+        self._others.add(node_id, update)
+        try:
+            self._spool.add(node_id, update)
+        except ValidationError:
+            self._others.drop_last()  # a refused update leaves the round as it was
+            raise
 
     def finish(self) -> Params:
-        if self._spool is None or not len(self._spool):
+        if self._spool is None or self._others is None or not len(self._spool):
             raise ValidationError("no update to aggregate")
         try:
             stepped = self._spool.unflatten(self.combine(self._spool))
+            others = self._others.unflatten(self.combine_others(self._others))
         finally:
-            self.close()  # the spool lives for one round
-        others = self._others.result() if self._others.count else {}
+            self.close()  # the spools live for one round
         merged = {**stepped, **others}
         return {name: merged[name] for name in self._order}
 
@@ -89,10 +93,15 @@ class SpooledAggregator(Aggregator):
     def combine(self, spool: UpdateSpool) -> np.ndarray:
         """The flat float64 result over the spooled rows."""
 
+    def combine_others(self, spool: UpdateSpool) -> np.ndarray:
+        """The same for buffers and integer parameters; by default the same rule."""
+        return self.combine(spool)
+
     def close(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
+        for spool in (self._spool, self._others):
+            if spool is not None:
+                spool.close()
+        self._spool = self._others = None
 
     def config(self) -> dict[str, Any]:
         return {"memory_limit_mb": self.memory_limit_mb}
@@ -181,10 +190,19 @@ class Krum(SpooledAggregator):
     def combine(self, spool: UpdateSpool) -> np.ndarray:
         best = np.argsort(self.scores(spool), kind="stable")[: self.multi]
         self.selected = [spool.node_ids[i] for i in sorted(best)]
+        return self._mean_of_selected(spool)
+
+    def combine_others(self, spool: UpdateSpool) -> np.ndarray:
+        # The buffers of the updates Krum chose: scoring them too would let data
+        # statistics on another scale (squared feature means) decide the selection.
+        return self._mean_of_selected(spool)
+
+    def _mean_of_selected(self, spool: UpdateSpool) -> np.ndarray:
         out = np.zeros(spool.size)
-        for index in sorted(best):
-            out += spool.row(int(index))
-        return out / len(best)
+        for index, node_id in enumerate(spool.node_ids):
+            if node_id in self.selected:
+                out += spool.row(index)
+        return out / len(self.selected)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "byzantine": self.byzantine, "multi": self.multi}

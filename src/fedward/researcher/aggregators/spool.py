@@ -76,6 +76,11 @@ class UpdateSpool:
         self._rows.append(row)
         self.node_ids.append(node_id)
 
+    def drop_last(self) -> None:
+        """Forget the last row added (an update refused after it was copied in)."""
+        self._rows.pop()
+        self.node_ids.pop()
+
     def chunks(self, chunk: int = CHUNK) -> Iterator[tuple[int, int, np.ndarray]]:
         """(start, stop, rows x (stop - start) matrix) over every coordinate."""
         for start in range(0, self.size, chunk):
@@ -86,11 +91,15 @@ class UpdateSpool:
         return self._rows[index]
 
     def unflatten(self, flat: np.ndarray) -> Params:
-        """Parameters from one flat vector, in their own shapes and dtypes."""
+        """Parameters from one flat vector, in their own shapes and dtypes (integers
+        rounded to the nearest, not truncated: a median of 1 and 2 counts 2, not 1)."""
         out: Params = {}
         for name, (start, stop) in self._offsets.items():
             shape, dtype = self.layout[name]
-            out[name] = np.asarray(flat[start:stop]).reshape(shape).astype(dtype)
+            values = np.asarray(flat[start:stop]).reshape(shape)
+            if not np.issubdtype(dtype, np.floating):
+                values = np.rint(values)
+            out[name] = values.astype(dtype)
         return out
 
     def close(self) -> None:
