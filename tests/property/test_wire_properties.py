@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 from fedward.core.ids import validate_id
 from fedward.core.messages import (
+    TEXT_CONTROLS,
     ErrorReply,
     Message,
     PingRequest,
@@ -37,14 +38,16 @@ from tests.fuzz.targets import codec, params_wire, safetensors_header
 
 ids = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
 sha256 = st.from_regex(r"\A[0-9a-f]{64}\Z")
-tags = st.from_regex(r"\A[^\x00-\x1f,]{1,64}\Z")
-short_text = st.text(max_size=200)
+tags = st.from_regex(rf"\A[^\t\n\r{TEXT_CONTROLS},]{{1,64}}\Z")
+short_text = st.from_regex(rf"\A[^\n\r{TEXT_CONTROLS}]{{0,200}}\Z")
+long_text = st.from_regex(rf"\A[^{TEXT_CONTROLS}]{{0,500}}\Z")
+metric_names = st.from_regex(r"\A[A-Za-z0-9_.:/@+-]{1,100}\Z")
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(PingRequest, request_id=ids),
     st.builds(SearchRequest, request_id=ids, tags=st.lists(tags, min_size=1, max_size=5)),
-    st.builds(ErrorReply, request_id=ids, code=short_text, message=st.text(max_size=500)),
+    st.builds(ErrorReply, request_id=ids, code=short_text, message=long_text),
     st.builds(
         TrainReply,
         request_id=ids,
@@ -52,7 +55,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         round_index=st.integers(0, 2**40),
         params_blob=sha256,
         sample_count=st.integers(0, 2**53),
-        metrics=st.dictionaries(short_text, finite, max_size=4),
+        metrics=st.dictionaries(metric_names, finite, max_size=4),
         extra_blobs=st.dictionaries(ids, sha256, max_size=2),
     ),
     st.builds(
@@ -60,7 +63,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         request_id=ids,
         experiment_id=ids,
         round_index=st.integers(0, 1000),
-        name=short_text,
+        name=metric_names,
         value=finite,
         step=st.integers(0, 10**6),
     ),

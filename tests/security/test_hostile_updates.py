@@ -15,7 +15,9 @@ holding node3's credentials.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import queue
 import re
 import struct
@@ -24,13 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
 from fedward.core.messages import (
     DatasetsReply,
     DatasetSummary,
+    ErrorReply,
     ListRequest,
+    Message,
     NodePresence,
     PingRequest,
     PongReply,
@@ -515,6 +520,8 @@ class ImpostorNode:
         assert fed.broker is not None
         self.node_id = node_id
         self.attack: Attack = claims_samples(1)
+        # When set, what the impostor sends instead of its crafted TrainReply.
+        self.answer_instead: Callable[[TrainReply], Message] | None = None
         self.errors: queue.Queue[BaseException] = queue.Queue()
         password = (fed.secrets_dir / f"{node_id}.broker-password").read_text().strip()
         token = (fed.secrets_dir / f"{node_id}.upload-token").read_text().strip()
@@ -538,9 +545,11 @@ class ImpostorNode:
         try:
             researcher_id = topics.sender_of_request(topic, self.node_id)
             request = decode_request(payload)
-            answer: TrainReply | DatasetsReply | PongReply
+            answer: Message
             if isinstance(request, TrainRequest):
                 answer = self._train(researcher_id, request)
+                if self.answer_instead is not None:
+                    answer = self.answer_instead(answer)
             elif isinstance(request, (SearchRequest, ListRequest)):
                 answer = DatasetsReply(request_id=request.request_id, datasets=[self.dataset])
             elif isinstance(request, PingRequest):
@@ -659,3 +668,54 @@ def test_real_federation_drops_the_hostile_node_and_trains_with_the_others(
     assert "node3" in ((experiment.last_checkpoint or tmp_path) / "state.json").read_text()
     # The federation keeps serving: every node, the impostor included, still answers.
     assert set(real.fed.researcher().ping(timeout_s=5)) == {"node1", "node2", "node3"}
+
+
+FORGED_RECORD = "2026-01-01 00:00:00,000 WARNING fedward.researcher: round 1: node node1 failed"
+TERMINAL_ANSWERS: dict[str, Callable[[TrainReply], Message]] = {
+    # A forged progress line, an OSC 52 clipboard write and hidden text, as metric names.
+    "escapes in metric names": lambda reply: msgspec.structs.replace(
+        reply,
+        metrics={"global_\x1b[2K\x1b[1Around 1/1 done\x1b]52;c;Y3VybA==\x07": 0.5},
+    ),
+    "escapes in an error": lambda reply: ErrorReply(
+        request_id=reply.request_id, code="oom", message="out of memory\x1b[8m"
+    ),
+    "a forged log record in an error": lambda reply: ErrorReply(
+        request_id=reply.request_id, code="oom", message=f"out of memory\n{FORGED_RECORD}"
+    ),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", sorted(TERMINAL_ANSWERS))
+def test_a_node_s_words_cannot_drive_the_researcher_s_terminal_or_log(
+    real: RealFederation, case: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    real.impostor.answer_instead = TERMINAL_ANSWERS[case]
+    progress = io.StringIO()
+    try:
+        experiment = Experiment(
+            tags=REAL_TAGS,
+            training_plan=SGDClassifierPlan,
+            model_args=real.model_args,
+            training_args=demo_training_args(),
+            rounds=1,
+            min_replies=2,
+            round_timeout_s=8,  # a refused reply is no reply: the round waits this long
+            federation=real.fed.researcher(),
+            state_dir=tmp_path,
+            progress=progress,
+        )
+        with caplog.at_level(logging.INFO):
+            (record,) = experiment.run()
+    finally:
+        real.impostor.answer_instead = None
+
+    assert real.impostor.errors.empty(), real.impostor.errors.get()
+    assert record.succeeded == ["node1", "node2"]
+    assert record.nodes["node3"].status != "succeeded"
+    state = ((experiment.last_checkpoint or tmp_path) / "state.json").read_text()
+    for shown in (caplog.text, progress.getvalue(), state, str(record.metrics)):
+        assert "\x1b" not in shown and "\\u001b" not in shown and "\x07" not in shown
+    for line in caplog.text.splitlines():  # the node's line breaks come indented
+        assert not line.startswith(FORGED_RECORD), line

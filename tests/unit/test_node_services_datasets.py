@@ -239,10 +239,36 @@ def test_tags_that_only_overlap_are_accepted(populated: NodeServices, data_root:
     assert record.tags == ["cancer", "lung"]
 
 
-@pytest.mark.parametrize("tags", ["", " , ", ["bad,tag"], ["x" * 65], ["tab\there"]])
+@pytest.mark.parametrize(
+    "tags", ["", " , ", ["bad,tag"], ["x" * 65], ["tab\there"], ["del\x7f"], ["csi\x9b31m"]]
+)
 def test_invalid_tags_are_refused(populated: NodeServices, data_root: Path, tags: Any) -> None:
     path = write_csv(data_root / "t.csv")
     assert_refused(populated, "tag", populated.datasets.add, "csv", path, "N", tags)
+
+
+# What a node tells researchers reaches their terminals: no escape sequences in it.
+@pytest.mark.parametrize(
+    ("name", "description", "field"),
+    [
+        ("Breast\x1b[2J", "", "name"),
+        ("two\nlines", "", "name"),
+        ("N", "clears the screen \x1b[2J", "description"),
+        ("N", "right-to-left \u202e override", "description"),
+    ],
+)
+def test_control_characters_in_a_name_or_description_are_refused(
+    populated: NodeServices, data_root: Path, name: str, description: str, field: str
+) -> None:
+    path = write_csv(data_root / "t.csv")
+    add = populated.datasets.add
+    assert_refused(populated, field, add, "csv", path, name, ["x"], description)
+
+
+def test_a_description_may_span_lines(populated: NodeServices, data_root: Path) -> None:
+    path = write_csv(data_root / "t.csv")
+    record = populated.datasets.add("csv", path, "N", ["x"], "first line\r\n\tsecond line")
+    assert record.description == "first line\r\n\tsecond line"
 
 
 def test_empty_name_is_refused(populated: NodeServices, data_root: Path) -> None:

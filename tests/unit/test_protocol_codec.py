@@ -328,3 +328,40 @@ def test_presence_round_trips_and_refuses_bad_input() -> None:
         decode_presence(b"{")
     with pytest.raises(MessageTooLarge):
         decode_presence(b" " * 5000)
+
+
+# What a node writes for people reaches the researcher's terminal, log and TensorBoard:
+# escape sequences (cursor moves, OSC 52 clipboard writes), C1 controls and bidirectional
+# overrides are refused on decoding; metric names keep to what a chart label shows as is.
+TERMINAL_TRICKS = ["\x1b[2K\x1b[1Around 1/1 done", "\x1b]52;c;Y3VybA==\x07", "\x9b31m", "\u202etxt"]
+
+
+def reply_with(index: int, **fields: Any) -> bytes:
+    return payload(**{**json.loads(encode(REPLIES[index])), **fields})
+
+
+@pytest.mark.parametrize("trick", TERMINAL_TRICKS)
+def test_control_characters_in_a_node_s_text_are_refused(trick: str) -> None:
+    error = REPLIES.index(next(r for r in REPLIES if isinstance(r, ErrorReply)))
+    train = REPLIES.index(next(r for r in REPLIES if isinstance(r, TrainReply)))
+    scalar = REPLIES.index(next(r for r in REPLIES if isinstance(r, ScalarEvent)))
+    for data, where in [
+        (reply_with(error, message=f"out of memory {trick}"), r"\$.message"),
+        (reply_with(error, code=trick), r"\$.code"),
+        (reply_with(train, metrics={f"global_{trick}": 0.5}), r"\$.metrics"),
+        (reply_with(train, timings={trick: 0.5}), r"\$.timings"),
+        (reply_with(scalar, name=f"loss{trick}"), r"\$.name"),
+    ]:
+        with pytest.raises(ProtocolError, match=where):
+            decode_reply(data)
+
+
+def test_line_breaks_are_text_only_where_text_may_span_lines() -> None:
+    error = REPLIES.index(next(r for r in REPLIES if isinstance(r, ErrorReply)))
+    reply = decode_reply(reply_with(error, message="first line\r\nsecond\tline"))
+    assert isinstance(reply, ErrorReply) and reply.message == "first line\r\nsecond\tline"
+    with pytest.raises(ProtocolError, match=r"\$.code"):
+        decode_reply(reply_with(error, code="oom\nWARNING forged"))
+    train = REPLIES.index(next(r for r in REPLIES if isinstance(r, TrainReply)))
+    with pytest.raises(ProtocolError, match=r"\$.metrics"):
+        decode_reply(reply_with(train, metrics={"global accuracy": 0.5}))

@@ -35,11 +35,17 @@ PROTOCOL_VERSION = 1
 Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
 OptionalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,64}\Z")]
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
-Tag = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f,]{1,64}\Z")]
+# Text written for people ends up in terminals, logs, TensorBoard and web pages: no C0
+# control but tab and line breaks, no DEL, no C1 (\x9b is a CSI on some terminals), no
+# bidirectional override, any of which could rewrite what a reader sees.
+TEXT_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+Tag = Annotated[str, msgspec.Meta(pattern=rf"^[^\t\n\r{TEXT_CONTROLS},]{{1,64}}\Z")]
 PythonName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")]
 PlanDigest = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{3,16}:[0-9a-f]{32,128}\Z")]
-ShortText = Annotated[str, msgspec.Meta(max_length=200)]
-LongText = Annotated[str, msgspec.Meta(max_length=20_000)]
+ShortText = Annotated[str, msgspec.Meta(max_length=200, pattern=rf"^[^\n\r{TEXT_CONTROLS}]*\Z")]
+LongText = Annotated[str, msgspec.Meta(max_length=20_000, pattern=rf"^[^{TEXT_CONTROLS}]*\Z")]
+# What a plan may call a metric or a scalar (the worker's report holds it to this too).
+MetricName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}\Z")]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 PlanStatus = Literal["approved", "pending", "rejected", "unknown"]
@@ -199,8 +205,8 @@ class TrainReply(Message, frozen=True, tag="train_reply"):
     round_index: NonNegativeInt
     params_blob: Sha256
     sample_count: NonNegativeInt
-    metrics: dict[ShortText, float] = {}
-    timings: dict[ShortText, float] = {}
+    metrics: dict[MetricName, float] = {}
+    timings: dict[MetricName, float] = {}
     extra_blobs: dict[Id, Sha256] = {}
     # The node's id for the job (what ``fedward node jobs`` shows).
     job_id: OptionalId = ""
@@ -217,8 +223,8 @@ class SecAggReadyReply(Message, frozen=True, tag="secagg_ready_reply"):
     channel_public: PublicKey
     mask_public: PublicKey
     self_mask_commitment: PublicKey
-    metrics: dict[ShortText, float] = {}
-    timings: dict[ShortText, float] = {}
+    metrics: dict[MetricName, float] = {}
+    timings: dict[MetricName, float] = {}
 
 
 class SecAggSharesReply(Message, frozen=True, tag="secagg_shares_reply"):
@@ -264,7 +270,7 @@ class LogEvent(Message, frozen=True, tag="log_event"):
 class ScalarEvent(Message, frozen=True, tag="scalar_event"):
     experiment_id: Id
     round_index: NonNegativeInt
-    name: ShortText
+    name: MetricName
     value: float
     step: NonNegativeInt
 

@@ -392,7 +392,10 @@ def _plan_lines(error: FedwardError, canonical: str) -> list[PlanLine]:
         PlanLine(
             line=frame.line,
             function=frame.function,
-            text=lines[frame.line - 1].strip()[:200] if frame.line <= len(lines) else "",
+            # printable: a plan's source may hold a form feed, which no reply may carry
+            text=wire.printable(lines[frame.line - 1].strip())[:200]
+            if frame.line <= len(lines)
+            else "",
         )
         for frame in error.plan_frames
     ]

@@ -391,7 +391,9 @@ def describe_error(reply: ErrorReply) -> str:
     """A node's error as the researcher reads it: the message, the node's job id (what
     ``fedward node jobs`` shows there), and the plan's own lines where it failed (numbered
     as in ``normalise_source`` of the plan's source)."""
-    text = reply.message
+    # Continuation lines are indented, so that a message cannot pass for a log record of
+    # its own (the protocol already refuses every control character but line breaks).
+    text = "\n      ".join(reply.message.splitlines()) if reply.message else ""
     if reply.job_id:
         text += f" [job {reply.job_id}]"
     for line in reply.plan_lines:

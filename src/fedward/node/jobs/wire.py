@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from fedward.core.messages import MetricName  # what a researcher accepts, checked here first
+
 MAX_LINE_BYTES = 64 * 1024
 MAX_METRICS = 64
 #: A plan's own exception text: enough to act on, too little to carry a table of data.
@@ -29,8 +31,6 @@ MAX_PLAN_FRAMES = 8
 MAX_EXTRAS = 8
 
 JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}\Z")]
-# Metric and scalar names: what a chart label or a table column can show as it is.
-MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:/@+-]{1,100}\Z")]
 ExtraName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}\Z")]
 ErrorCode = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,39}\Z")]
 Step = Annotated[int, Meta(ge=0, le=1 << 40)]

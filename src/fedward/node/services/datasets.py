@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fedward.core.ids import new_id, validate_id
+from fedward.core.messages import TEXT_CONTROLS
 from fedward.errors import DatasetError, NotFound
 from fedward.node.services.dataset_inspection import DatasetInspector, LearningInspector
 from fedward.node.services.dataset_paths import resolve_dataset_path
@@ -31,7 +32,7 @@ from fedward.node.services.free_text import checked_text
 from fedward.storage.node_records import AuditEntry, DatasetRecord, utc_now
 from fedward.storage.node_stores import DatasetStore
 
-TAG_PATTERN = re.compile(r"^[^\x00-\x1f,]{1,64}$")
+TAG_PATTERN = re.compile(rf"^[^\t\n\r{TEXT_CONTROLS},]{{1,64}}\Z")  # the protocol's Tag
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 20_000
 MAX_TAGS = 64
@@ -121,7 +122,9 @@ class DatasetService:
                 f"unknown dataset type {data_type!r}",
                 hint="one of " + ", ".join(self.data_types()),
             )
-        name = checked_text(name, "dataset name", MAX_NAME_CHARS, required=True, error=DatasetError)
+        name = checked_text(
+            name, "dataset name", MAX_NAME_CHARS, required=True, one_line=True, error=DatasetError
+        )
         description = checked_text(
             description, "dataset description", MAX_DESCRIPTION_CHARS, error=DatasetError
         )

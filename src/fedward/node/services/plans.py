@@ -87,7 +87,7 @@ class PlanService:
         approve: bool = False,
     ) -> PlanRecord:
         digest = self._checked_plan(source, class_name)
-        name = checked_text(name, "plan name", MAX_NAME_CHARS, required=True)
+        name = checked_text(name, "plan name", MAX_NAME_CHARS, required=True, one_line=True)
         now = self._clock()
         plan_id = new_id("plan")
         lineage_id, version, previous = self._continuation(name, None, plan_id)
