@@ -259,3 +259,34 @@ def test_message_over_the_size_limit_is_dropped(broker_kind: str, tmp_path: Path
 def test_publishing_to_a_wildcard_topic_is_a_validation_error(mqtt_testbed: MqttTestbed) -> None:
     with pytest.raises(ValidationError):
         mqtt_testbed.channel("res1").publish("fedward/v1/node/+/res1", b"x")
+
+
+def test_a_peer_flooding_its_topic_does_not_delay_another_peer_s_reply(
+    mqtt_testbed: MqttTestbed,
+) -> None:
+    # node2 floods its reply topic with well-formed messages, each costing the researcher
+    # a decode; node1's reply, published after the flood, must not wait behind it.
+    researcher = mqtt_testbed.channel("res1")
+    handled: list[tuple[str, bytes]] = []
+    release, node1_seen = threading.Event(), threading.Event()
+
+    def slow_reader(topic: str, payload: bytes) -> None:
+        release.wait(timeout=30)  # the backlog builds while the first message is handled
+        handled.append((topic, payload))
+        if payload == b"node1 reply":
+            node1_seen.set()
+
+    researcher.subscribe(topics.researcher_subscriptions("res1")[0], slow_reader)
+    flooder, honest = mqtt_testbed.channel("node2"), mqtt_testbed.channel("node1")
+    for index in range(800):
+        flooder.publish(topics.reply_topic("res1", "node2"), b"flood %d" % index)
+    assert flooder.flush(timeout_s=30)  # the broker has the whole flood before node1 speaks
+    honest.publish(topics.reply_topic("res1", "node1"), b"node1 reply")
+    time.sleep(2)  # every message is in the researcher's inbox by now
+    release.set()
+
+    assert node1_seen.wait(timeout=60)
+    position = [payload for _, payload in handled].index(b"node1 reply")
+    assert position <= 2, f"node1's reply was handled after {position} flood messages"
+    flood = [payload for topic, payload in handled if topic.endswith("node2")]
+    assert flood == sorted(flood, key=lambda p: int(p.split()[1]))  # its own order kept

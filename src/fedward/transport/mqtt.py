@@ -10,9 +10,11 @@ How it keeps the contract:
   again to everything :meth:`MqttChannel.subscribe` was given (a broker that lost its
   state, or the embedded one, which keeps no sessions).
 - paho's network thread only queues incoming messages; one dispatcher thread per channel
-  calls the handlers, one at a time, in arrival order. A slow handler therefore never
-  stalls keepalives or acknowledgements, and a handler may call ``subscribe`` or
-  ``publish``. A handler's exception is logged and the next message is handled.
+  calls the handlers, one at a time. A slow handler therefore never stalls keepalives or
+  acknowledgements, and a handler may call ``subscribe`` or ``publish``. A handler's
+  exception is logged and the next message is handled. The queue is a ``FairInbox``:
+  arrival order within a topic, topics served in turn, a bounded backlog per topic, so
+  a peer flooding its own topic delays no other peer's messages.
 - Lost connections are retried by paho with exponential backoff (1 s doubling to 30 s).
   ``publish`` never waits for the broker: while disconnected, messages wait in paho's
   queue (up to ``MAX_QUEUED_MESSAGES``) and go out after the reconnection; a full queue
@@ -36,7 +38,6 @@ senders learn of it only through the missing reply and its deadline.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
@@ -50,6 +51,7 @@ from fedward.config.model import BrokerEndpoint
 from fedward.errors import AccessDenied, TransportError, ValidationError
 from fedward.protocol.topics import topic_matches
 from fedward.transport.channel import Handler, Will
+from fedward.transport.fair_inbox import FairInbox
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ class MqttChannel:
         self._connected = False
         self._connections = 0  # counts CONNACKs, so waiters notice a reconnection
         self._closed = False
-        self._inbox: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._inbox = FairInbox()
         # Our latest retained message per topic (presence): re-published after every
         # reconnection, because a restarted broker without persistence has forgotten it.
         self._retained: dict[str, bytes] = {}
@@ -230,7 +232,7 @@ class MqttChannel:
     def _shut_down(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-        self._inbox.put(None)
+        self._inbox.close()
         if threading.current_thread() is not self._dispatcher:
             self._dispatcher.join(timeout=10)
 
@@ -327,7 +329,7 @@ class MqttChannel:
                 self._early_acks.add(mid)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        self._inbox.put((message.topic, bytes(message.payload)))
+        self._inbox.put(message.topic, bytes(message.payload))
 
     # -- dispatcher thread -----------------------------------------------------------
 
