@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 PASSWORDS = {
     "alice": "correct-horse-battery-1",
@@ -140,3 +143,28 @@ class GuiProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def client_from(gui: GuiProcess, address: str, timeout_s: float = 30) -> httpx.Client:
+    """A client whose connections come from ``address`` (any of 127.0.0.0/8 is local)."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=gui.url, transport=transport, timeout=timeout_s)
+
+
+def hidden(page: httpx.Response, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    form = client.get("/login")
+    return client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "login_token": hidden(form, "login_token"),
+            "next": "/",
+        },
+    )

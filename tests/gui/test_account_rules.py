@@ -4,7 +4,6 @@ user out from elsewhere, and changing one's password is throttled the same way."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,15 @@ from fedward.gui.account_database import AccountDatabase
 from fedward.gui.accounts import AccountService
 from fedward.gui.cli import gui
 
-from .gui_process import PASSWORDS, GuiProcess, add_user, write_node_config
+from .gui_process import (
+    PASSWORDS,
+    GuiProcess,
+    add_user,
+    client_from,
+    hidden,
+    sign_in,
+    write_node_config,
+)
 
 COMMON_PASSWORDS = ("123456789012", "password1234", "qwertyuiop12", "hospital2024!")
 
@@ -33,31 +40,6 @@ def running_gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuiProcess
         yield gui
     finally:
         gui.stop()
-
-
-def client_from(gui: GuiProcess, address: str) -> httpx.Client:
-    """A client whose connections come from ``address`` (any of 127.0.0.0/8 is local)."""
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=gui.url, transport=transport, timeout=30)
-
-
-def hidden(page: httpx.Response, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]+)"', page.text)
-    assert match, page.text
-    return match.group(1)
-
-
-def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
-    form = client.get("/login")
-    return client.post(
-        "/login",
-        data={
-            "username": username,
-            "password": password,
-            "login_token": hidden(form, "login_token"),
-            "next": "/",
-        },
-    )
 
 
 def test_common_passwords_are_refused_by_the_account_service(tmp_path: Path) -> None:

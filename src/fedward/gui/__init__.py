@@ -10,6 +10,7 @@
 - ``password_strength`` length and zxcvbn's guessability for every new password
 - ``sessions``       server-side sessions with a CSRF token each
 - ``login_throttle`` growing delays per (user, address) and per address, never per user
+- ``password_gate`` every visitor's password check: throttle permit, then a check slot
 - ``guards``         ``@page(permission)``: session, CSRF and role checks for handlers
 - ``pages``          one module per area (login, dashboard, datasets, plans, jobs, ...)
 - ``folder_browser``, ``connectivity``, ``source_view``, ``metrics_chart``,

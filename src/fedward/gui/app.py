@@ -1,7 +1,7 @@
 """``create_app(context)``: the GUI as an ASGI application.
 
 The app owns no state of its own: everything lives in the ``GuiContext`` given to it
-(node services, accounts, sessions, throttle), which the caller opens and closes. Tests
+(node services, accounts, sessions, password checks), which the caller opens and closes. Tests
 build one with ``open_gui_context`` and serve it with uvicorn on a free port.
 """
 

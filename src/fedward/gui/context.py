@@ -14,6 +14,7 @@ from fedward.gui.account_database import AccountDatabase
 from fedward.gui.accounts import AccountService
 from fedward.gui.folder_browser import FolderBrowser
 from fedward.gui.login_throttle import LoginThrottle
+from fedward.gui.password_gate import PasswordGate
 from fedward.gui.sessions import SessionStore
 from fedward.gui.settings import GuiSettings
 from fedward.node.services import NodeServices, open_node_services_for
@@ -32,7 +33,7 @@ class GuiContext:
     services: NodeServices
     accounts: AccountService
     sessions: SessionStore
-    throttle: LoginThrottle
+    passwords: PasswordGate
     folders: FolderBrowser
     account_database: AccountDatabase
 
@@ -60,7 +61,7 @@ def open_gui_context(node: NodeConfig, settings: GuiSettings) -> GuiContext:
             idle_timeout_s=settings.session_idle_timeout_s,
             max_age_s=settings.session_max_age_s,
         ),
-        throttle=LoginThrottle(settings.throttle),
+        passwords=PasswordGate(LoginThrottle(settings.throttle)),
         folders=FolderBrowser(node.data_root),
         account_database=database,
     )

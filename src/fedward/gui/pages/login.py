@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fedward.errors import AccessDenied
-from fedward.gui.accounts import USERNAME_PATTERN
+from fedward.gui.accounts import USERNAME_PATTERN, Account
 from fedward.gui.guards import (
     SESSION_COOKIE,
     Visit,
@@ -27,6 +27,7 @@ from fedward.gui.guards import (
     gui_context,
     page,
 )
+from fedward.gui.password_gate import NotChecked, WrongPassword
 from fedward.gui.rendering import redirect, template_response
 from fedward.gui.roles import Permission
 
@@ -96,24 +97,30 @@ async def submit_login(request: Request) -> Response:
     username = raw_name.strip().lower() if isinstance(raw_name, str) else ""
     password = password if isinstance(password, str) else ""
     address = client_address(request)
-    actor = username if USERNAME_PATTERN.fullmatch(username) else "(not a user name)"
+    valid_name = USERNAME_PATTERN.fullmatch(username) is not None
+    actor = username if valid_name else "(not a user name)"
+    shown_name = username if valid_name else ""  # not a megabyte echoed back per attempt
     audit = context.services.audit
 
-    wait_s = context.throttle.wait_s(username, address)
-    if wait_s > 0:
-        await run_in_threadpool(audit.record, "login_throttled", actor, f"from {address}")
-        return _throttled(request, username, wait_s)
-    try:
-        account = await run_in_threadpool(context.accounts.verify_login, username, password)
-    except AccessDenied as exc:
-        wait_s = context.throttle.failed(username, address)
+    def verify() -> Account:
+        if not valid_name:
+            # No account can have this name: nothing to check, but still a counted failure.
+            raise AccessDenied("wrong user name or password")
+        return context.accounts.verify_login(username, password)
+
+    outcome = await context.passwords.check(username, address, verify)
+    if isinstance(outcome, NotChecked):
+        detail = f"from {address}" + (" (password checks busy)" if outcome.reason == "busy" else "")
+        await run_in_threadpool(audit.record, "login_throttled", actor, detail)
+        return _throttled(request, shown_name, outcome.wait_s)
+    if isinstance(outcome, WrongPassword):
         await run_in_threadpool(
-            audit.record, "login_failed", actor, f"from {address}: {exc.message}"
+            audit.record, "login_failed", actor, f"from {address}: {outcome.error.message}"
         )
-        if wait_s > 0:
-            return _throttled(request, username, wait_s)
-        return _login_form(request, error=str(exc), status_code=401, username=username)
-    context.throttle.succeeded(account.username, address)
+        if outcome.wait_s > 0:
+            return _throttled(request, shown_name, outcome.wait_s)
+        return _login_form(request, error=str(outcome.error), status_code=401, username=shown_name)
+    account = outcome
     token = await run_in_threadpool(context.sessions.open, account.username)
     await run_in_threadpool(
         audit.record, "login", account.username, f"from {address} as {account.role}"

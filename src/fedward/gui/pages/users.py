@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedward.errors import AccessDenied, FedwardError, ValidationError
+from fedward.errors import FedwardError, ValidationError
 from fedward.gui.guards import SESSION_COOKIE, Visit, client_address, page
+from fedward.gui.password_gate import NotChecked, WrongPassword
 from fedward.gui.rendering import redirect
 from fedward.gui.roles import ROLES, Permission
 
@@ -109,29 +110,23 @@ async def show_account(visit: Visit) -> Response:
 async def change_own_password(visit: Visit) -> Response:
     """Needs the current password, checked under the sign-in throttle (``login_throttle``):
     a session left open or stolen must not become a way to guess the password."""
-    accounts, throttle = visit.context.accounts, visit.context.throttle
+    accounts = visit.context.accounts
     address = client_address(visit.request)
-    wait_s = throttle.wait_s(visit.username, address)
-    if wait_s > 0:
+    current = visit.field("current_password")
+    outcome = await visit.context.passwords.check(
+        visit.username, address, lambda: accounts.verify_login(visit.username, current)
+    )
+    if isinstance(outcome, NotChecked):
         await visit.audit("password_change_throttled", f"from {address}", visit.username)
-        return await _too_many_attempts(visit, wait_s)
-
-    def act() -> None:
-        try:
-            accounts.verify_login(visit.username, visit.field("current_password"))
-        except AccessDenied as exc:
-            raise AccessDenied("the current password is wrong") from exc
-        throttle.succeeded(visit.username, address)
-        accounts.set_password(visit.username, _new_password(visit))
-
+        return await _too_many_attempts(visit, outcome.wait_s)
+    if isinstance(outcome, WrongPassword):
+        detail = f"from {address}: the current password is wrong"
+        await visit.audit("password_change_failed", detail, visit.username)
+        if outcome.wait_s > 0:
+            return await _too_many_attempts(visit, outcome.wait_s)
+        return await visit.done("/account", "the current password is wrong", error=True)
     try:
-        await run_in_threadpool(act)
-    except AccessDenied as exc:
-        wait_s = throttle.failed(visit.username, address)
-        await visit.audit("password_change_failed", f"from {address}: {exc}", visit.username)
-        if wait_s > 0:
-            return await _too_many_attempts(visit, wait_s)
-        return await visit.done("/account", str(exc), error=True)
+        await run_in_threadpool(accounts.set_password, visit.username, _new_password(visit))
     except FedwardError as exc:
         return await visit.done("/account", str(exc), error=True)
     await visit.audit("password_changed", "own password changed", visit.username)
