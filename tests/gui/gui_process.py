@@ -29,7 +29,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_node_config(state_dir: Path, data_root: Path, node_id: str = "hospital1") -> Path:
+def write_node_config(
+    state_dir: Path, data_root: Path, node_id: str = "hospital1", uploads_url: str = ""
+) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     data_root.mkdir(parents=True, exist_ok=True)
     config = state_dir / "node.toml"
@@ -37,7 +39,7 @@ def write_node_config(state_dir: Path, data_root: Path, node_id: str = "hospital
         f'node_id = "{node_id}"\nstate_dir = "{state_dir}"\ndata_root = "{data_root}"\n'
         # Nothing listens there: the dashboard must show both peers unreachable.
         f'[broker]\nhost = "127.0.0.1"\nport = {free_port()}\n'
-        f'[uploads]\nurl = "http://127.0.0.1:{free_port()}"\n'
+        f'[uploads]\nurl = "{uploads_url or f"http://127.0.0.1:{free_port()}"}"\n'
     )
     return config
 
