@@ -45,8 +45,11 @@ def write_node_config(
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    prefixes = ("MQTT_", "UPLOADS_", "NODE_ID", "FEDWARD_", "ENABLE_TRAINING", "ALLOW_DEFAULT")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k != "GUI_HOST"}
+    prefixes = (
+        *("MQTT_", "UPLOADS_", "NODE_ID", "FEDWARD_", "ENABLE_TRAINING", "ALLOW_DEFAULT"),
+        "GUI_",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(extra or {})
     return env
 

@@ -3,6 +3,7 @@
 - ``cli``            ``fedward gui serve`` / ``fedward gui adduser``
 - ``server``         uvicorn, TLS when given a certificate
 - ``app``            ``create_app(context)``: routes, security headers, error pages
+- ``trusted_hosts``  answer only to the GUI's own names and to addresses (DNS rebinding)
 - ``context``        ``open_gui_context(node_config, settings)``: services + accounts
 - ``settings``       ``GuiSettings``: address, TLS, session lifetimes, throttle policy
 - ``roles``          viewer < approver < admin, as permissions

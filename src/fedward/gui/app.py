@@ -24,6 +24,7 @@ from fedward.gui.pages import dashboard, datasets, jobs, login, plans, security_
 from fedward.gui.rendering import build_templates
 from fedward.gui.security_headers import SecurityHeaders
 from fedward.gui.source_view import stylesheet
+from fedward.gui.trusted_hosts import TrustedHosts
 
 MAX_BODY_BYTES = 2 << 20  # a plan source is at most 1 MiB; forms are small
 
@@ -59,7 +60,10 @@ def create_app(context: GuiContext) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders, tls=context.settings.tls)],
+        middleware=[
+            Middleware(SecurityHeaders, tls=context.settings.tls),
+            Middleware(TrustedHosts, names=context.settings.trusted_host_names),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
         max_body_size=MAX_BODY_BYTES,
     )

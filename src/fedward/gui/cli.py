@@ -58,6 +58,15 @@ def gui() -> None:
     is_flag=True,
     help="Serve plain http on a non-loopback address (only behind a TLS proxy).",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    envvar="GUI_ALLOWED_HOSTS",
+    metavar="NAME",
+    help="A host name browsers use to reach the GUI, besides localhost and --host "
+    "(repeatable; also GUI_ALLOWED_HOSTS, space-separated). Addresses need none.",
+)
 @config_option
 def serve_command(
     host: str,
@@ -65,6 +74,7 @@ def serve_command(
     certfile: Path | None,
     keyfile: Path | None,
     allow_plain_http: bool,
+    allowed_hosts: tuple[str, ...],
     config_path: Path | None,
 ) -> None:
     """Serve the GUI (127.0.0.1:8484 unless told otherwise)."""
@@ -76,6 +86,7 @@ def serve_command(
         certfile=certfile,
         keyfile=keyfile,
         allow_plain_http=allow_plain_http,
+        allowed_hosts=allowed_hosts,
     )
     serve(load_node_config(config_path), settings)
 
