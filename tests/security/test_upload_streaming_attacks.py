@@ -6,21 +6,25 @@ What must hold: someone who is not a reader learns nothing of an upload in progr
 answer for an unknown blob, byte for byte); a reader never receives a complete body that
 is wrong (an upload that fails its hash, stalls or is cut ends the reader's connection
 short of its Content-Length); readers never hold the upload back, and how many of them
-one peer runs at once is bounded.
+one peer runs at once is bounded. A peer that knows an id and starts a bogus upload of it
+naming a reader can delay that reader only until the real content is stored: not fail
+its download for good (an oversized claim), nor hold it past that moment (a drip).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fedward.errors import TransportError
+from fedward.errors import RequestTimeout, TransportError
 from fedward.transport.http_blobs import HttpBlobStore
 from fedward.uploads.http_connection import Timeouts
 from fedward.uploads.server import UploadServer
@@ -76,11 +80,13 @@ def read_to_end(sock: socket.socket, got: bytes = b"") -> bytes:
         got += chunk
 
 
-def begin_upload(server: UploadServer, blob_id: str, size: int, readers: str) -> socket.socket:
+def begin_upload(
+    server: UploadServer, blob_id: str, size: int, readers: str, uploader: str = "alice"
+) -> socket.socket:
     """A PUT whose head the server accepted (100 Continue read); its body still to send."""
     sock = connect(server)
     sock.sendall(
-        f"PUT /blobs/{blob_id} HTTP/1.1\r\nAuthorization: Bearer {TOKENS['alice']}\r\n"
+        f"PUT /blobs/{blob_id} HTTP/1.1\r\nAuthorization: Bearer {TOKENS[uploader]}\r\n"
         f"Content-Length: {size}\r\nX-Fedward-Readers: {readers}\r\n"
         "Expect: 100-continue\r\n\r\n".encode()
     )
@@ -167,13 +173,15 @@ def await_streaming(server: UploadServer, blob_id: str) -> None:
         threading.Event().wait(0.01)
 
 
-def reading(blobs: HttpBlobStore, blob_id: str) -> tuple[threading.Thread, list[object]]:
+def reading(
+    blobs: HttpBlobStore, blob_id: str, max_bytes: int | None = None
+) -> tuple[threading.Thread, list[object]]:
     """A started thread that GETs ``blob_id``; its list gets the bytes or the error."""
     result: list[object] = []
 
     def get() -> None:
         try:
-            result.append(blobs.get_bytes(blob_id))
+            result.append(blobs.get_bytes(blob_id, max_bytes=max_bytes))
         except BaseException as exc:
             result.append(exc)
 
@@ -384,3 +392,71 @@ def test_stored_content_is_sent_at_once_while_another_upload_of_it_is_in_progres
             assert bob.get_bytes(blob_id) == data
     finally:
         stalled.close()
+
+
+@contextlib.contextmanager
+def bogus_upload(server: UploadServer, blob_id: str, size: int) -> Iterator[None]:
+    """Eve, who knows only ``blob_id``, uploads ``size`` bytes of it naming bob: a few,
+    then one every 0.2 s (never idle long enough for the server to give up on it)."""
+    sock = begin_upload(server, blob_id, size, "bob", uploader="eve")
+    sock.sendall(b"x" * 4096)
+    stop = threading.Event()
+
+    def drip() -> None:
+        while not stop.wait(0.2):
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                return
+
+    dripping = threading.Thread(target=drip)
+    dripping.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        dripping.join()
+        sock.close()
+
+
+def test_a_reader_held_by_a_bogus_upload_gets_the_content_once_it_is_stored(
+    server: UploadServer,
+) -> None:
+    data = content(4)
+    blob_id = hashlib.sha256(data).hexdigest()
+    with bogus_upload(server, blob_id, SIZE):
+        reader, result = reading(HttpBlobStore(server.url, TOKENS["bob"], retry_s=30), blob_id)
+        await_streaming(server, blob_id)  # bob streams eve's upload: the only one there
+        assert store(server, "alice").put_bytes(data, ["bob"]) == blob_id
+        reader.join(10)  # while eve still drips
+        assert result == [data], "bob was held by the bogus upload after the real one"
+
+
+def test_a_bogus_upload_claiming_more_than_the_reader_expects_delays_it_only(
+    server: UploadServer,
+) -> None:
+    data = content(5)
+    blob_id = hashlib.sha256(data).hexdigest()
+    with bogus_upload(server, blob_id, 4 * SIZE):
+        patient = HttpBlobStore(server.url, TOKENS["bob"], retry_s=30)
+        reader, result = reading(patient, blob_id, max_bytes=SIZE)
+        threading.Event().wait(1.0)  # bob meets the oversized claim, and keeps trying
+        assert result == []
+        assert store(server, "alice").put_bytes(data, ["bob"]) == blob_id
+        reader.join(10)
+    assert result == [data]
+
+
+def test_a_download_dripped_a_byte_at_a_time_ends_at_its_deadline(
+    server: UploadServer,
+) -> None:
+    data = content(6)
+    blob_id = hashlib.sha256(data).hexdigest()
+    # Its deadline: 5 s, then SIZE at SIZE per second. The server sends what eve drips
+    # every 4 s (its patience), within bob's socket timeout: only the deadline ends it.
+    bob = HttpBlobStore(server.url, TOKENS["bob"], timeout_s=5, retry_s=0, min_rate_bytes_s=SIZE)
+    with bogus_upload(server, blob_id, SIZE):
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match="did not arrive within 6 s"):
+            bob.get_bytes(blob_id)
+        assert time.monotonic() - started < 9

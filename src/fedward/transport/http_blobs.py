@@ -14,6 +14,13 @@ hash), a download is read into one reused buffer, hashed and written from it. A
 download with ``max_bytes`` is refused on the server's Content-Length when it gives one,
 and otherwise the moment more than that arrived: the connection is dropped rather than
 drained, so a hostile or broken server cannot make the client read (or hold) more.
+
+A download streamed from an upload in progress (the server says so) carries the
+uploader's claimed length, not a checked one: anyone may start an upload of an id, so a
+claim past ``max_bytes`` there is a lost connection (tried again; the real content may
+be stored by then), not a refusal. Each attempt's body must arrive within the client's
+``timeout_s`` plus its size at ``min_rate_bytes_s``: a server (or an upload it streams)
+that drips a byte every few seconds resets a socket timeout forever, but not this.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import http.client
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -50,6 +58,10 @@ CHUNK_BYTES = 1024 * 1024
 # How long ``close`` waits for the confirmations still queued (``KeptConfirmations``).
 CLOSE_WAIT_S = 2.0
 DEFAULT_RETRY_S = 60.0
+# The slowest body an attempt waits for (after ``timeout_s``): 1 GiB in 4.5 hours.
+DEFAULT_MIN_RATE_BYTES_S = 64 * 1024
+# The upload server's mark on a GET answered from an upload in progress (``uploads.app``).
+_STREAMING_HEADER = ("X-Fedward-Upload", "in-progress")
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _MAX_INTERIM_BYTES = 4096
 _FIRST_PAUSE_S, _MAX_PAUSE_S = 0.2, 3.0
@@ -65,11 +77,21 @@ Sink = Callable[[memoryview], object]
 
 class HttpBlobStore:
     def __init__(
-        self, base_url: str, token: str, timeout_s: float = 60, retry_s: float = DEFAULT_RETRY_S
+        self,
+        base_url: str,
+        token: str,
+        timeout_s: float = 60,
+        retry_s: float = DEFAULT_RETRY_S,
+        min_rate_bytes_s: float = DEFAULT_MIN_RATE_BYTES_S,
     ) -> None:
         """``retry_s``: how long a request the server could not complete is tried again
-        (0: once only)."""
+        (0: once only). ``min_rate_bytes_s``: a download attempt slower than this (after
+        ``timeout_s``) is given up, and tried again."""
+        if min_rate_bytes_s <= 0:
+            raise ValidationError(f"min_rate_bytes_s must be positive, not {min_rate_bytes_s}")
         self.retry_s = retry_s
+        self._timeout_s = timeout_s
+        self._min_rate_bytes_s = min_rate_bytes_s
         base_url = base_url.rstrip("/")
         self.base_url = base_url
         self._pool = HttpConnections(base_url, timeout_s)
@@ -302,9 +324,22 @@ class HttpBlobStore:
             if response.status >= 300:
                 _raise_for_status(response.status, _read_small(response), blob_id)
             if max_bytes is not None and (response.length or 0) > max_bytes:
+                if response.getheader(_STREAMING_HEADER[0]) == _STREAMING_HEADER[1]:
+                    raise TransportError(
+                        f"an upload of blob {blob_id} in progress claims {response.length} "
+                        f"bytes, more than the {max_bytes} expected; trying again"
+                    )
                 raise blob_too_large(blob_id, max_bytes)
-            _read_body(response, digest, sink, blob_id, max_bytes)
-            lease.reusable = not response.will_close
+            size = response.length if response.length is not None else max_bytes
+            limit_s = None if size is None else self._timeout_s + size / self._min_rate_bytes_s
+            with _BodyDeadline(lease.conn.sock, limit_s) as deadline:
+                try:
+                    _read_body(response, digest, sink, blob_id, max_bytes)
+                except (TransportError, OSError, http.client.HTTPException) as exc:
+                    if deadline.expired:
+                        raise deadline.error(blob_id, self.base_url) from exc
+                    raise
+            lease.reusable = not (response.will_close or deadline.expired)
         _check_digest(blob_id, digest.hexdigest())
 
     @contextlib.contextmanager
@@ -339,6 +374,48 @@ class HttpBlobStore:
             raise TransportError(
                 f"cannot talk to the upload server at {self.base_url}: {exc}", hint=_URL_HINT
             ) from exc
+
+
+class _BodyDeadline:
+    """Ends a body that takes longer than ``limit_s`` (None: no limit) by shutting its
+    socket down from a timer thread: that wakes the read blocked on it, which a socket
+    timeout alone cannot do against a byte every few seconds."""
+
+    def __init__(self, sock: socket.socket, limit_s: float | None) -> None:
+        self._sock = sock
+        self.limit_s = limit_s
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = None if limit_s is None else threading.Timer(limit_s, self._expire)
+
+    def __enter__(self) -> _BodyDeadline:
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:  # no shutdown once the connection may be back in the pool
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            # socket.socket's own: an SSLSocket's would drop its TLS state under the reader.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+
+    def error(self, blob_id: str, base_url: str) -> RequestTimeout:
+        return RequestTimeout(
+            f"blob {blob_id} from the upload server at {base_url} did not arrive within "
+            f"{self.limit_s:.0f} s",
+            hint="the upload server, or the upload it streams, sends too slowly",
+        )
 
 
 def _send_head(lease: Lease, method: str, path: str, headers: dict[str, str]) -> None:

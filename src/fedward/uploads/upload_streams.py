@@ -28,6 +28,12 @@ What makes it safe to serve bytes that are not verified yet:
   descriptor, until the server's I/O timeout ends it. At most ``max_per_reader`` GETs
   of one upload run at once per reader (a retry overlapping a dying attempt); a further
   one is answered 503, which clients try again.
+- **A stored blob ends the uploads that imitate it.** Anyone may upload any id, naming
+  any reader: a peer that knows an id can start a bogus upload of it before the real
+  one, and a reader that asks meanwhile streams the bogus one. Once an upload of the id
+  is stored, the readers of every other upload of it still unverified are cut
+  (``UploadStreams.content_stored``): they try again and get the stored content, so a
+  bogus upload that drips a byte at a time holds nobody past that moment.
 
 An upload of content the server already stores (and the uploader may read) writes no
 file: its stream serves the stored file, with the same rule for the last byte.
@@ -77,6 +83,7 @@ class UploadStream:
         self._written = 0
         self._woken_at = 0
         self._state: _State = "open"
+        self._superseded = False  # another upload of the id was stored meanwhile
         self._active: dict[str, int] = {}  # GETs in progress per reader
         self._when_stored: list[Callable[[], None]] = []
 
@@ -106,6 +113,15 @@ class UploadStream:
         for action in actions if stored else ():
             _run_quietly(action)
 
+    def supersede(self) -> None:
+        """Another upload of this id was stored: readers of this one's unverified bytes
+        are cut (they try again and find the stored content). A verified upload holds the
+        same content as the stored one: its readers finish."""
+        with self._cond:
+            if self._state == "open":
+                self._superseded = True
+                self._cond.notify_all()
+
     def after_stored(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the content is stored: now if it is, on the uploader's
         thread once it is, never if it is not."""
@@ -127,6 +143,8 @@ class UploadStream:
             while True:
                 if self._state == "failed":
                     raise StreamCut(f"the upload of blob {self.blob_id} failed")
+                if self._state == "open" and self._superseded:
+                    raise StreamCut(f"blob {self.blob_id} was stored by another upload")
                 if self._state != "open":
                     return self.size
                 limit = min(self._written, self.size - 1)
@@ -168,7 +186,8 @@ class UploadStreams:
 
     def finish(self, stream: UploadStream, stored: bool) -> None:
         """The upload ended: its readers finish or are cut (``UploadStream.end``), and no
-        new GET finds it (a stored one is found in the store by now)."""
+        new GET finds it (a stored one is found in the store by now). Stored, it cuts
+        the readers of the other uploads of its id (``content_stored``)."""
         stream.end(stored)
         with self._lock:
             others = [s for s in self._streams.get(stream.blob_id, []) if s is not stream]
@@ -177,6 +196,18 @@ class UploadStreams:
             else:
                 self._streams.pop(stream.blob_id, None)
             stream._close()
+        if stored:
+            self.content_stored(stream.blob_id)
+
+    def content_stored(self, blob_id: str) -> None:
+        """An upload of ``blob_id`` was stored: the readers of every other upload of it in
+        progress are cut short (``UploadStream.supersede``), so that none of them waits
+        on a bogus upload of the id (one that drips, or never ends) when the store can
+        serve the content at once."""
+        with self._lock:
+            others = list(self._streams.get(blob_id, ()))
+        for other in others:
+            other.supersede()
 
     def read_by(self, blob_id: str, reader: str) -> UploadStream | None:
         """The upload of ``blob_id`` in progress that names ``reader``, if there is one."""
