@@ -207,6 +207,27 @@ def test_a_confirmation_during_the_upload_counts_once_it_is_stored(
     wait_fetched_by(server, blob, {"node1"})
 
 
+def test_a_bogus_upload_in_progress_cannot_swallow_a_readers_confirmation(
+    server: UploadServer, tmp_path: Path
+) -> None:
+    with store(server, "researcher") as researcher:
+        blob = researcher.put_bytes(parameters(9), ["node1"])
+    # node2 knows only the id: it starts an upload of it naming node1, and holds it open.
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as bogus:
+        bogus.sendall(
+            f"PUT /blobs/{blob} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            f"{TOKENS['node2']}\r\nX-Fedward-Readers: node1\r\nContent-Length: 100000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        assert bogus.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # registered
+        with store(server, "node1") as node:
+            node.get_file(blob, tmp_path / "in.safetensors")
+        # Closing the store waited for its confirmation: it counts on the stored blob.
+        assert record(server, blob).fetched_by == {"node1"}
+    assert collect(server._app.space, EAGER).blobs == 1
+
+
 def test_a_confirmation_lost_with_the_server_fails_nothing(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     for peer, token in TOKENS.items():

@@ -261,14 +261,19 @@ class UploadApp:
 
     def _confirm_kept(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
         """A reader kept the blob: its fetch counts, once the content is stored (a reader
-        of an upload in progress may confirm before the upload's record is written)."""
+        of an upload in progress may confirm before the upload's record is written).
+        Stored content the caller may read counts at once: anyone may start an upload of
+        a known id naming this reader, and one that never ends would swallow the
+        confirmation. An upload in progress naming it counts it again once stored (a new
+        upload of stored content starts a new use, which this fetch belongs to)."""
         stream = self._streams.read_by(blob_id, peer_id)
+        stored = self._space.has(blob_id) and peer_id in self._space.readers_of(blob_id)
+        if stream is None and not stored:
+            raise NotFound(f"blob {blob_id} not found")
+        if stored:
+            self._space.record_fetch(blob_id, peer_id)
         if stream is not None:
             stream.after_stored(self._fetch_recorder(blob_id, peer_id))
-        elif peer_id in self._space.readers_of(blob_id):
-            self._space.record_fetch(blob_id, peer_id)
-        else:
-            raise NotFound(f"blob {blob_id} not found")
         send_json(exchange, 200, {"blob_id": blob_id, "kept": True})
 
     def _offer_again(self, exchange: Exchange, peer_id: str, blob_id: str) -> None:
