@@ -209,3 +209,23 @@ def test_one_peer_holding_connections_does_not_lock_out_another(server: UploadSe
     finally:
         for hog in hogs:
             hog.close()
+
+
+@pytest.mark.parametrize("target", ["/health", "/blobs/" + "0" * 64, "/nowhere"])
+def test_a_head_request_is_answered_with_headers_only(server: UploadServer, target: str) -> None:
+    # A body after a HEAD answer would be read as the start of the next answer on the
+    # connection by a client or proxy that follows RFC 9110 (response desync).
+    pipelined = f"HEAD {target} HTTP/1.1\r\n\r\n".encode() + SMUGGLED
+    with socket.create_connection(address(server), timeout=10) as s:
+        s.sendall(pipelined)
+        s.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := s.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 ")
+    if b"connection: close" not in head.lower():  # kept open: the next answer follows
+        assert rest.startswith(b"HTTP/1.1 200 "), rest[:40]
+    else:
+        assert rest == b""
+    still_serving(server)

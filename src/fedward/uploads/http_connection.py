@@ -95,8 +95,12 @@ class Exchange:
         return total
 
     def send_bytes(self, status: int, fields: Iterable[tuple[str, str]], body: bytes) -> None:
+        """The answer, with ``body`` unless the request is a HEAD: its answer is the head
+        a GET would get, and a body after it would be read as the next answer on the
+        connection (RFC 9110 9.3.2). Only these answers reach a HEAD: the routes that send
+        files accept GET and PUT alone."""
         head = self._head(status, [*fields, ("content-length", str(len(body)))])
-        self._sendall(head + body)
+        self._sendall(head if self.request.method == "HEAD" else head + body)
 
     def send_file(
         self, status: int, fields: Iterable[tuple[str, str]], handle: BinaryIO, size: int
