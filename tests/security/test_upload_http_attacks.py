@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,3 +232,43 @@ def test_a_head_request_is_answered_with_headers_only(server: UploadServer, targ
     else:
         assert rest == b""
     still_serving(server)
+
+
+def test_an_upload_that_fills_the_disk_leaves_no_file_behind(tmp_path: Path) -> None:
+    # The server process may write files of 20 kB at most (its disk is "full" there):
+    # the upload fails writing, and closing its file fails again on the bytes still
+    # buffered. Until a restart, a partial upload left in incoming/ held its space.
+    set_token(tmp_path / "tokens.json", "alice", TOKEN)
+    limit = 20_000
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [
+        sys.executable, "-m", "fedward.cli", "uploads", "serve", "--port", "0",
+        "--data-dir", str(tmp_path / "data"), "--tokens", str(tmp_path / "tokens.json"),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=small_disk
+    )
+    try:
+        assert process.stdout is not None
+        host, port = process.stdout.readline().split()[-1].decode()[7:].split(":")
+        data = bytes(range(256)) * 160  # 40960 bytes
+        head = put_head(hashlib.sha256(data).hexdigest(), f"Content-Length: {len(data)}\r\n")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head)
+            # Pieces smaller than the server's write buffer, one at a time: the one that
+            # crosses the limit is partly left in the buffer when its write fails.
+            for offset in range(0, len(data), 1500):
+                try:
+                    sock.sendall(data[offset : offset + 1500])
+                except OSError:  # answered and closed already
+                    break
+                time.sleep(0.02)
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 5"), answer
+        assert list((tmp_path / "data" / "incoming").iterdir()) == []
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

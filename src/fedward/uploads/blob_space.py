@@ -29,6 +29,7 @@ content was deleted meanwhile, and its client sends it again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -138,13 +139,21 @@ class IncomingBlob:
             self._handle = None
 
     def discard(self) -> None:
-        """Drop the temporary file; safe to call at any point, and more than once."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        if self.temp_path is not None:
-            self.temp_path.unlink(missing_ok=True)
-            self.temp_path = None
+        """Drop the temporary file; safe to call at any point, and more than once. The
+        file goes even if closing it fails: on a full disk, closing flushes what is still
+        buffered and fails again, and a partial upload left behind would hold its space
+        until the server restarts. That failure is not raised: the bytes are dropped
+        anyway (the descriptor is closed all the same), and the upload's own error, not
+        this echo of it, is what its client must hear."""
+        handle, self._handle = self._handle, None
+        try:
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    handle.close()
+        finally:
+            if self.temp_path is not None:
+                self.temp_path.unlink(missing_ok=True)
+                self.temp_path = None
 
 
 class DiskBlobSpace:
