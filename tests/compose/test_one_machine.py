@@ -9,6 +9,7 @@ The services run as a non-root uid (CONTAINER_UID=4321): every file they write i
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
@@ -51,6 +52,7 @@ def deployment(
         CONTAINER_UID=str(UID),
         CONTAINER_GID=str(UID),
         VPN_SERVER_PUBLIC_ADDR="vpnserver",
+        GUI_ALLOWED_HOSTS="gui.hospital.test other.hospital.test",
     )
     project = Project("fedward-compose-test", env)
     with stopwatch("build (six services)"):
@@ -143,6 +145,21 @@ def test_the_gui_first_admin_signs_in_over_http(deployment: Project) -> None:
     assert page.status == 200 and page.url.rstrip("/") == "http://127.0.0.1:8484"
     assert "alice" in page.read().decode()
     assert any(cookie.name for cookie in jar if cookie.path == "/")
+
+
+def test_the_gui_answers_its_allowed_host_names_only(deployment: Project) -> None:
+    def status(host: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", 8484, timeout=10)
+        try:
+            connection.request("GET", "/login", headers={"Host": host})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    assert status("gui.hospital.test:8484") == 200  # GUI_ALLOWED_HOSTS reached the GUI
+    assert status("other.hospital.test") == 200
+    assert status("127.0.0.1:8484") == 200
+    assert status("rebound.attacker.test") == 400  # DNS rebinding
 
 
 def test_the_broker_saves_its_database_where_it_can_write(deployment: Project) -> None:

@@ -47,6 +47,9 @@ main() {
     write_app_env "$settings"$'\n'"FEDWARD_NODE_DIR=$FEDWARD_NODE_DIR"$'\n'"FEDWARD_DATA_ROOT=$FEDWARD_DATA_ROOT"
     load_app_env
     options=$(tls_options)
+    # The names people reach the GUI by, beyond addresses and localhost (DNS rebinding):
+    # fedward gui serve refuses a value that is not a host name.
+    for name in ${GUI_ALLOWED_HOSTS:-}; do options+=" --allowed-host $name"; done
     log "the GUI is published on $GUI_PUBLISHED_HOST:$GUI_PORT; create the first account with: docker compose exec gui fedward gui adduser --admin NAME"
     # shellcheck disable=SC2086 # options are words we produced above
     start_as_user "$FEDWARD_BIN" gui serve --host 0.0.0.0 --port "$GUI_PORT" $options
