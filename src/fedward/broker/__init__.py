@@ -8,5 +8,6 @@
 - ``embedded``        the embedded MQTT 3.1.1 broker (``python -m fedward.broker.embedded``)
 - ``client_session``  one client connection of the embedded broker
 - ``packets``         MQTT 3.1.1 packet parsing and encoding for the embedded broker
+- ``limits``          the embedded broker's resource limits, each with the reason for its value
 - ``cli``             ``fedward broker config | run | reload``
 """

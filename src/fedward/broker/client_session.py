@@ -12,8 +12,10 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
+from fedward.broker.limits import MAX_SUBSCRIPTIONS_PER_SESSION, MAX_TOPIC_FILTER_BYTES
 from fedward.broker.packets import (
     PINGRESP,
+    SUBACK_FAILURE,
     ConnackCode,
     Connect,
     PacketType,
@@ -187,10 +189,24 @@ class ClientSession:
     def _on_subscribe(self, body: bytes) -> None:
         packet_id, requests = parse_subscribe(body)
         codes = []
+        granted = []
         for topic_filter, requested_qos in requests:
+            if not self._may_hold(topic_filter):
+                log.info("refused a subscription of client %r: over its limits", self.client_id)
+                codes.append(SUBACK_FAILURE)
+                continue
             qos = min(requested_qos, MAX_GRANTED_QOS)
             self.subscriptions[topic_filter] = qos
             codes.append(qos)
+            granted.append(topic_filter)
         self.send(encode_suback(packet_id, codes))
-        for topic_filter, _ in requests:
+        for topic_filter in granted:
             self.core.send_retained(self, topic_filter, self.subscriptions[topic_filter])
+
+    def _may_hold(self, topic_filter: str) -> bool:
+        # A failure code, not a disconnection: paho would reconnect and subscribe again,
+        # for ever; a refused filter makes MqttChannel.subscribe raise instead.
+        if len(topic_filter.encode("utf-8")) > MAX_TOPIC_FILTER_BYTES:
+            return False
+        held = topic_filter in self.subscriptions  # subscribing again replaces it
+        return held or len(self.subscriptions) < MAX_SUBSCRIPTIONS_PER_SESSION

@@ -256,6 +256,10 @@ def encode_ack(kind: PacketType, packet_id: int) -> bytes:
     return encode_packet(kind, 0, struct.pack("!H", packet_id))
 
 
+SUBACK_FAILURE = 0x80
+"""The SUBACK return code of a refused topic filter (MQTT 3.1.1, 3.9.3)."""
+
+
 def encode_suback(packet_id: int, codes: list[int]) -> bytes:
     return encode_packet(PacketType.SUBACK, 0, struct.pack("!H", packet_id) + bytes(codes))
 
