@@ -8,8 +8,10 @@ messages, wills, keepalive, and a packet size limit.
 
 Differences from Mosquitto, on purpose: MQTT 5 clients are refused (CONNACK 1); every
 session is clean (fedward clients ask for that; others get "session present: 0" and
-nothing kept while offline); subscriptions are granted at most QoS 1; and a client id
-held by another user is refused instead of taken over.
+nothing kept while offline); subscriptions are granted at most QoS 1; a client id
+held by another user is refused instead of taken over; retained messages are kept only
+on node presence topics; and every client is held to the limits of
+:mod:`fedward.broker.limits`.
 
 Run it in a thread (:class:`EmbeddedBroker`) or in the foreground::
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from fedward.broker.acl import AclPolicy, parse_acl
 from fedward.broker.client_session import ClientSession, subscription_matches
 from fedward.broker.follow_files import follow_files
+from fedward.broker.limits import MAX_RETAINED_BYTES, RETAINED_TOPIC_FILTERS
 from fedward.broker.packets import ConnackCode, Connect
 from fedward.broker.passwords import (
     DEFAULT_ITERATIONS,
@@ -56,6 +59,14 @@ log = logging.getLogger(__name__)
 def _unknown_user_hash() -> str:
     """Checked for unknown usernames, so that refusing them takes as long as a wrong password."""
     return hash_password("not a password", iterations=DEFAULT_ITERATIONS)
+
+
+def may_retain(topic: str, payload: bytes) -> bool:
+    """Only where fedward's protocol retains, and small: retained messages outlive their
+    sender, and every SUBSCRIBE scans them all."""
+    return len(payload) <= MAX_RETAINED_BYTES and any(
+        subscription_matches(topic_filter, topic) for topic_filter in RETAINED_TOPIC_FILTERS
+    )
 
 
 class BrokerCore:
@@ -144,11 +155,12 @@ class BrokerCore:
         if len(payload) > self.settings.message_size_limit:
             log.info("dropped a %d-byte message from %r", len(payload), sender.username)
             return
-        if retain:
-            if payload:
-                self.retained[topic] = (payload, qos)
-            else:
-                self.retained.pop(topic, None)
+        if retain and payload and not may_retain(topic, payload):
+            log.info("not retaining a message from %r on %r", sender.username, topic)
+        elif retain and payload:
+            self.retained[topic] = (payload, qos)
+        elif retain:
+            self.retained.pop(topic, None)
         for session in list(self.sessions.values()):
             granted = session.granted_qos(topic)
             if granted is not None and self.policy.may_read(session.username, topic):
