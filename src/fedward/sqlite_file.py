@@ -28,12 +28,14 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from fedward.errors import ConfigError, StorageError
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_RETRY_S = 0.02
 
 
 class SqliteFile:
@@ -103,13 +105,29 @@ class SqliteFile:
                 check_same_thread=False,
             )
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            self._use_wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the {self._what} {self.path}: {exc}") from exc
         connection.row_factory = sqlite3.Row
         return connection
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting for the lock like any write. Turning a new file to WAL
+        takes an exclusive lock; processes opening a fresh database at once (the node and
+        the GUI on a first start) each hold a shared lock and want it, and SQLite answers
+        all but one "database is locked" at once, without the busy timeout, rather than
+        deadlock. Those try again."""
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(WAL_RETRY_S)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
