@@ -32,6 +32,21 @@ def test_config_writes_the_three_files(tmp_path: Path) -> None:
     assert "secret-n1" not in result.output
 
 
+def test_config_renders_max_connections_and_a_misspelt_option_names_the_right_one(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    base = ["config", "--peers", str(peers_file(tmp_path)), "--out", str(out)]
+    result = CliRunner().invoke(broker_cli.broker, [*base, "--max-connections", "3000"])
+    assert result.exit_code == 0, result.output
+    assert "max_connections 3000" in (out / "mosquitto.conf").read_text()
+    misspelt = CliRunner().invoke(broker_cli.broker, [*base, "--max-conections", "3000"])
+    assert misspelt.exit_code == 2
+    assert "--max-connections" in misspelt.output
+    zero = CliRunner().invoke(broker_cli.broker, [*base, "--max-connections", "0"])
+    assert zero.exit_code == 2
+
+
 def test_run_without_mosquitto_points_to_the_embedded_broker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,11 @@ import pytest
 
 from fedward.broker.passwords import parse_password_file, verify_password
 from fedward.broker.peers import BrokerPeer
-from fedward.broker.render import read_broker_settings, render_broker_config
+from fedward.broker.render import (
+    DEFAULT_MAX_CONNECTIONS,
+    read_broker_settings,
+    render_broker_config,
+)
 from fedward.config.model import Secret
 from fedward.errors import ConfigError
 
@@ -111,3 +115,30 @@ def test_settings_of_a_foreign_config_are_a_config_error(tmp_path: Path) -> None
     conf.write_text("listener 1883\nallow_anonymous true\n")
     with pytest.raises(ConfigError, match="fedward broker config"):
         read_broker_settings(conf)
+
+
+def test_max_connections_is_rendered_for_both_brokers_and_read_back(tmp_path: Path) -> None:
+    files = render_broker_config(PEERS, tmp_path, "127.0.0.1", 1883, max_connections=5000)
+    assert "max_connections 5000\n" in files.conf.read_text()
+    assert read_broker_settings(files.conf).max_connections == 5000
+
+
+def test_a_config_rendered_before_max_connections_gets_the_default(tmp_path: Path) -> None:
+    files = render_broker_config(PEERS, tmp_path, "127.0.0.1", 1883)
+    lines = files.conf.read_text().splitlines()
+    files.conf.write_text("".join(f"{line}\n" for line in lines if "max_connections" not in line))
+    assert read_broker_settings(files.conf).max_connections == DEFAULT_MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many"])
+def test_a_max_connections_that_is_not_a_positive_count_is_refused(
+    tmp_path: Path, bad: str
+) -> None:
+    with pytest.raises(ConfigError):
+        render_broker_config(PEERS, tmp_path, "127.0.0.1", 1883, max_connections=0)
+    files = render_broker_config(PEERS, tmp_path, "127.0.0.1", 1883)
+    files.conf.write_text(
+        files.conf.read_text().replace("max_connections 1024", f"max_connections {bad}")
+    )
+    with pytest.raises(ConfigError):
+        read_broker_settings(files.conf)

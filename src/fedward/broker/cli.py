@@ -15,7 +15,12 @@ from fedward.broker.embedded import EmbeddedBroker, serve_in_foreground
 from fedward.broker.follow_files import run_following_files
 from fedward.broker.peers import load_peers_file
 from fedward.broker.process import find_mosquitto
-from fedward.broker.render import BrokerFiles, read_broker_settings, render_broker_config
+from fedward.broker.render import (
+    DEFAULT_MAX_CONNECTIONS,
+    BrokerFiles,
+    read_broker_settings,
+    render_broker_config,
+)
 from fedward.broker.run_as import copy_for_account, needs_copy, runtime_dir_of
 from fedward.config.model import DEFAULT_MAX_MESSAGE_BYTES
 from fedward.errors import ConfigError, NotFound, TransportError
@@ -60,6 +65,13 @@ def broker() -> None:
     help="Largest message payload; larger ones are dropped.",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Connections served at once; more are closed at once. Allow a few per peer.",
+)
+@click.option(
     "--run-as",
     default=None,
     help="User Mosquitto switches to when started as root "
@@ -71,6 +83,7 @@ def config(
     host: str,
     port: int,
     max_message_bytes: int,
+    max_connections: int,
     run_as: str | None,
 ) -> None:
     """Write the broker configuration for the peers in the peers file.
@@ -87,7 +100,15 @@ def config(
     'fedward broker reload' makes a running broker use them.
     """
     peers = load_peers_file(peers_file)
-    files = render_broker_config(peers, out_dir, host, port, max_message_bytes, run_as=run_as)
+    files = render_broker_config(
+        peers,
+        out_dir,
+        host,
+        port,
+        max_message_bytes,
+        run_as=run_as,
+        max_connections=max_connections,
+    )
     click.echo(
         f"wrote {files.conf}, {files.passwords.name} and {files.acl.name} for {len(peers)} peers"
     )

@@ -12,7 +12,12 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
-from fedward.broker.limits import MAX_SUBSCRIPTIONS_PER_SESSION, MAX_TOPIC_FILTER_BYTES
+from fedward.broker.limits import (
+    CONNECT_TIMEOUT_S,
+    MAX_CONNECT_BYTES,
+    MAX_SUBSCRIPTIONS_PER_SESSION,
+    MAX_TOPIC_FILTER_BYTES,
+)
 from fedward.broker.packets import (
     PINGRESP,
     SUBACK_FAILURE,
@@ -38,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 10.0
 MAX_GRANTED_QOS = 1  # outbound QoS 2 is not implemented; MQTT lets a broker grant less
 
 
@@ -63,15 +67,24 @@ class ClientSession:
         self._qos2_received: set[int] = set()
         self._disconnected_cleanly = False
         peer = writer.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) else "?"
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
 
     async def run(self) -> None:
+        slots = self.core.slots
+        if not slots.open(self.address):
+            log.warning("closed a connection from %s at once: too many connections", self.peer)
+            self.kick()
+            return
         sock = self.writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         registered = False
+        in_handshake = True
         try:
             connect = await self._handshake()
+            slots.end_handshake(self.address)
+            in_handshake = False
             registered = connect is not None
             if connect is not None:
                 await self._serve(connect.keepalive_s)
@@ -84,6 +97,9 @@ class ClientSession:
                 "dropping client %s (%s) after an internal error", self.client_id, self.peer
             )
         finally:
+            if in_handshake:
+                slots.end_handshake(self.address)
+            slots.close()
             if registered:
                 self.core.unregister(self, publish_will=not self._disconnected_cleanly)
             self.writer.close()
@@ -116,13 +132,17 @@ class ClientSession:
                 best = qos
         return best
 
-    async def _read(self, timeout_s: float | None) -> tuple[PacketType, int, bytes]:
+    async def _read(
+        self, timeout_s: float | None, max_packet_size: int | None = None
+    ) -> tuple[PacketType, int, bytes]:
         async with asyncio.timeout(timeout_s):
-            return await read_packet(self.reader, self.core.settings.max_packet_size)
+            limit = max_packet_size or self.core.settings.max_packet_size
+            return await read_packet(self.reader, limit)
 
     async def _handshake(self) -> Connect | None:
         """The accepted CONNECT, or None once a refusal has been sent."""
-        kind, _, body = await self._read(CONNECT_TIMEOUT_S)
+        # Read before authentication: a small limit, or a stranger makes us buffer 1 MiB.
+        kind, _, body = await self._read(CONNECT_TIMEOUT_S, MAX_CONNECT_BYTES)
         if kind != PacketType.CONNECT:
             raise MalformedPacket(f"first packet is {kind.name}, not CONNECT")
         connect = parse_connect(body)

@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fedward.broker.acl import AclPolicy, parse_acl
+from fedward.broker.admission import ConnectionSlots
 from fedward.broker.client_session import ClientSession, subscription_matches
 from fedward.broker.follow_files import follow_files
 from fedward.broker.limits import MAX_RETAINED_BYTES, RETAINED_TOPIC_FILTERS
@@ -75,6 +76,7 @@ class BrokerCore:
     def __init__(self, settings: BrokerSettings) -> None:
         self.settings = settings
         self.max_queued_bytes = MAX_QUEUED_BYTES
+        self.slots = ConnectionSlots(settings.max_connections)
         self.sessions: dict[str, ClientSession] = {}
         self.retained: dict[str, tuple[bytes, int]] = {}
         self.hashes: dict[str, str] = {}

@@ -1,12 +1,18 @@
 """The embedded broker's resource limits: what one peer, or a stranger, can make it hold.
 
 Every value here bounds memory or CPU that a client could otherwise claim without end
-(found by an attacker review: node accounts and unauthenticated strangers). They follow
-from fedward's protocol and are not meant to be tuned.
+(found by an attacker review: node accounts and unauthenticated strangers). Only the
+total connection count is an operator's setting (``max_connections`` in
+``mosquitto.conf``, Mosquitto's own key, rendered by ``fedward broker config
+--max-connections``); the others follow from fedward's protocol and are not meant to be
+tuned.
 
 What a client gets when it meets a limit, so that fedward's clients fail plainly
 instead of retrying for ever:
 
+- before its CONNECT is accepted (too many connections, in all or still in their
+  handshake from its address; a CONNECT too large; none within the deadline): the
+  connection is closed at once, with no CONNACK (paho tries again after a second);
 - a topic filter too many or too long: SUBACK failure (0x80) for that filter, as MQTT
   3.1.1 provides; the connection and its other filters stay (``MqttChannel.subscribe``
   raises ``AccessDenied``).
@@ -17,6 +23,24 @@ instead of retrying for ever:
 from __future__ import annotations
 
 from fedward.protocol.topics import PRESENCE_FILTER
+
+CONNECT_TIMEOUT_S = 10.0
+"""A new connection must have sent its whole CONNECT by then: clients send it as soon as
+TCP connects, and a stranger dripping bytes holds a handshake slot no longer."""
+
+MAX_CONNECT_BYTES = 4096
+"""The first packet (CONNECT) is read before anyone is authenticated. Ours carry a client id
+and a username of at most 64 characters, a generated password and a presence will of a
+few hundred bytes: 4 KiB is ten times that, and bounds what a stranger makes us buffer."""
+
+MAX_HANDSHAKES = 256
+"""Connections accepted but not yet answered with a CONNACK, in all: with
+``MAX_CONNECT_BYTES`` each, 1 MiB at most before any password is checked."""
+
+MAX_HANDSHAKES_PER_ADDRESS = 64
+"""The same, from one IP address, so that one stranger cannot take every slot. In the demo
+and in tests every peer comes from 127.0.0.1: 64 lets 50 nodes connect at the same moment;
+on the VPN each peer has its own address."""
 
 MAX_SUBSCRIPTIONS_PER_SESSION = 32
 """Topic filters one connection may hold. A node subscribes to 4 (requests, broadcasts,

@@ -35,6 +35,10 @@ PACKET_OVERHEAD_BYTES = 4096
 """Room for the fixed header and topic on top of the payload limit; our topics are short."""
 MAX_QUEUED_MESSAGES = 1000
 MAX_QUEUED_BYTES = 64 << 20
+DEFAULT_MAX_CONNECTIONS = 1024
+"""Connections a broker serves at once (Mosquitto's ``max_connections``, which the embedded
+broker reads too): a federation of hundreds of nodes with room for reconnections, under
+the 1024 open files a process gets by default; more with ``--max-connections``."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class BrokerSettings:
     acl_file: Path
     message_size_limit: int
     max_packet_size: int
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     user: str | None = None  # whom Mosquitto switches to when started as root
 
 
@@ -72,6 +77,7 @@ def render_broker_config(
     run_as: str | None = None,
     iterations: int = DEFAULT_ITERATIONS,
     salt_source: SaltSource | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> BrokerFiles:
     """Write the broker's three files into ``out_dir`` and return their paths.
 
@@ -86,19 +92,25 @@ def render_broker_config(
         raise ConfigError(f"broker port must be 1-65535, got {port}")
     if max_message_bytes < 1:
         raise ConfigError(f"max message size must be positive, got {max_message_bytes}")
+    _check_max_connections(max_connections)
     files = BrokerFiles.in_dir(out_dir)
     hashes = _password_hashes(peers, files.passwords, iterations, salt_source)
     atomic_write_text(files.passwords, render_password_file(hashes), mode=0o600)
     atomic_write_text(files.acl, render_acl(peers), mode=0o600)
     conf = render_mosquitto_conf(
-        files, host, port, max_message_bytes, run_as or default_broker_user()
+        files, host, port, max_message_bytes, run_as or default_broker_user(), max_connections
     )
     atomic_write_text(files.conf, conf, mode=0o644)
     return files
 
 
 def render_mosquitto_conf(
-    files: BrokerFiles, host: str, port: int, max_message_bytes: int, run_as: str
+    files: BrokerFiles,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    run_as: str,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> str:
     if not host or any(c.isspace() for c in host) or any(c.isspace() for c in run_as):
         raise ConfigError(f"invalid broker listen host {host!r} or user {run_as!r}")
@@ -110,6 +122,7 @@ def render_mosquitto_conf(
         f"password_file {files.passwords}",
         f"acl_file {files.acl}",
         f"listener {port} {host}",
+        f"max_connections {max_connections}",  # a listener's option: after its line
         "set_tcp_nodelay true",
         f"message_size_limit {max_message_bytes}",
         f"max_packet_size {max_message_bytes + PACKET_OVERHEAD_BYTES}",
@@ -152,14 +165,25 @@ def read_broker_settings(conf: Path) -> BrokerSettings:
             acl_file=Path(" ".join(values["acl_file"])),
             message_size_limit=int(values["message_size_limit"][0]),
             max_packet_size=int(values["max_packet_size"][0]),
+            # Absent from directories rendered before it existed.
+            max_connections=_check_max_connections(
+                int(values.get("max_connections", [DEFAULT_MAX_CONNECTIONS])[0])
+            ),
             user=values["user"][0] if values.get("user") else None,
         )
     except (KeyError, ValueError, IndexError) as exc:
         raise ConfigError(
             f"broker configuration {conf} lacks 'listener PORT HOST', password_file, acl_file, "
-            "message_size_limit or max_packet_size",
+            "message_size_limit or max_packet_size, or one is not a number (max_connections "
+            "too)",
             hint="render it with 'fedward broker config'",
         ) from exc
+
+
+def _check_max_connections(max_connections: int) -> int:
+    if max_connections < 1:
+        raise ConfigError(f"broker max_connections must be positive, got {max_connections}")
+    return max_connections
 
 
 def _password_hashes(
