@@ -1,17 +1,29 @@
-"""Who the embedded broker lets in before it knows who they are: connection slots.
+"""Who the embedded broker lets in before it knows who they are.
 
-A connection takes a slot when it is accepted and gives it back when it ends; until its
-CONNACK it also holds a handshake slot of its address. A connection that finds no slot
-is closed at once, before a byte of it is read, so strangers can make the broker hold
-at most ``MAX_HANDSHAKES`` small CONNECTs, and never more connections than configured.
-Touched only from the event loop's thread, like the rest of ``BrokerCore``.
+- :class:`ConnectionSlots`: a connection takes a slot when it is accepted and gives it
+  back when it ends; until its CONNACK it also holds a handshake slot of its address. A
+  connection that finds no slot is closed at once, before a byte of it is read, so
+  strangers make the broker hold at most ``MAX_HANDSHAKES`` small CONNECTs, and never
+  more connections than configured.
+- :class:`PasswordChecks`: PBKDF2 checks run in a few threads of their own; the others
+  wait their turn, taken by address in round robin, and a bounded number of them.
+
+Both are touched only from the event loop's thread, like the rest of ``BrokerCore``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import asyncio
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 
-from fedward.broker.limits import MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
+from fedward.broker.limits import (
+    MAX_HANDSHAKES,
+    MAX_HANDSHAKES_PER_ADDRESS,
+    MAX_WAITING_PASSWORD_CHECKS,
+    PASSWORD_CHECKS_AT_ONCE,
+)
+from fedward.broker.passwords import verify_password
 
 
 class ConnectionSlots:
@@ -46,3 +58,61 @@ class ConnectionSlots:
     def close(self) -> None:
         """The connection ended; call once per ``open``, after ``end_handshake``."""
         self.connections -= 1
+
+
+class PasswordChecks:
+    """``verify_password`` off the event loop, a few at a time, fairly between addresses."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(
+            PASSWORD_CHECKS_AT_ONCE, thread_name_prefix="broker-password"
+        )
+        self._running = 0
+        self._waiting = 0
+        # Address -> its checks waiting, in arrival order; the dict's order is the round.
+        self._turns: dict[str, deque[asyncio.Future[None]]] = {}
+
+    async def verify(self, address: str, password: str, encoded: str) -> bool | None:
+        """Whether ``password`` matches; None when too many checks wait already."""
+        if self._running >= PASSWORD_CHECKS_AT_ONCE or self._waiting:
+            if self._waiting >= MAX_WAITING_PASSWORD_CHECKS:
+                return None
+            await self._wait_for_turn(address)
+        else:
+            self._running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, verify_password, password, encoded
+            )
+        finally:
+            self._running -= 1
+            self._start_next()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _wait_for_turn(self, address: str) -> None:
+        """Returns holding a running slot, which ``_start_next`` took for us."""
+        turn = asyncio.get_running_loop().create_future()
+        self._turns.setdefault(address, deque()).append(turn)
+        self._waiting += 1
+        try:
+            await turn
+        except asyncio.CancelledError:  # the broker stops
+            if turn.done() and not turn.cancelled():
+                self._running -= 1  # our turn had come: hand it on
+                self._start_next()
+            raise  # else _start_next skips the cancelled turn
+        finally:
+            self._waiting -= 1
+
+    def _start_next(self) -> None:
+        while self._running < PASSWORD_CHECKS_AT_ONCE and self._turns:
+            address = next(iter(self._turns))
+            queue = self._turns.pop(address)
+            turn = queue.popleft()
+            if queue:
+                self._turns[address] = queue  # to the end of the round
+            if not turn.done():
+                self._running += 1
+                turn.set_result(None)

@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fedward.broker.acl import AclPolicy, parse_acl
-from fedward.broker.admission import ConnectionSlots
+from fedward.broker.admission import ConnectionSlots, PasswordChecks
 from fedward.broker.client_session import ClientSession, subscription_matches
 from fedward.broker.follow_files import follow_files
 from fedward.broker.limits import MAX_RETAINED_BYTES, RETAINED_TOPIC_FILTERS
@@ -77,6 +77,7 @@ class BrokerCore:
         self.settings = settings
         self.max_queued_bytes = MAX_QUEUED_BYTES
         self.slots = ConnectionSlots(settings.max_connections)
+        self.password_checks = PasswordChecks()
         self.sessions: dict[str, ClientSession] = {}
         self.retained: dict[str, tuple[bytes, int]] = {}
         self.hashes: dict[str, str] = {}
@@ -118,9 +119,12 @@ class BrokerCore:
     async def admit(self, session: ClientSession, connect: Connect) -> ConnackCode:
         username, password = connect.username or "", connect.password or ""
         encoded = self.hashes.get(username)
-        checks = await asyncio.get_running_loop().run_in_executor(
-            None, verify_password, password, encoded or _unknown_user_hash()
+        checks = await self.password_checks.verify(
+            session.address, password, encoded or _unknown_user_hash()
         )
+        if checks is None:
+            log.warning("too many password checks waiting; refusing %s for now", session.peer)
+            return ConnackCode.SERVER_UNAVAILABLE
         if encoded is None or not checks:
             return ConnackCode.NOT_AUTHORIZED
         if not connect.client_id:
@@ -262,6 +266,7 @@ class EmbeddedBroker:
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
+            core.password_checks.close()
 
     def stop(self) -> None:
         """Stop serving and drop every client; idempotent."""

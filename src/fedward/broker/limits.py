@@ -13,6 +13,8 @@ instead of retrying for ever:
 - before its CONNECT is accepted (too many connections, in all or still in their
   handshake from its address; a CONNECT too large; none within the deadline): the
   connection is closed at once, with no CONNACK (paho tries again after a second);
+- too many password checks waiting already: CONNACK "server unavailable" (3), then the
+  connection is closed (paho tries again later; a first connection raises);
 - a topic filter too many or too long: SUBACK failure (0x80) for that filter, as MQTT
   3.1.1 provides; the connection and its other filters stay (``MqttChannel.subscribe``
   raises ``AccessDenied``).
@@ -41,6 +43,17 @@ MAX_HANDSHAKES_PER_ADDRESS = 64
 """The same, from one IP address, so that one stranger cannot take every slot. In the demo
 and in tests every peer comes from 127.0.0.1: 64 lets 50 nodes connect at the same moment;
 on the VPN each peer has its own address."""
+
+PASSWORD_CHECKS_AT_ONCE = 2
+"""PBKDF2 (``passwords.DEFAULT_ITERATIONS``, about 10 ms) runs in this many threads; more
+would only take CPU from routing messages."""
+
+MAX_WAITING_PASSWORD_CHECKS = 128
+"""Password checks waiting for a thread. Past this a CONNECT is told "server unavailable"
+instead of taking a place: the queue, and the time a check waits in it (at most about
+128 x 10 ms / 2 = 0.6 s), are bounded. Checks take their turn by address in round robin,
+so a flood from a few addresses delays an honest peer by a few checks, not by the
+queue; twice ``MAX_HANDSHAKES_PER_ADDRESS``, so one address cannot fill it alone."""
 
 MAX_SUBSCRIPTIONS_PER_SESSION = 32
 """Topic filters one connection may hold. A node subscribes to 4 (requests, broadcasts,

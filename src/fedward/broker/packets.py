@@ -35,6 +35,7 @@ class ConnackCode(IntEnum):
     ACCEPTED = 0
     BAD_PROTOCOL_VERSION = 1
     IDENTIFIER_REJECTED = 2
+    SERVER_UNAVAILABLE = 3
     NOT_AUTHORIZED = 5
 
 
