@@ -37,7 +37,11 @@ from fedward.broker.acl import AclPolicy, parse_acl
 from fedward.broker.admission import ConnectionSlots, PasswordChecks
 from fedward.broker.client_session import ClientSession, subscription_matches
 from fedward.broker.follow_files import follow_files
-from fedward.broker.limits import MAX_RETAINED_BYTES, RETAINED_TOPIC_FILTERS
+from fedward.broker.limits import (
+    MAX_CONNECTIONS_PER_USERNAME,
+    MAX_RETAINED_BYTES,
+    RETAINED_TOPIC_FILTERS,
+)
 from fedward.broker.packets import ConnackCode, Connect
 from fedward.broker.passwords import (
     DEFAULT_ITERATIONS,
@@ -132,9 +136,15 @@ class BrokerCore:
                 return ConnackCode.IDENTIFIER_REJECTED
             session.client_id = f"auto-{secrets.token_hex(8)}"  # MQTT 3.1.3-6
         holder = self.sessions.get(session.client_id)
+        if holder is not None and holder.username != username:
+            return ConnackCode.IDENTIFIER_REJECTED
+        # Counted without the connection this one replaces: a peer reconnecting before we
+        # noticed its old connection die must get in.
+        held = sum(1 for s in self.sessions.values() if s.username == username and s is not holder)
+        if held >= MAX_CONNECTIONS_PER_USERNAME:
+            log.warning("user %r holds %d connections already; refusing another", username, held)
+            return ConnackCode.SERVER_UNAVAILABLE
         if holder is not None:
-            if holder.username != username:
-                return ConnackCode.IDENTIFIER_REJECTED
             log.info("client %r connected again; closing its old connection", session.client_id)
             self.unregister(holder, publish_will=True)
             holder.kick()

@@ -13,8 +13,9 @@ instead of retrying for ever:
 - before its CONNECT is accepted (too many connections, in all or still in their
   handshake from its address; a CONNECT too large; none within the deadline): the
   connection is closed at once, with no CONNACK (paho tries again after a second);
-- too many password checks waiting already: CONNACK "server unavailable" (3), then the
-  connection is closed (paho tries again later; a first connection raises);
+- too many password checks waiting already, or too many connections of its account:
+  CONNACK "server unavailable" (3), then the connection is closed (paho tries again
+  later; a first connection raises);
 - a topic filter too many or too long: SUBACK failure (0x80) for that filter, as MQTT
   3.1.1 provides; the connection and its other filters stay (``MqttChannel.subscribe``
   raises ``AccessDenied``).
@@ -54,6 +55,13 @@ instead of taking a place: the queue, and the time a check waits in it (at most 
 128 x 10 ms / 2 = 0.6 s), are bounded. Checks take their turn by address in round robin,
 so a flood from a few addresses delays an honest peer by a few checks, not by the
 queue; twice ``MAX_HANDSHAKES_PER_ADDRESS``, so one address cannot fill it alone."""
+
+MAX_CONNECTIONS_PER_USERNAME = 8
+"""Live connections of one account (a client id reconnecting replaces its old connection
+and does not count twice). A node holds one, and one more while ``fedward doctor`` runs;
+a researcher one per open experiment. Each connection may have up to
+``render.MAX_QUEUED_BYTES`` (64 MiB) waiting for a slow reader, so one account holds at
+most 8 x 64 MiB, not any multiple it likes."""
 
 MAX_SUBSCRIPTIONS_PER_SESSION = 32
 """Topic filters one connection may hold. A node subscribes to 4 (requests, broadcasts,
