@@ -26,6 +26,7 @@ fits, so ``except ValueError`` keeps working for callers who do not know fedward
     ├── TransportError (ConnectionError)         broker or upload server unreachable
     │   └── RequestTimeout (TimeoutError)        no answer before the deadline
     ├── StorageError (RuntimeError)              a database file cannot be read or written
+    │   └── QuotaExceeded                        an upload past the upload server's quota
     ├── PlanNotApproved (PermissionError)        a plan whose digest is not Approved
     ├── JobError (RuntimeError)                  a training job failed: the plan raised
     │   │                                        (with the plan's own failing lines)
@@ -160,6 +161,14 @@ class StorageError(FedwardError, RuntimeError):
 
     code = "storage"
     exit_code = 74  # EX_IOERR
+
+
+class QuotaExceeded(StorageError):
+    """The upload server refused an upload that would take its stored bytes past a quota
+    (its uploader's, or the server's total): HTTP 507. Not a transient failure: sending
+    it again is refused again until blobs are deleted or the quota is raised."""
+
+    code = "quota_exceeded"
 
 
 class PlanNotApproved(FedwardError, PermissionError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -84,3 +85,28 @@ def test_every_command_has_help(args: list[str]) -> None:
     code, out, _ = run_cli(*args, "--help")
     assert code == 0
     assert "Usage:" in out
+
+
+@pytest.mark.parametrize(
+    ("typo", "said"),
+    [("--peer-quota-m", "--peer-quota-mb"), ("--total-quota", "--total-quota-mb")],
+)
+def test_a_mistyped_quota_option_is_refused_naming_the_right_one(
+    tmp_path: Path, tokens_file: Path, typo: str, said: str
+) -> None:
+    args = ["--data-dir", str(tmp_path / "data"), "--tokens", str(tokens_file), typo, "5"]
+    result = CliRunner().invoke(cli, ["uploads", "serve", *args])
+    assert result.exit_code == 2
+    assert re.search(f"Did you mean (one of: )?'{said}'", result.stderr), result.stderr
+
+
+@pytest.mark.parametrize("option", ["--peer-quota-mb", "--total-quota-mb"])
+@pytest.mark.parametrize("value", ["0", "-1", "lots"])
+def test_a_quota_that_is_not_a_positive_number_is_refused(
+    tmp_path: Path, tokens_file: Path, option: str, value: str
+) -> None:
+    args = ["--data-dir", str(tmp_path / "data"), "--tokens", str(tokens_file), option, value]
+    result = CliRunner().invoke(cli, ["uploads", "serve", *args])
+    assert result.exit_code == 2
+    assert option in result.stderr
+    assert not (tmp_path / "data").exists()

@@ -128,7 +128,8 @@ def test_the_collector_cannot_delete_content_its_reader_is_uploading_again(
     space.record_fetch(blob_id, "node1")  # spent: deletable once keep_fetched_s passes
     eager = RetentionPolicy(keep_fetched_s=0.0, keep_idle_s=3600.0)
 
-    again = space.begin_upload_of(blob_id, "researcher")  # the same round's mean, sent again
+    # The same round's mean, sent again:
+    again = space.begin_upload_of(blob_id, "researcher", declared_bytes=len(data))
     assert not again.keeps_content
     assert collect(space, eager).blobs == 0  # pinned while its bytes arrive
     again.write(data)
@@ -143,7 +144,7 @@ def test_a_peer_that_may_not_read_a_blob_cannot_pin_it(tmp_path: Path) -> None:
     space = DiskBlobSpace(tmp_path)
     blob_id = store(space, b"weights", ["researcher"])
     before = space.record_of(blob_id)
-    stranger = space.begin_upload_of(blob_id, "mallory")
+    stranger = space.begin_upload_of(blob_id, "mallory", declared_bytes=len(b"weights"))
     try:
         assert stranger.keeps_content  # its bytes are kept and checked like new content
         assert space.record_of(blob_id) == before
@@ -172,7 +173,7 @@ def test_a_commit_waiting_for_the_disk_holds_up_no_other_upload_or_fetch(
         others = threading.Thread(
             target=lambda: (
                 space.record_fetch(served, "node1"),
-                space.begin_upload_of(served, "node1"),
+                space.begin_upload_of(served, "node1", declared_bytes=0),
             )
         )
         others.start()

@@ -1,8 +1,10 @@
 """``HttpBlobStore``: the ``BlobStore`` of the upload server, over HTTP.
 
 Every failure is translated here, once: 401 becomes AccessDenied, 404 NotFound, 413
-ValidationError (with the server's limit), a body that does not hash to its id
-IntegrityError, an unreachable server TransportError. A request the server could not
+ValidationError (with the server's limit), 507 for a quota QuotaExceeded (naming the
+server's setting; not tried again: it would be refused again until blobs are deleted),
+a body that does not hash to its id IntegrityError, an unreachable server
+TransportError. A request the server could not
 complete (connection lost, refused, timed out, a 5xx answer such as a full disk) is
 tried again, from the first byte, with a growing pause, for up to ``retry_s``: uploads
 and downloads are idempotent (a blob is its hash), a download is checked against its
@@ -44,6 +46,7 @@ from fedward.errors import (
     FedwardError,
     IntegrityError,
     NotFound,
+    QuotaExceeded,
     RequestTimeout,
     StorageError,
     TransportError,
@@ -520,6 +523,9 @@ def _raise_error(status: int, code: str, message: str, blob_id: str) -> NoReturn
         raise NotFound(f"blob {blob_id} not found, or this peer is not one of its readers")
     if status == 413:
         raise ValidationError(f"upload server refused blob {blob_id}: {message}")
+    if status == 507 and code == QuotaExceeded.code:
+        # A 507 without it is a full disk: a 5xx like others, tried again.
+        raise QuotaExceeded(f"upload server refused blob {blob_id}: {message}")
     if code == "integrity":
         raise IntegrityError(f"upload server refused blob {blob_id}: {message}")
     if status == 400:

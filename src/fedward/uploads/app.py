@@ -9,7 +9,9 @@
 There is deliberately no way for a peer to list, replace or delete blobs. A blob that
 is missing and a blob the caller may not read both answer 404, so ids reveal nothing.
 Uploads are hashed and written as they arrive and refused (413) the moment they pass
-the size limit; the temporary file goes at once. Re-uploading stored content only adds
+the size limit; the temporary file goes at once. An upload whose declared length would
+take its uploader's stored bytes, or the server's, past a quota is refused (507) before
+a byte is read (``quotas``). Re-uploading stored content only adds
 readers, but the body must still hash to the id: knowing an id is not enough to gain
 access to its content.
 
@@ -47,12 +49,14 @@ from fedward.errors import (
     IntegrityError,
     MessageTooLarge,
     NotFound,
+    QuotaExceeded,
     StorageError,
     ValidationError,
 )
 from fedward.uploads.blob_space import DiskBlobSpace, IncomingBlob
 from fedward.uploads.http_connection import ClientGone, Exchange
 from fedward.uploads.http_wire import BadRequest, RequestHead, error_body
+from fedward.uploads.quotas import StorageQuotas
 from fedward.uploads.tokens import TokenRegistry
 from fedward.uploads.upload_streams import StreamCut, UploadStream, UploadStreams
 
@@ -74,6 +78,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[FedwardError], int], ...] = (
     (MessageTooLarge, 413),
     (IntegrityError, 400),
     (ValidationError, 400),
+    (QuotaExceeded, 507),  # before StorageError, which it is: not a passing failure
     (StorageError, 503),
 )
 _BEARER_CHALLENGE = ("www-authenticate", 'Bearer realm="fedward-uploads"')
@@ -166,11 +171,13 @@ class UploadApp:
             raise BadRequest("an upload needs a Content-Length", status=411)
         if declared > self._max_blob_bytes:
             raise self._too_large()
-        incoming = self._space.begin_upload_of(blob_id, peer_id)
+        # Refused here (QuotaExceeded, 507) before a byte is read or kept.
+        incoming = self._space.begin_upload_of(blob_id, peer_id, declared_bytes=declared)
         created = incoming.keeps_content
-        stream = self._streamable(incoming, blob_id, declared, frozenset(readers), peer_id)
+        stream: UploadStream | None = None
         stored = False
         try:
+            stream = self._streamable(incoming, blob_id, declared, frozenset(readers), peer_id)
             exchange.send_continue()  # registered: its readers may GET it from now on
             if stream is None:
                 exchange.read_body(incoming.write)
@@ -296,11 +303,16 @@ class UploadApp:
         )
 
 
-def create_app(data_dir: Path, tokens_file: Path, max_blob_bytes: int) -> UploadApp:
-    """The upload server's routes over ``data_dir``, authenticating with ``tokens_file``."""
-    return UploadApp(
-        DiskBlobSpace(Path(data_dir)), TokenRegistry(Path(tokens_file)), max_blob_bytes
-    )
+def create_app(
+    data_dir: Path,
+    tokens_file: Path,
+    max_blob_bytes: int,
+    quotas: StorageQuotas | None = None,
+) -> UploadApp:
+    """The upload server's routes over ``data_dir``, authenticating with ``tokens_file``;
+    ``quotas``: how much it keeps stored (None: ``StorageQuotas()``, the defaults)."""
+    space = DiskBlobSpace(Path(data_dir), quotas=quotas)
+    return UploadApp(space, TokenRegistry(Path(tokens_file)), max_blob_bytes)
 
 
 def _error_reply(exc: Exception, request: RequestHead) -> tuple[int, str, str]:

@@ -25,6 +25,12 @@ content is a parameters file (safetensors) or something else (a plan). Deleting 
 takes the same lock, so it never races an upload of the same content: an upload that
 found the content stored and meant to reuse it fails with ``StorageError`` (503) if the
 content was deleted meanwhile, and its client sends it again.
+
+The space keeps count of what it stores against its quotas (``quotas``): counted from
+the disk at start-up (each sidecar names the blob's uploaders), charged as each upload is
+stored and released as each blob is deleted, under the same lock. An upload reserves its
+declared length before its first byte is written, and is refused (``QuotaExceeded``)
+if that would pass a quota.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ from typing import BinaryIO, Literal
 from fedward.core.ids import SHA256_PATTERN, validate_sha256
 from fedward.errors import NotFound, StorageError
 from fedward.storage.atomic import atomic_write_text, fsync_dir, fsync_path
+from fedward.uploads.quotas import (
+    Charge,
+    QuotaLedger,
+    Reservation,
+    StorageQuotas,
+    default_total_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +116,19 @@ class IncomingBlob:
     """The bytes of one upload as they arrive: hashed, counted and, unless the blob is
     already stored, written to a temporary file."""
 
-    def __init__(self, temp_path: Path | None, handle: BinaryIO | None) -> None:
+    def __init__(
+        self,
+        temp_path: Path | None,
+        handle: BinaryIO | None,
+        reservation: Reservation | None = None,
+        cancel: Callable[[Reservation], None] | None = None,
+    ) -> None:
         self.temp_path = temp_path
         self._handle = handle
+        # What the upload holds against the quotas until it is stored or dropped, and how
+        # a dropped one gives it back (``DiskBlobSpace``, under its lock).
+        self.reservation = reservation
+        self._cancel = cancel
         self._hash = hashlib.sha256()
         self.size = 0
         self.head = b""  # the first bytes, to tell parameters from other content
@@ -154,12 +177,21 @@ class IncomingBlob:
             if self.temp_path is not None:
                 self.temp_path.unlink(missing_ok=True)
                 self.temp_path = None
+            self.end_reservation()
+
+    def end_reservation(self) -> None:
+        reservation, self.reservation = self.reservation, None
+        if reservation is not None and self._cancel is not None:
+            self._cancel(reservation)
 
 
 class DiskBlobSpace:
-    def __init__(self, data_dir: Path, *, server: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, server: bool = True, quotas: StorageQuotas | None = None
+    ) -> None:
         """``server=False`` for another process (``fedward uploads gc``) beside a running
-        server: it must not take the server's uploads in progress for abandoned ones."""
+        server: it must not take the server's uploads in progress for abandoned ones (and
+        counts nothing against the quotas, which are the server's)."""
         self._objects = Path(data_dir) / "objects"
         self._readers = Path(data_dir) / "readers"
         self._incoming = Path(data_dir) / "incoming"
@@ -168,6 +200,18 @@ class DiskBlobSpace:
         self._lock = threading.Lock()
         if server:
             self._remove_abandoned_uploads()
+        quotas = quotas or StorageQuotas()
+        charges = list(self._charges_on_disk()) if server else []
+        total_limit = quotas.total_bytes
+        if total_limit is None:
+            stored = sum(charge.content_bytes for _, charge in charges)
+            total_limit = default_total_bytes(Path(data_dir), stored)
+        self._ledger = QuotaLedger(quotas.peer_bytes, total_limit, charges)
+
+    @property
+    def quotas(self) -> QuotaLedger:
+        """The counts against the quotas; read them under no lock for a glance only."""
+        return self._ledger
 
     def has(self, blob_id: str) -> bool:
         return self._object_path(blob_id).is_file()
@@ -177,24 +221,42 @@ class DiskBlobSpace:
             return IncomingBlob(None, None)
         return self._incoming_file()
 
-    def begin_upload_of(self, blob_id: str, uploader: str) -> IncomingBlob:
-        """An upload of ``blob_id``: its bytes are kept only if the content is not stored
-        yet. Stored content is marked in use under the lock that deletion takes, so the
-        collector cannot delete it while the same bytes arrive again (the upload would
-        then fail only after all of them were sent). Only a peer that may read the blob
-        pins it this way; for anyone else the bytes are kept as for new content."""
+    def begin_upload_of(self, blob_id: str, uploader: str, *, declared_bytes: int) -> IncomingBlob:
+        """An upload of ``blob_id``, ``declared_bytes`` long: its bytes are kept only if
+        the content is not stored yet. Stored content is marked in use under the lock
+        that deletion takes, so the collector cannot delete it while the same bytes
+        arrive again (the upload would then fail only after all of them were sent). Only
+        a peer that may read the blob pins it this way; for anyone else the bytes are
+        kept as for new content. QuotaExceeded, before anything is written, if what it
+        would add passes a quota (``quotas``)."""
         with self._lock:
             record = self.record_of(blob_id) if self.has(blob_id) else None
             if record is not None and uploader in record.readers:
+                # No file: only this peer's count may grow, if it was not an uploader.
+                charged = self._ledger.charged_to(blob_id, uploader)
+                reservation = self._ledger.reserve(
+                    uploader, peer_bytes=0 if charged else declared_bytes, total_bytes=0
+                )
                 pinned = replace(record, spent_at=None, last_used=time.time())
                 self._write_record(blob_id, pinned, durable=False)
-                return IncomingBlob(None, None)
-        return self._incoming_file()
+                return IncomingBlob(None, None, reservation, self._cancel)
+            reservation = self._ledger.reserve(
+                uploader, peer_bytes=declared_bytes, total_bytes=declared_bytes
+            )
+        try:
+            return self._incoming_file(reservation)
+        except BaseException:
+            self._cancel(reservation)
+            raise
 
-    def _incoming_file(self) -> IncomingBlob:
+    def _incoming_file(self, reservation: Reservation | None = None) -> IncomingBlob:
         fd, name = tempfile.mkstemp(suffix=".part", dir=self._incoming)
         os.fchmod(fd, 0o600)
-        return IncomingBlob(Path(name), os.fdopen(fd, "wb"))
+        return IncomingBlob(Path(name), os.fdopen(fd, "wb"), reservation, self._cancel)
+
+    def _cancel(self, reservation: Reservation) -> None:
+        with self._lock:
+            self._ledger.cancel(reservation)
 
     def commit(self, incoming: IncomingBlob, readers: Iterable[str], uploader: str) -> None:
         """Move a verified upload into place (if it carried new content), then record its
@@ -220,18 +282,20 @@ class DiskBlobSpace:
                 "parameters" if looks_like_parameters(incoming.head, incoming.size) else "other"
             )
             base = current or BlobRecord(size=incoming.size, readers=frozenset(), kind=kind)
-            self._write_record(
-                blob_id,
-                replace(
-                    base,
-                    readers=base.readers | frozenset(readers) | {uploader},
-                    uploaders=base.uploaders | {uploader},
-                    fetched_by=frozenset(),
-                    spent_at=None,
-                    last_used=time.time(),
-                ),
-                durable=False,
+            record = replace(
+                base,
+                readers=base.readers | frozenset(readers) | {uploader},
+                uploaders=base.uploaders | {uploader},
+                fetched_by=frozenset(),
+                spent_at=None,
+                last_used=time.time(),
             )
+            self._write_record(blob_id, record, durable=False)
+            # The reservation becomes the blob's charge in one step: nobody sees both.
+            self._ledger.charge(blob_id, Charge(incoming.size, record.size, record.uploaders))
+            reservation, incoming.reservation = incoming.reservation, None
+            if reservation is not None:
+                self._ledger.cancel(reservation)
         # Durable before the uploader hears that it is stored, but flushed outside the
         # lock: other uploads and fetches need not wait for this one's disk. Either
         # rename may reach the disk first; without its record or its content a blob
@@ -327,7 +391,30 @@ class DiskBlobSpace:
             # content without a sidecar would be content nobody can read or delete.
             self._object_path(blob_id).unlink(missing_ok=True)
             self._readers_path(blob_id).unlink(missing_ok=True)
+            self._ledger.release(blob_id)
             return stored[0] if stored else 0
+
+    def forget_deleted(self, present: Iterable[str]) -> None:
+        """Release the quota counts of blobs deleted by another process (``fedward
+        uploads gc`` beside the server): those counted but not in ``present`` (a walk of
+        ``blob_ids``) and gone now. One stored after the walk began is still there."""
+        with self._lock:
+            for blob_id in self._ledger.charged_ids() - set(present):
+                if not self.has(blob_id):
+                    self._ledger.release(blob_id)
+
+    def _charges_on_disk(self) -> Iterator[tuple[str, Charge]]:
+        """What each stored blob counts against the quotas, read at start-up. Content
+        without a readable sidecar counts against the total only (it is on the disk)."""
+        for blob_id in self.blob_ids():
+            stored = self.stored_at(blob_id)
+            if stored is None:
+                continue
+            record = self.record_of(blob_id)
+            if record is None:
+                yield blob_id, Charge(stored[0], 0, frozenset())
+            else:
+                yield blob_id, Charge(stored[0], record.size, record.uploaders)
 
     def open_for(self, blob_id: str, peer_id: str) -> tuple[BinaryIO, int]:
         """An open file and its size, if ``peer_id`` may read the blob; NotFound otherwise."""

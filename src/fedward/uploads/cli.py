@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fedward.errors import NotFound
+from fedward.uploads.quotas import DEFAULT_PEER_QUOTA_MB, MIB, StorageQuotas
 from fedward.uploads.retention import DEFAULT_INTERVAL_S, DEFAULT_KEEP_FETCHED_S
 
 _TOKENS_HELP = "The tokens file (JSON peer id -> token hash, mode 0600)."
@@ -59,6 +60,22 @@ def uploads() -> None:
     help="Largest blob accepted, in MiB.",
 )
 @click.option(
+    "--peer-quota-mb",
+    default=DEFAULT_PEER_QUOTA_MB,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most a peer (one token) may keep stored, in MiB: the blobs it uploaded that "
+    "retention has not deleted, and its uploads in progress. Past it an upload is "
+    "refused (507).",
+)
+@click.option(
+    "--total-quota-mb",
+    type=click.IntRange(min=1),
+    help="Most the server keeps stored, in MiB, every peer together (uploads in "
+    "progress included).  [default: what is stored at start plus 90% of the free space "
+    "of the data dir's file system then]",
+)
+@click.option(
     "--keep-fetched-s",
     default=DEFAULT_KEEP_FETCHED_S,
     show_default=True,
@@ -99,6 +116,8 @@ def serve(
     data_dir: Path,
     tokens_file: Path,
     max_blob_mb: int,
+    peer_quota_mb: int,
+    total_quota_mb: int | None,
     keep_fetched_s: float,
     keep_idle_h: float,
     gc_interval_s: float,
@@ -120,7 +139,18 @@ def serve(
         logging.INFO if access_log else logging.WARNING
     )
 
-    app = create_app(data_dir, tokens_file, max_blob_mb * 1024 * 1024)
+    quotas = StorageQuotas(
+        peer_bytes=peer_quota_mb * MIB,
+        total_bytes=None if total_quota_mb is None else total_quota_mb * MIB,
+    )
+    app = create_app(data_dir, tokens_file, max_blob_mb * MIB, quotas)
+    # On stderr: stdout's first line is the address, and the total's default is
+    # worked out here, from the disk, so the operator should see what it came to.
+    click.echo(
+        f"storage quotas: {peer_quota_mb} MiB per peer, "
+        f"{app.space.quotas.total_limit // MIB} MiB in all",
+        err=True,
+    )
     if gc_interval_s > 0:
         policy = RetentionPolicy(keep_fetched_s, keep_idle_h * 3600)
         BackgroundCollector(app.space, policy, gc_interval_s).start()

@@ -83,7 +83,10 @@ def collect(
     """Delete (or with ``dry_run`` only count) the blobs ``policy`` no longer wants."""
     now = time.time() if now is None else now
     deleted = freed = kept = 0
-    for blob_id in list(space.blob_ids()):
+    present = list(space.blob_ids())
+    if not dry_run:  # blobs another process deleted no longer count against the quotas
+        space.forget_deleted(present)
+    for blob_id in present:
         stored = space.stored_at(blob_id)
         if stored is None:
             continue

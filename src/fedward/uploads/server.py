@@ -16,6 +16,7 @@ from fedward.errors import ConfigError, TransportError
 from fedward.uploads.app import create_app
 from fedward.uploads.http_connection import DEFAULT_TIMEOUTS, Timeouts
 from fedward.uploads.http_server import BlobHttpServer, serve_in_thread
+from fedward.uploads.quotas import StorageQuotas
 from fedward.uploads.retention import DEFAULT_INTERVAL_S, BackgroundCollector, RetentionPolicy
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ class UploadServer:
         retention: RetentionPolicy | None = None,
         gc_interval_s: float = DEFAULT_INTERVAL_S,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        quotas: StorageQuotas | None = None,
     ) -> None:
         """``retention``: delete blobs no longer needed every ``gc_interval_s`` (None: keep
-        everything, as tests of the store itself want)."""
-        self._app = create_app(Path(data_dir), Path(tokens_file), max_blob_bytes)
+        everything, as tests of the store itself want). ``quotas``: None for the
+        defaults (``uploads.quotas``)."""
+        self._app = create_app(Path(data_dir), Path(tokens_file), max_blob_bytes, quotas)
         self._collector = (
             BackgroundCollector(self._app.space, retention, gc_interval_s)
             if retention is not None
