@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fedward.uploads.app import UploadApp, create_app
-from fedward.uploads.blob_space import IncomingBlob
+from fedward.uploads.incoming_blob import IncomingBlob
 from fedward.uploads.tokens import set_token
 from tests.upload_exchange import Answer, exchange
 

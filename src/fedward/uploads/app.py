@@ -53,9 +53,10 @@ from fedward.errors import (
     StorageError,
     ValidationError,
 )
-from fedward.uploads.blob_space import DiskBlobSpace, IncomingBlob
+from fedward.uploads.blob_space import DiskBlobSpace
 from fedward.uploads.http_connection import ClientGone, Exchange
 from fedward.uploads.http_wire import BadRequest, RequestHead, error_body
+from fedward.uploads.incoming_blob import IncomingBlob
 from fedward.uploads.quotas import StorageQuotas
 from fedward.uploads.tokens import TokenRegistry
 from fedward.uploads.upload_streams import StreamCut, UploadStream, UploadStreams
