@@ -298,6 +298,16 @@ class DiskBlobSpace:
                     if SHA256_PATTERN.fullmatch(path.name):
                         yield path.name
 
+    def record_stamp(self, blob_id: str) -> tuple[int, int, int] | None:
+        """(inode, mtime in ns, size) of the blob's sidecar; None without one. Each write
+        of a sidecar is a new file renamed into place, so a new write has a new stamp
+        (unless it lands in the same tick of the file system's clock: ``retention``)."""
+        try:
+            info = self._readers_path(blob_id).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
     def stored_at(self, blob_id: str) -> tuple[int, float] | None:
         """(size, mtime) of the blob's content file; None once it is gone."""
         try:

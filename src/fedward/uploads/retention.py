@@ -25,12 +25,24 @@ Checkpoints are the researcher's, on its own disk, with their own policy
 CLI runs it once. Deciding and deleting happen under the lock uploads and fetches take
 (``DiskBlobSpace.delete_if``), so a blob is never deleted between a reader's check and
 its fetch, nor while an upload of the same content is being recorded.
+
+Every second, that is a look at every blob: 5,000 blobs cost 0.2 to 0.45 s a sweep
+(and 5,000 turns of the store's lock) when each sidecar was read and parsed, about
+0.05 s with what follows (2 cores, ext4). The background collector remembers, per
+blob, the earliest time the policy could delete it (``RetentionMemory``) and skips,
+with one ``stat`` of the sidecar and no lock, a blob whose sidecar is the one it read
+and that is not due yet. Every change to a blob's use rewrites its sidecar (a new file,
+renamed over the old one), so a changed sidecar is read again; a blob that is due goes
+through the same locked check as without memory, which alone decides. Remembering can
+only make a deletion wait for that check, never make one happen that the policy would
+not.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fedward.errors import ConfigError
@@ -65,6 +77,64 @@ class RetentionPolicy:
             return True
         return now - record.spent_at < self.keep_fetched_s
 
+    def due_at(self, record: BlobRecord | None, stored_mtime: float) -> float:
+        """The earliest time ``wanted`` may say no for this sidecar and content: before
+        it, the blob is wanted whatever the time (``RetentionMemory`` skips it)."""
+        last_used = max(record.last_used if record else 0.0, stored_mtime)
+        due = last_used + self.keep_idle_s
+        if record is not None and record.kind == "parameters" and record.spent_at is not None:
+            due = min(due, record.spent_at + self.keep_fetched_s)
+        return due
+
+
+# A sidecar rewritten within the same tick of the file system's clock can keep its mtime;
+# one written this recently before it was read is read again at the next sweep.
+_SETTLE_S = 1.0
+# Float sums may land a hair past the boundary ``wanted`` draws: a blob this close to its
+# due time goes through the full check.
+_DUE_MARGIN_S = 0.001
+
+
+class RetentionMemory:
+    """What the background collector knows of each blob between sweeps: the stamp of the
+    sidecar it read (inode, mtime, size) and when that sidecar makes the blob due."""
+
+    def __init__(self, policy: RetentionPolicy) -> None:
+        self._policy = policy
+        self._due: dict[str, tuple[tuple[int, int, int], float]] = {}
+
+    def not_due(self, space: DiskBlobSpace, blob_id: str, now: float) -> bool:
+        """True if the blob is surely still wanted at ``now``: its sidecar is the one last
+        read and its due time is ahead. Otherwise reads the sidecar again, remembers it,
+        and says whether that one is not due."""
+        stamp = space.record_stamp(blob_id)
+        if stamp is None:  # no sidecar: the full check decides, every time
+            self._due.pop(blob_id, None)
+            return False
+        known = self._due.get(blob_id)
+        if known is not None and known[0] == stamp:
+            return now < known[1] - _DUE_MARGIN_S
+        stored = space.stored_at(blob_id)
+        if stored is None:
+            self._due.pop(blob_id, None)
+            return False
+        # The stamp is taken before the read: a sidecar written after it has another.
+        due = self._policy.due_at(space.record_of(blob_id), stored[1])
+        if stamp[1] / 1e9 > time.time() - _SETTLE_S:
+            self._due.pop(blob_id, None)
+        else:
+            self._due[blob_id] = (stamp, due)
+        return now < due - _DUE_MARGIN_S
+
+    def forget_all_but(self, present: Iterable[str]) -> None:
+        """Drop what is remembered of blobs no longer stored."""
+        keep = set(present)
+        for blob_id in [b for b in self._due if b not in keep]:
+            del self._due[blob_id]
+
+    def __len__(self) -> int:
+        return len(self._due)
+
 
 @dataclass(frozen=True)
 class Collected:
@@ -79,14 +149,21 @@ def collect(
     now: float | None = None,
     *,
     dry_run: bool = False,
+    memory: RetentionMemory | None = None,
 ) -> Collected:
-    """Delete (or with ``dry_run`` only count) the blobs ``policy`` no longer wants."""
+    """Delete (or with ``dry_run`` only count) the blobs ``policy`` no longer wants.
+    ``memory``: skip blobs it knows are not due (the background collector's)."""
     now = time.time() if now is None else now
     deleted = freed = kept = 0
     present = list(space.blob_ids())
     if not dry_run:  # blobs another process deleted no longer count against the quotas
         space.forget_deleted(present)
+    if memory is not None:
+        memory.forget_all_but(present)
     for blob_id in present:
+        if memory is not None and memory.not_due(space, blob_id, now):
+            kept += 1
+            continue
         stored = space.stored_at(blob_id)
         if stored is None:
             continue
@@ -120,8 +197,10 @@ class BackgroundCollector(PeriodicTask):
         if interval_s <= 0:
             raise ConfigError("the collection interval must be positive")
 
+        memory = RetentionMemory(policy)
+
         def collect_once() -> None:
-            result = collect(space, policy)
+            result = collect(space, policy, memory=memory)
             if result.blobs:
                 log.info("deleted %d blob(s), %d bytes", result.blobs, result.bytes)
 
