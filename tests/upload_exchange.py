@@ -35,6 +35,9 @@ def parse_answers(data: bytes) -> list[Answer]:
         pairs = (line.split(": ", 1) for line in lines)
         fields = {name.lower(): value for name, value in pairs}
         size = int(fields.get("content-length", "0"))
+        if not rest or rest.startswith(b"HTTP/1.1 "):
+            # An answer to HEAD: its Content-Length is that of the GET, and no body follows.
+            size = 0
         answers.append((int(status_line.split(" ")[1]), fields, rest[:size]))
         data = rest[size:]
     return answers
