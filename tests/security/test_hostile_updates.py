@@ -633,6 +633,28 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealFederation]:
             impostor.close()
 
 
+def real_experiment(
+    real: RealFederation,
+    state_dir: Path,
+    *,
+    round_timeout_s: float = 60,
+    progress: bool | io.StringIO = False,
+) -> Experiment:
+    """One round of the demo plan on the real federation, node3 being the impostor."""
+    return Experiment(
+        tags=REAL_TAGS,
+        training_plan=SGDClassifierPlan,
+        model_args=real.model_args,
+        training_args=demo_training_args(),
+        rounds=1,
+        min_replies=2,
+        round_timeout_s=round_timeout_s,
+        federation=real.fed.researcher(),
+        state_dir=state_dir,
+        progress=progress,
+    )
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("case", sorted(REAL_ATTACKS))
 def test_real_federation_drops_the_hostile_node_and_trains_with_the_others(
@@ -640,18 +662,7 @@ def test_real_federation_drops_the_hostile_node_and_trains_with_the_others(
 ) -> None:
     attack, reason = REAL_ATTACKS[case]
     real.impostor.attack = attack
-    experiment = Experiment(
-        tags=REAL_TAGS,
-        training_plan=SGDClassifierPlan,
-        model_args=real.model_args,
-        training_args=demo_training_args(),
-        rounds=1,
-        min_replies=2,
-        round_timeout_s=60,
-        federation=real.fed.researcher(),
-        state_dir=tmp_path,
-        progress=False,
-    )
+    experiment = real_experiment(real, tmp_path)
     history = experiment.run()
 
     assert real.impostor.errors.empty(), real.impostor.errors.get()
@@ -694,18 +705,8 @@ def test_a_node_s_words_cannot_drive_the_researcher_s_terminal_or_log(
     real.impostor.answer_instead = TERMINAL_ANSWERS[case]
     progress = io.StringIO()
     try:
-        experiment = Experiment(
-            tags=REAL_TAGS,
-            training_plan=SGDClassifierPlan,
-            model_args=real.model_args,
-            training_args=demo_training_args(),
-            rounds=1,
-            min_replies=2,
-            round_timeout_s=8,  # a refused reply is no reply: the round waits this long
-            federation=real.fed.researcher(),
-            state_dir=tmp_path,
-            progress=progress,
-        )
+        # A refused reply is no reply: the round waits round_timeout_s for it.
+        experiment = real_experiment(real, tmp_path, round_timeout_s=8, progress=progress)
         with caplog.at_level(logging.INFO):
             (record,) = experiment.run()
     finally:
